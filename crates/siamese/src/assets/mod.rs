@@ -1,0 +1,1 @@
+//! assets (placeholder: filled in by its owner).

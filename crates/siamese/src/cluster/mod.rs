@@ -1,0 +1,1 @@
+//! cluster (placeholder: filled in by its owner).

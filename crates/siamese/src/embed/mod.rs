@@ -1,0 +1,1 @@
+//! embed (placeholder: filled in by its owner).

@@ -1,0 +1,1 @@
+//! faces (placeholder: filled in by its owner).

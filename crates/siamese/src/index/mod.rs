@@ -1,0 +1,1 @@
+//! index (placeholder: filled in by its owner).

@@ -1,0 +1,23 @@
+//! siamese: metric learning with triplet loss — data, embedding networks, losses and mining,
+//! training, evaluation, open-set recognition, faces and reports.
+//!
+//! The modules follow the data's path:
+//! `assets → data → sampling → model → loss → train → embed → {eval, recognize, cluster, index} → viz/report`.
+
+pub mod assets;
+pub mod cluster;
+pub mod data;
+pub mod embed;
+pub mod error;
+pub mod eval;
+pub mod faces;
+pub mod index;
+pub mod loss;
+pub mod model;
+pub mod recognize;
+pub mod report;
+pub mod sampling;
+pub mod train;
+pub mod viz;
+
+pub use error::{Error, Result};

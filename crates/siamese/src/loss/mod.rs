@@ -1,0 +1,1 @@
+//! loss (placeholder: filled in by its owner).

@@ -1,0 +1,1 @@
+//! sampling (placeholder: filled in by its owner).

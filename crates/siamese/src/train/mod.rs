@@ -1,0 +1,1 @@
+//! train (placeholder: filled in by its owner).

@@ -1,0 +1,1 @@
+//! viz (placeholder: filled in by its owner).
