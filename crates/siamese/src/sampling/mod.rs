@@ -1,1 +1,21 @@
-//! sampling (placeholder: filled in by its owner).
+//! Which images go into a training step: the seeds' random triplet stream, P×K class-balanced
+//! batches, and online mining of triplets inside a batch.
+
+pub mod mining;
+pub mod pk_batch;
+pub mod random_triplets;
+
+pub use mining::{mine_triplets, MiningStrategy, Triplet};
+pub use pk_batch::PkBatchSampler;
+pub use random_triplets::RandomTriplets;
+
+/// Image indices grouped by class: `by_class[c]` lists the indices whose label is `c`.
+pub fn indices_by_class(labels: &[u32], num_classes: usize) -> Vec<Vec<usize>> {
+    let mut by_class = vec![Vec::new(); num_classes];
+    for (i, &l) in labels.iter().enumerate() {
+        if let Some(v) = by_class.get_mut(l as usize) {
+            v.push(i);
+        }
+    }
+    by_class
+}

@@ -1,0 +1,66 @@
+//! Triplet margin loss: `L = max(0, d(a, p) − d(a, n) + α)`, averaged over the triplets.
+//!
+//! Shapes: anchor, positive, negative `[N, D]` → `[N]` ([`TripletLoss::forward_no_reduction`])
+//! or `[1]` ([`TripletLoss::forward`]). FaceNet (Schroff et al. 2015) uses the squared
+//! Euclidean distance with α = 0.2 on unit-norm embeddings; the seeds use the Euclidean one.
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+
+use super::distance::{row_distance, Distance};
+use crate::{Error, Result};
+
+/// Configuration of [`TripletLoss`].
+#[derive(Config, Debug, PartialEq)]
+pub struct TripletLossConfig {
+    /// The margin α by which a negative must be farther than the positive. Default: `0.2`.
+    #[config(default = 0.2)]
+    pub margin: f64,
+    /// The distance between embeddings. Default: Euclidean.
+    #[config(default = "Distance::Euclidean")]
+    pub distance: Distance,
+}
+
+impl TripletLossConfig {
+    /// Checks the margin (finite, ≥ 0) and builds the loss.
+    pub fn init(&self) -> Result<TripletLoss> {
+        if !self.margin.is_finite() || self.margin < 0.0 {
+            return Err(Error::config(
+                "margin",
+                format!("{} must be a finite number ≥ 0", self.margin),
+            ));
+        }
+        Ok(TripletLoss {
+            margin: self.margin,
+            distance: self.distance,
+        })
+    }
+}
+
+/// The triplet margin loss with a configurable distance.
+#[derive(Debug, Clone, Copy)]
+pub struct TripletLoss {
+    /// Margin α.
+    pub margin: f64,
+    /// Distance d.
+    pub distance: Distance,
+}
+
+impl TripletLoss {
+    /// Mean loss over the batch: `[N, D]` ×3 → `[1]`.
+    pub fn forward(&self, anchor: Tensor<2>, positive: Tensor<2>, negative: Tensor<2>) -> Tensor<1> {
+        self.forward_no_reduction(anchor, positive, negative).mean()
+    }
+
+    /// Loss of each triplet: `[N, D]` ×3 → `[N]`.
+    pub fn forward_no_reduction(
+        &self,
+        anchor: Tensor<2>,
+        positive: Tensor<2>,
+        negative: Tensor<2>,
+    ) -> Tensor<1> {
+        let d_ap = row_distance(self.distance, anchor.clone(), positive);
+        let d_an = row_distance(self.distance, anchor, negative);
+        (d_ap - d_an).add_scalar(self.margin).clamp_min(0.0)
+    }
+}

@@ -1,0 +1,142 @@
+//! The seeds' embedding CNN: `[B, C, 28, 28] → [B, D]`.
+//!
+//! ```text
+//! conv 3x3, 32, ReLU   [B, C, 28, 28] → [B, 32, 26, 26]
+//! conv 3x3, 64, ReLU                  → [B, 64, 24, 24]
+//! max-pool 2x2                        → [B, 64, 12, 12]
+//! dropout 0.25, flatten               → [B, 9216]
+//! dense 128, ReLU, dropout 0.5        → [B, 128]
+//! dense D                             → [B, D]     (optionally L2-normalised)
+//! ```
+//!
+//! Convolutions are "valid" (no padding), as in the Keras original. Dropout acts only while
+//! training on an autodiff device.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, Relu};
+use burn::tensor::{Device, Tensor};
+
+use super::EmbeddingNet;
+use crate::{Error, Result};
+
+/// Hyper-parameters of [`EmbeddingCnn`]; stored beside every checkpoint as JSON.
+#[derive(Config, Debug, PartialEq)]
+pub struct EmbeddingCnnConfig {
+    /// Input channels (1 for MNIST). Default: `1`.
+    #[config(default = 1)]
+    pub channels: usize,
+    /// Input height and width (square). Default: `28`.
+    #[config(default = 28)]
+    pub image_size: usize,
+    /// Embedding dimension D. Default: `64`.
+    #[config(default = 64)]
+    pub dim: usize,
+    /// Scale embeddings to unit L2 norm. Default: `false`.
+    #[config(default = false)]
+    pub l2_normalize: bool,
+    /// Dropout after the pooling layer. Default: `0.25`.
+    #[config(default = 0.25)]
+    pub dropout_conv: f64,
+    /// Dropout after the 128-unit dense layer. Default: `0.5`.
+    #[config(default = 0.5)]
+    pub dropout_dense: f64,
+}
+
+
+impl EmbeddingCnnConfig {
+    /// Checks the hyper-parameters before any work.
+    pub fn check(&self) -> Result<()> {
+        if self.channels == 0 {
+            return Err(Error::config("channels", "must be at least 1"));
+        }
+        if self.image_size < 6 {
+            return Err(Error::config("image_size", "must be at least 6"));
+        }
+        if self.dim == 0 {
+            return Err(Error::config("dim", "must be at least 1"));
+        }
+        for (name, p) in [
+            ("dropout_conv", self.dropout_conv),
+            ("dropout_dense", self.dropout_dense),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(Error::config(name, format!("{p} is not in [0, 1)")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Side of the feature map after the two convolutions and the pool.
+    fn pooled_size(&self) -> usize {
+        (self.image_size - 4) / 2
+    }
+
+    /// Builds the network with freshly initialised weights on `device`.
+    pub fn init(&self, device: &Device) -> Result<EmbeddingCnn> {
+        self.check()?;
+        let flat = 64 * self.pooled_size() * self.pooled_size();
+        Ok(EmbeddingCnn {
+            conv1: Conv2dConfig::new([self.channels, 32], [3, 3]).init(device),
+            conv2: Conv2dConfig::new([32, 64], [3, 3]).init(device),
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+            dropout_conv: DropoutConfig::new(self.dropout_conv).init(),
+            dense: LinearConfig::new(flat, 128).init(device),
+            dropout_dense: DropoutConfig::new(self.dropout_dense).init(),
+            output: LinearConfig::new(128, self.dim).init(device),
+            activation: Relu::new(),
+            dim: self.dim,
+            l2_normalize: self.l2_normalize,
+        })
+    }
+}
+
+/// The seeds' conv32-conv64-pool-fc128-fcD embedding network.
+#[derive(Module, Debug)]
+pub struct EmbeddingCnn {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    pool: MaxPool2d,
+    dropout_conv: Dropout,
+    dense: Linear,
+    dropout_dense: Dropout,
+    output: Linear,
+    activation: Relu,
+    dim: usize,
+    l2_normalize: bool,
+}
+
+impl EmbeddingCnn {
+    /// Forward pass, `[B, C, H, W] → [B, D]`.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let x = self.activation.forward(self.conv1.forward(images));
+        let x = self.activation.forward(self.conv2.forward(x));
+        let x = self.dropout_conv.forward(self.pool.forward(x));
+        let x: Tensor<2> = x.flatten(1, 3);
+        let x = self.dropout_dense.forward(self.activation.forward(self.dense.forward(x)));
+        let x = self.output.forward(x);
+        if self.l2_normalize {
+            l2_normalize_rows(x)
+        } else {
+            x
+        }
+    }
+}
+
+impl EmbeddingNet for EmbeddingCnn {
+    fn embed(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward(images)
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+}
+
+/// Divides each row by its L2 norm (with a floor, so a zero row stays finite).
+pub fn l2_normalize_rows(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+    x / norm
+}

@@ -1,0 +1,150 @@
+//! Online triplet mining inside a batch of embeddings.
+//!
+//! Given the batch's embeddings `[B, D]` (host copy, no gradient) and labels, each strategy
+//! chooses (anchor, positive, negative) row triples; the trainer then gathers those rows from
+//! the differentiable embeddings and applies the triplet loss.
+//!
+//! - `batch-all` (Hermans et al. 2017): every valid triplet whose loss is positive; the mean
+//!   is taken over those active triplets only, so easy triplets do not dilute the gradient.
+//! - `batch-hard` (Hermans et al. 2017): per anchor, its farthest positive and closest negative.
+//! - `semi-hard` (Schroff et al. 2015, FaceNet): per (anchor, positive) pair, the closest
+//!   negative that is still farther than the positive; when none is, the farthest negative.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::eval::distance::Distance;
+use crate::Error;
+
+/// How triplets are chosen in a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MiningStrategy {
+    /// All triplets with a positive loss.
+    BatchAll,
+    /// Hardest positive and hardest negative per anchor.
+    BatchHard,
+    /// FaceNet's semi-hard negatives per positive pair.
+    SemiHard,
+}
+
+impl MiningStrategy {
+    /// Name used on the command line and in configs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MiningStrategy::BatchAll => "batch-all",
+            MiningStrategy::BatchHard => "batch-hard",
+            MiningStrategy::SemiHard => "semi-hard",
+        }
+    }
+}
+
+impl fmt::Display for MiningStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for MiningStrategy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "batch-all" | "all" => Ok(MiningStrategy::BatchAll),
+            "batch-hard" | "hard" => Ok(MiningStrategy::BatchHard),
+            "semi-hard" | "semihard" => Ok(MiningStrategy::SemiHard),
+            _ => Err(Error::config(
+                "mining",
+                format!("unknown strategy `{s}` (batch-all, batch-hard, semi-hard)"),
+            )),
+        }
+    }
+}
+
+/// Row indices of one triplet inside the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Triplet {
+    pub anchor: usize,
+    pub positive: usize,
+    pub negative: usize,
+}
+
+/// The `B × B` distance matrix of a batch of `dim`-dimensional embeddings.
+pub fn distance_matrix(embeddings: &[f32], dim: usize, distance: Distance) -> Vec<Vec<f32>> {
+    let rows: Vec<&[f32]> = embeddings.chunks_exact(dim).collect();
+    rows.iter()
+        .map(|a| rows.iter().map(|b| distance.between(a, b)).collect())
+        .collect()
+}
+
+/// Chooses the triplets of one batch. Anchors without a positive or without a negative in the
+/// batch give no triplet; an empty result means there is nothing to learn from this batch.
+pub fn mine_triplets(
+    embeddings: &[f32],
+    labels: &[u32],
+    dim: usize,
+    distance: Distance,
+    margin: f32,
+    strategy: MiningStrategy,
+) -> Vec<Triplet> {
+    let d = distance_matrix(embeddings, dim, distance);
+    let n = labels.len();
+    let mut out = Vec::new();
+    for a in 0..n {
+        let positives: Vec<usize> = (0..n).filter(|&j| j != a && labels[j] == labels[a]).collect();
+        let negatives: Vec<usize> = (0..n).filter(|&j| labels[j] != labels[a]).collect();
+        if positives.is_empty() || negatives.is_empty() {
+            continue;
+        }
+        let triplet = |p, n| Triplet {
+            anchor: a,
+            positive: p,
+            negative: n,
+        };
+        match strategy {
+            MiningStrategy::BatchAll => {
+                for &p in &positives {
+                    for &ng in &negatives {
+                        if d[a][p] - d[a][ng] + margin > 0.0 {
+                            out.push(triplet(p, ng));
+                        }
+                    }
+                }
+            }
+            MiningStrategy::BatchHard => {
+                let p = argbest(&positives, |j| d[a][j], |x, y| x > y);
+                let ng = argbest(&negatives, |j| d[a][j], |x, y| x < y);
+                out.push(triplet(p, ng));
+            }
+            MiningStrategy::SemiHard => {
+                for &p in &positives {
+                    let farther: Vec<usize> =
+                        negatives.iter().copied().filter(|&j| d[a][j] > d[a][p]).collect();
+                    let ng = if farther.is_empty() {
+                        argbest(&negatives, |j| d[a][j], |x, y| x > y)
+                    } else {
+                        argbest(&farther, |j| d[a][j], |x, y| x < y)
+                    };
+                    out.push(triplet(p, ng));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The candidate whose key is best under `better`; ties keep the earliest (deterministic).
+fn argbest(
+    candidates: &[usize],
+    key: impl Fn(usize) -> f32,
+    better: impl Fn(f32, f32) -> bool,
+) -> usize {
+    let mut best = candidates[0];
+    for &c in &candidates[1..] {
+        if better(key(c), key(best)) {
+            best = c;
+        }
+    }
+    best
+}
