@@ -1,1 +1,10 @@
-//! train (placeholder: filled in by its owner).
+//! Training: hyper-parameters, the loop, loss history and checkpoints in a run folder.
+
+pub mod checkpoint;
+pub mod config;
+pub mod history;
+pub mod trainer;
+
+pub use config::{Sampling, TrainConfig};
+pub use history::{EpochRecord, History};
+pub use trainer::{train, TrainOptions, TrainOutcome};

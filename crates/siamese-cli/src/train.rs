@@ -1,0 +1,140 @@
+//! `siamese train`: trains the embedding CNN with triplet loss into a run folder.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use siamese::eval::distance::Distance;
+use siamese::model::embedding_cnn::EmbeddingCnnConfig;
+use siamese::run::{save_data_source, DataSource};
+use siamese::sampling::MiningStrategy;
+use siamese::train::{train, Sampling, TrainConfig, TrainOptions};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// `mnist`, or a folder of class folders (`class_name/*.png|jpg`).
+    #[arg(long, default_value = "mnist")]
+    pub data: String,
+    /// Run folder for checkpoints, config, history and loss.png.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Passes over the training data.
+    #[arg(long, default_value_t = 4)]
+    pub epochs: usize,
+    /// Adam learning rate (cosine-decayed to 5 % of it).
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Triplet margin alpha.
+    #[arg(long, default_value_t = 0.2)]
+    pub margin: f64,
+    /// euclidean, squared_euclidean, cosine or l1.
+    #[arg(long, default_value = "euclidean")]
+    pub distance: Distance,
+    /// Embedding dimension.
+    #[arg(long, default_value_t = 64)]
+    pub dim: usize,
+    /// L2-normalise embeddings.
+    #[arg(long)]
+    pub l2: bool,
+    /// batch-hard, batch-all, semi-hard (online, P×K batches) or random (the seeds' generator).
+    #[arg(long, default_value = "batch-hard")]
+    pub mining: String,
+    /// Classes per batch (P) for online mining.
+    #[arg(long, default_value_t = 10)]
+    pub p: usize,
+    /// Images per class (K) for online mining.
+    #[arg(long, default_value_t = 16)]
+    pub k: usize,
+    /// Triplets per batch with `--mining random`.
+    #[arg(long, default_value_t = 64)]
+    pub triplets_per_batch: usize,
+    /// Fraction of the training data held out for validation loss.
+    #[arg(long, default_value_t = 0.1)]
+    pub val_fraction: f64,
+    /// Train on a stratified subset of this many MNIST images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Continue an interrupted run from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the history as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl TrainArgs {
+    /// The library config these arguments describe.
+    pub fn config(&self) -> anyhow::Result<TrainConfig> {
+        let sampling = if self.mining == "random" {
+            Sampling::Random {
+                triplets_per_batch: self.triplets_per_batch,
+            }
+        } else {
+            Sampling::Pk {
+                classes_per_batch: self.p,
+                images_per_class: self.k,
+                mining: self.mining.parse::<MiningStrategy>()?,
+            }
+        };
+        let config = TrainConfig {
+            model: EmbeddingCnnConfig::new()
+                .with_dim(self.dim)
+                .with_l2_normalize(self.l2),
+            margin: self.margin,
+            distance: self.distance,
+            sampling,
+            epochs: self.epochs,
+            learning_rate: self.lr,
+            val_fraction: self.val_fraction,
+            seed: self.seed,
+        };
+        config.check()?;
+        Ok(config)
+    }
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let source = DataSource::parse(&args.data, args.limit)?;
+    let splits = source.load(config.val_fraction, config.seed)?;
+    let mut config = config;
+    config.model.channels = splits.train.channels;
+    config.model.image_size = splits.train.height;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("{}: cannot create run folder", args.out.display()))?;
+    save_data_source(&args.out, &source)?;
+    let options = TrainOptions {
+        resume: args.resume,
+        progress: !args.quiet && !args.json,
+    };
+    let outcome = train(&splits.train, &splits.val, &config, &args.out, &options)?;
+    if let Some(warning) = &outcome.collapse_warning {
+        eprintln!("warning: {warning}");
+    }
+    if args.json {
+        let json = serde_json::json!({
+            "run": args.out,
+            "epochs": outcome.history.epochs.iter().map(|e| serde_json::json!({
+                "epoch": e.epoch, "train_loss": e.train_loss, "val_loss": e.val_loss,
+                "seconds": e.seconds, "images_per_second": e.images_per_second,
+            })).collect::<Vec<_>>(),
+            "collapse": outcome.collapse_warning,
+        });
+        println!("{json}");
+    } else {
+        let secs: f64 = outcome.history.epochs.iter().map(|e| e.seconds).sum();
+        println!(
+            "trained {} epochs in {:.0} s; run saved in {}",
+            outcome.history.epochs.len(),
+            secs,
+            args.out.display()
+        );
+    }
+    Ok(())
+}

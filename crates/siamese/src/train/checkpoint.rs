@@ -1,0 +1,157 @@
+//! Run folders: `config.json`, and `checkpoint/` holding `model.safetensors`,
+//! `optimizer.bpk` (Adam's moments, so `--resume` continues exactly) and `state.json`
+//! (epochs done, loss history).
+//!
+//! A checkpoint is written whole into `checkpoint.tmp/` and then swapped in by renames, so an
+//! interrupted save never leaves a model from one epoch beside the history of another.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::config::TrainConfig;
+use super::history::History;
+use crate::model::embedding_cnn::EmbeddingCnn;
+use crate::{assets, Error, Result};
+
+const MODEL_FILE: &str = "model.safetensors";
+const OPTIMIZER_FILE: &str = "optimizer.bpk";
+const STATE_FILE: &str = "state.json";
+
+/// What a checkpoint records besides the weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunState {
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Loss history up to `epochs_done`.
+    pub history: History,
+}
+
+/// Path of the run's config.
+pub fn config_path(run: &Path) -> PathBuf {
+    run.join("config.json")
+}
+
+fn checkpoint_dir(run: &Path) -> PathBuf {
+    run.join("checkpoint")
+}
+
+/// Writes `config.json` (atomically).
+pub fn save_config(run: &Path, config: &TrainConfig) -> Result<()> {
+    let text = serde_json::to_string_pretty(config).map_err(|e| Error::Other(e.to_string()))?;
+    assets::write_atomic(&config_path(run), text.as_bytes())
+}
+
+/// Reads `config.json` of a run.
+pub fn load_config(run: &Path) -> Result<TrainConfig> {
+    let path = config_path(run);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let config: TrainConfig =
+        serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))?;
+    config.check()?;
+    Ok(config)
+}
+
+/// Saves weights, optimizer state and run state as one checkpoint.
+pub fn save_checkpoint(
+    run: &Path,
+    model: &EmbeddingCnn,
+    optimizer: &ModuleOptimizer,
+    state: &RunState,
+) -> Result<()> {
+    let tmp = run.join("checkpoint.tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let model_path = tmp.join(MODEL_FILE);
+    let mut store = SafetensorsStore::from_file(&model_path).overwrite(true);
+    model
+        .valid()
+        .save_into(&mut store)
+        .map_err(|e| Error::format(&model_path, format!("cannot save weights: {e}")))?;
+    let optim_path = tmp.join(OPTIMIZER_FILE);
+    optimizer
+        .to_record()
+        .save(&optim_path)
+        .map_err(|e| Error::format(&optim_path, format!("cannot save optimizer: {e:?}")))?;
+    let text = serde_json::to_string_pretty(state).map_err(|e| Error::Other(e.to_string()))?;
+    let state_path = tmp.join(STATE_FILE);
+    std::fs::write(&state_path, text).map_err(|e| Error::io(&state_path, e))?;
+
+    let dir = checkpoint_dir(run);
+    let old = run.join("checkpoint.old");
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    if dir.exists() {
+        std::fs::rename(&dir, &old).map_err(|e| Error::io(&dir, e))?;
+    }
+    std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    Ok(())
+}
+
+/// The newest complete checkpoint folder (falls back to `checkpoint.old` when a crash hit
+/// between the two renames).
+fn latest_checkpoint(run: &Path) -> Option<PathBuf> {
+    [checkpoint_dir(run), run.join("checkpoint.old")]
+        .into_iter()
+        .find(|d| d.join(STATE_FILE).is_file() && d.join(MODEL_FILE).is_file())
+}
+
+/// Whether the run folder has a checkpoint to resume from.
+pub fn has_checkpoint(run: &Path) -> bool {
+    latest_checkpoint(run).is_some()
+}
+
+/// Loads the run state of the latest checkpoint.
+pub fn load_state(run: &Path) -> Result<RunState> {
+    let dir = latest_checkpoint(run).ok_or_else(|| {
+        Error::format(run, "no checkpoint in this run folder (train it first)")
+    })?;
+    let path = dir.join(STATE_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))
+}
+
+/// Loads the latest checkpoint's weights into a freshly built model on `device`.
+pub fn load_model(run: &Path, device: &Device) -> Result<EmbeddingCnn> {
+    let config = load_config(run)?;
+    let dir = latest_checkpoint(run).ok_or_else(|| {
+        Error::format(run, "no checkpoint in this run folder (train it first)")
+    })?;
+    let path = dir.join(MODEL_FILE);
+    let mut model = config.model.init(device)?;
+    let mut store = SafetensorsStore::from_file(&path);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| Error::format(&path, format!("cannot load weights: {e}")))?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        return Err(Error::format(
+            &path,
+            format!(
+                "weights do not fit the model in config.json ({} missing, {} errors)",
+                result.missing.len(),
+                result.errors.len()
+            ),
+        ));
+    }
+    Ok(model)
+}
+
+/// Loads the optimizer state of the latest checkpoint.
+pub fn load_optimizer(run: &Path, optimizer: ModuleOptimizer) -> Result<ModuleOptimizer> {
+    let dir = latest_checkpoint(run)
+        .ok_or_else(|| Error::format(run, "no checkpoint in this run folder"))?;
+    let path = dir.join(OPTIMIZER_FILE);
+    let record = burn::optim::OptimizerRecord::load(&path)
+        .map_err(|e| Error::format(&path, format!("cannot load optimizer state: {e:?}")))?;
+    Ok(optimizer.load_record(record))
+}

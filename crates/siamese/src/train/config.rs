@@ -1,0 +1,114 @@
+//! Training hyper-parameters, validated before any work and stored as `config.json` in the run
+//! folder so `eval`, `embed` and `--resume` can rebuild everything.
+
+use serde::{Deserialize, Serialize};
+
+use crate::eval::distance::Distance;
+use crate::model::embedding_cnn::EmbeddingCnnConfig;
+use crate::sampling::MiningStrategy;
+use crate::{Error, Result};
+
+/// How each training step's triplets are formed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Sampling {
+    /// The seeds' generator: independent random triplets, three images each.
+    Random { triplets_per_batch: usize },
+    /// P classes × K images, triplets mined online inside the batch.
+    Pk {
+        classes_per_batch: usize,
+        images_per_class: usize,
+        mining: MiningStrategy,
+    },
+}
+
+/// Everything that defines a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The embedding network.
+    pub model: EmbeddingCnnConfig,
+    /// Triplet margin α. Default 0.2.
+    pub margin: f64,
+    /// Distance in the loss (and in evaluation). Default Euclidean.
+    pub distance: Distance,
+    /// Triplet formation. Default P×K = 16×16 with batch-hard mining... see [`TrainConfig::default`].
+    pub sampling: Sampling,
+    /// Passes over the training split.
+    pub epochs: usize,
+    /// Adam's learning rate (initial; decayed by a cosine schedule to 5 % of it at the end).
+    pub learning_rate: f64,
+    /// Fraction of the data held out for validation loss, stratified by class.
+    pub val_fraction: f64,
+    /// Seed of every random choice (initial weights, split, batches, dropout).
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            model: EmbeddingCnnConfig::new(),
+            margin: 0.2,
+            distance: Distance::Euclidean,
+            sampling: Sampling::Pk {
+                classes_per_batch: 10,
+                images_per_class: 16,
+                mining: MiningStrategy::BatchHard,
+            },
+            epochs: 4,
+            learning_rate: 1e-3,
+            val_fraction: 0.1,
+            seed: 42,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every value, naming the first one out of range.
+    pub fn check(&self) -> Result<()> {
+        self.model.check()?;
+        if !self.margin.is_finite() || self.margin < 0.0 {
+            return Err(Error::config("margin", format!("{} must be ≥ 0", self.margin)));
+        }
+        if self.epochs == 0 {
+            return Err(Error::config("epochs", "must be at least 1"));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate < 1.0) {
+            return Err(Error::config(
+                "learning rate",
+                format!("{} is not in (0, 1)", self.learning_rate),
+            ));
+        }
+        if !(self.val_fraction > 0.0 && self.val_fraction < 0.5) {
+            return Err(Error::config(
+                "val fraction",
+                format!("{} is not in (0, 0.5)", self.val_fraction),
+            ));
+        }
+        match self.sampling {
+            Sampling::Random { triplets_per_batch } if triplets_per_batch == 0 => {
+                Err(Error::config("triplets per batch", "must be at least 1"))
+            }
+            Sampling::Pk {
+                classes_per_batch,
+                images_per_class,
+                ..
+            } if classes_per_batch < 2 || images_per_class < 2 => Err(Error::config(
+                "P×K batch",
+                format!("{classes_per_batch}×{images_per_class}: need P ≥ 2 and K ≥ 2"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Images per training step.
+    pub fn images_per_step(&self) -> usize {
+        match self.sampling {
+            Sampling::Random { triplets_per_batch } => 3 * triplets_per_batch,
+            Sampling::Pk {
+                classes_per_batch,
+                images_per_class,
+                ..
+            } => classes_per_batch * images_per_class,
+        }
+    }
+}

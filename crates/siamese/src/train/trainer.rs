@@ -1,0 +1,365 @@
+//! The training loop: batches → embeddings → mined triplets → triplet loss → Adam step, with
+//! validation loss per epoch, a checkpoint after each epoch, and `--resume`.
+//!
+//! Every epoch's batches come from a sampler seeded by `(seed, epoch)`, so a run resumed after
+//! epoch `e` sees exactly the batches an uninterrupted run would have seen.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::checkpoint::{self, RunState};
+use super::config::{Sampling, TrainConfig};
+use super::history::{EpochRecord, History};
+use crate::data::LabelledImages;
+use crate::embed::{batch_tensor, to_host};
+use crate::loss::TripletLossConfig;
+use crate::model::embedding_cnn::EmbeddingCnn;
+use crate::sampling::{mine_triplets, PkBatchSampler, RandomTriplets, Triplet};
+use crate::{Error, Result};
+
+/// How a run is driven (not part of the model's identity).
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from the run folder's last checkpoint.
+    pub resume: bool,
+    /// Show a progress bar with the live loss.
+    pub progress: bool,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    pub history: History,
+    /// Set when the embeddings collapsed (see [`History::collapse_warning`]).
+    pub collapse_warning: Option<String>,
+}
+
+/// Validation batches per epoch are capped so validation stays a small fraction of an epoch.
+const MAX_VAL_BATCHES: usize = 40;
+
+/// Trains on `train` (validation loss on `val`), writing the run into `run_dir`.
+pub fn train(
+    train: &LabelledImages,
+    val: &LabelledImages,
+    config: &TrainConfig,
+    run_dir: &Path,
+    options: &TrainOptions,
+) -> Result<TrainOutcome> {
+    config.check()?;
+    if train.channels != config.model.channels
+        || train.height != config.model.image_size
+        || train.width != config.model.image_size
+    {
+        return Err(Error::config(
+            "data",
+            format!(
+                "images are {}x{}x{}, the model expects {}x{}x{}",
+                train.channels,
+                train.height,
+                train.width,
+                config.model.channels,
+                config.model.image_size,
+                config.model.image_size
+            ),
+        ));
+    }
+    std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
+    let device = Device::default().autodiff();
+    device.seed(config.seed);
+
+    let (mut model, mut optimizer, mut state) = if options.resume && checkpoint::has_checkpoint(run_dir) {
+        let saved = checkpoint::load_config(run_dir)?;
+        if &saved != config {
+            return Err(Error::format(
+                checkpoint::config_path(run_dir),
+                "--resume with different hyper-parameters than the interrupted run",
+            ));
+        }
+        let model = checkpoint::load_model(run_dir, &device)?.fork(&device).train();
+        let optimizer = checkpoint::load_optimizer(run_dir, AdamConfig::new().init())?;
+        (model, optimizer, checkpoint::load_state(run_dir)?)
+    } else {
+        checkpoint::save_config(run_dir, config)?;
+        let model = config.model.init(&device)?;
+        let state = RunState {
+            epochs_done: 0,
+            history: History::default(),
+        };
+        (model, AdamConfig::new().init(), state)
+    };
+
+    let loss_fn = TripletLossConfig::new()
+        .with_margin(config.margin)
+        .with_distance(config.distance)
+        .init()?;
+    let num_classes = train.class_names.len();
+    let val_batches = fixed_val_batches(val, config)?;
+    let steps_per_epoch = (train.len() / config.images_per_step()).max(1);
+    let total_steps = steps_per_epoch * config.epochs;
+
+    while state.epochs_done < config.epochs {
+        let epoch = state.epochs_done + 1;
+        device.seed(config.seed.wrapping_add(epoch as u64 * 7919));
+        let batches = epoch_batches(train, num_classes, config, epoch, steps_per_epoch)?;
+        let bar = progress_bar(options.progress, batches.len(), epoch, config.epochs);
+        let started = Instant::now();
+        let (mut loss_sum, mut active, mut mined) = (0.0, 0usize, 0usize);
+        for (step, batch) in batches.iter().enumerate() {
+            let global_step = (epoch - 1) * steps_per_epoch + step;
+            let lr = cosine_lr(config.learning_rate, global_step, total_steps);
+            let x = batch_tensor(train, &batch.indices, &device);
+            let emb = model.forward(x);
+            let triplets = batch.select_triplets(&emb, train, config)?;
+            mined += batch.candidates(&triplets);
+            if triplets.is_empty() {
+                continue;
+            }
+            active += triplets.len();
+            let (a, p, n) = gather(emb, &triplets, &device);
+            let loss = loss_fn.forward(a, p, n);
+            let loss_value: f32 = loss.clone().into_scalar();
+            if !loss_value.is_finite() {
+                return Err(Error::Other(format!(
+                    "training diverged at epoch {epoch}, step {step}: loss is {loss_value}; lower the learning rate"
+                )));
+            }
+            loss_sum += loss_value as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(lr, model, grads);
+            bar.inc(1);
+            bar.set_message(format!("loss {:.4}", loss_sum / (step + 1) as f64));
+        }
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        let (val_loss, val_mean_distance) = validate(&model, val, &val_batches, config)?;
+        state.history.epochs.push(EpochRecord {
+            epoch,
+            train_loss: loss_sum / batches.len() as f64,
+            val_loss,
+            active_fraction: if mined == 0 { 0.0 } else { active as f64 / mined as f64 },
+            val_mean_distance,
+            seconds,
+            images_per_second: (batches.len() * config.images_per_step()) as f64 / seconds,
+        });
+        state.epochs_done = epoch;
+        checkpoint::save_checkpoint(run_dir, &model, &optimizer, &state)?;
+        // LOSS_PNG_HOOK
+        if options.progress {
+            let r = state.history.epochs.last().expect("just pushed");
+            eprintln!(
+                "epoch {}/{}: train loss {:.4}, val loss {:.4}, {:.0} img/s, {:.0} s",
+                epoch, config.epochs, r.train_loss, r.val_loss, r.images_per_second, r.seconds
+            );
+        }
+    }
+    let collapse_warning = state.history.collapse_warning(config.margin);
+    Ok(TrainOutcome {
+        history: state.history,
+        collapse_warning,
+    })
+}
+
+/// One training (or validation) step's images and how to get triplets from them.
+struct Batch {
+    indices: Vec<usize>,
+    /// For the random sampler: the batch is `[anchors; positives; negatives]`, fixed triplets.
+    fixed: bool,
+}
+
+impl Batch {
+    fn select_triplets(
+        &self,
+        emb: &Tensor<2>,
+        data: &LabelledImages,
+        config: &TrainConfig,
+    ) -> Result<Vec<Triplet>> {
+        if self.fixed {
+            let t = self.indices.len() / 3;
+            return Ok((0..t)
+                .map(|i| Triplet {
+                    anchor: i,
+                    positive: t + i,
+                    negative: 2 * t + i,
+                })
+                .collect());
+        }
+        let Sampling::Pk { mining, .. } = config.sampling else {
+            unreachable!("only P×K batches are mined")
+        };
+        let host = to_host(emb.clone())?;
+        let labels: Vec<u32> = self.indices.iter().map(|&i| data.labels[i]).collect();
+        Ok(mine_triplets(
+            &host,
+            &labels,
+            config.model.dim,
+            config.distance,
+            config.margin as f32,
+            mining,
+        ))
+    }
+
+    /// The number of triplets mining chose from (for the active fraction).
+    fn candidates(&self, chosen: &[Triplet]) -> usize {
+        if self.fixed {
+            chosen.len()
+        } else {
+            // Batch-all keeps only active triplets; count the anchors' positives as the base.
+            chosen.len().max(1)
+        }
+    }
+}
+
+fn epoch_batches(
+    data: &LabelledImages,
+    num_classes: usize,
+    config: &TrainConfig,
+    epoch: usize,
+    steps: usize,
+) -> Result<Vec<Batch>> {
+    let seed = config.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64);
+    sample_batches(data, num_classes, config, seed, steps)
+}
+
+fn sample_batches(
+    data: &LabelledImages,
+    num_classes: usize,
+    config: &TrainConfig,
+    seed: u64,
+    steps: usize,
+) -> Result<Vec<Batch>> {
+    match config.sampling {
+        Sampling::Random { triplets_per_batch } => {
+            let mut stream = RandomTriplets::new(&data.labels, num_classes, seed)?;
+            Ok((0..steps)
+                .map(|_| {
+                    let trips: Vec<[usize; 3]> =
+                        (&mut stream).take(triplets_per_batch).collect();
+                    let indices = (0..3).flat_map(|k| trips.iter().map(move |t| t[k])).collect();
+                    Batch {
+                        indices,
+                        fixed: true,
+                    }
+                })
+                .collect())
+        }
+        Sampling::Pk {
+            classes_per_batch,
+            images_per_class,
+            ..
+        } => {
+            let mut sampler = PkBatchSampler::new(
+                &data.labels,
+                num_classes,
+                classes_per_batch,
+                images_per_class,
+                seed,
+            )?;
+            let mut batches = sampler.epoch();
+            batches.truncate(steps);
+            Ok(batches
+                .into_iter()
+                .map(|indices| Batch {
+                    indices,
+                    fixed: false,
+                })
+                .collect())
+        }
+    }
+}
+
+/// Validation batches, the same every epoch so the curve is comparable.
+fn fixed_val_batches(val: &LabelledImages, config: &TrainConfig) -> Result<Vec<Batch>> {
+    let steps = (val.len() / config.images_per_step()).clamp(1, MAX_VAL_BATCHES);
+    sample_batches(
+        val,
+        val.class_names.len(),
+        config,
+        config.seed ^ 0x5eed_0f_7a11,
+        steps,
+    )
+}
+
+/// Mean validation loss (no dropout) and mean distance between validation embeddings.
+fn validate(
+    model: &EmbeddingCnn,
+    val: &LabelledImages,
+    batches: &[Batch],
+    config: &TrainConfig,
+) -> Result<(f64, f64)> {
+    let inference = model.valid();
+    let device = Device::default();
+    let loss_fn = TripletLossConfig::new()
+        .with_margin(config.margin)
+        .with_distance(config.distance)
+        .init()?;
+    let (mut loss_sum, mut dist_sum, mut dist_n) = (0.0, 0.0, 0usize);
+    for batch in batches {
+        let emb = inference.forward(batch_tensor(val, &batch.indices, &device));
+        // Validation always uses every triplet the batch offers (batch-all without the
+        // "active only" filter would be costly), so score with the training selection.
+        let triplets = batch.select_triplets(&emb, val, config)?;
+        let host = to_host(emb.clone())?;
+        let dim = config.model.dim;
+        let rows: Vec<&[f32]> = host.chunks_exact(dim).collect();
+        for w in rows.windows(2) {
+            dist_sum += config.distance.between(w[0], w[1]) as f64;
+            dist_n += 1;
+        }
+        if triplets.is_empty() {
+            continue;
+        }
+        let n = triplets.len() as f64;
+        let (a, p, ng) = gather(emb, &triplets, &device);
+        let per_batch: f32 = loss_fn.forward(a, p, ng).into_scalar();
+        // Batch-all averages over active triplets; weight so the validation loss is the mean
+        // over all the batch's anchors, comparable across epochs.
+        loss_sum += per_batch as f64 * n / n.max(1.0);
+    }
+    Ok((
+        loss_sum / batches.len().max(1) as f64,
+        dist_sum / dist_n.max(1) as f64,
+    ))
+}
+
+/// Rows of `emb` for the anchors, positives and negatives of `triplets`.
+fn gather(emb: Tensor<2>, triplets: &[Triplet], device: &Device) -> (Tensor<2>, Tensor<2>, Tensor<2>) {
+    let idx = |f: fn(&Triplet) -> usize| {
+        let v: Vec<i64> = triplets.iter().map(|t| f(t) as i64).collect();
+        Tensor::<1, Int>::from_data(TensorData::new(v, [triplets.len()]), device)
+    };
+    let a = emb.clone().select(0, idx(|t| t.anchor));
+    let p = emb.clone().select(0, idx(|t| t.positive));
+    let n = emb.select(0, idx(|t| t.negative));
+    (a, p, n)
+}
+
+/// Cosine decay from `base` to 5 % of it over the run.
+fn cosine_lr(base: f64, step: usize, total: usize) -> f64 {
+    let t = step as f64 / total.max(1) as f64;
+    let floor = 0.05 * base;
+    floor + (base - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+}
+
+fn progress_bar(show: bool, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("epoch {epoch}/{epochs}"));
+    bar
+}
+
+/// An optimizer of the kind `train` uses; exposed for benchmarks.
+pub fn new_optimizer() -> ModuleOptimizer {
+    AdamConfig::new().init()
+}
