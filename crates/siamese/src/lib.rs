@@ -16,6 +16,7 @@ pub mod loss;
 pub mod model;
 pub mod recognize;
 pub mod report;
+pub mod run;
 pub mod sampling;
 pub mod train;
 pub mod viz;
