@@ -37,7 +37,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub l2: bool,
     /// batch-hard, batch-all, semi-hard (online, P×K batches) or random (the seeds' generator).
-    #[arg(long, default_value = "batch-hard")]
+    #[arg(long, default_value = "semi-hard")]
     pub mining: String,
     /// Classes per batch (P) for online mining.
     #[arg(long, default_value_t = 10)]

@@ -92,7 +92,9 @@ pub fn mine_triplets(
     let n = labels.len();
     let mut out = Vec::new();
     for a in 0..n {
-        let positives: Vec<usize> = (0..n).filter(|&j| j != a && labels[j] == labels[a]).collect();
+        let positives: Vec<usize> = (0..n)
+            .filter(|&j| j != a && labels[j] == labels[a])
+            .collect();
         let negatives: Vec<usize> = (0..n).filter(|&j| labels[j] != labels[a]).collect();
         if positives.is_empty() || negatives.is_empty() {
             continue;
@@ -119,8 +121,11 @@ pub fn mine_triplets(
             }
             MiningStrategy::SemiHard => {
                 for &p in &positives {
-                    let farther: Vec<usize> =
-                        negatives.iter().copied().filter(|&j| d[a][j] > d[a][p]).collect();
+                    let farther: Vec<usize> = negatives
+                        .iter()
+                        .copied()
+                        .filter(|&j| d[a][j] > d[a][p])
+                        .collect();
                     let ng = if farther.is_empty() {
                         argbest(&negatives, |j| d[a][j], |x, y| x > y)
                     } else {
@@ -147,4 +152,44 @@ fn argbest(
         }
     }
     best
+}
+
+/// Statistics over every valid triplet of a batch: the mean triplet loss and the fraction of
+/// triplets whose loss is positive. Independent of the mining strategy, so validation curves of
+/// different strategies are comparable.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchTripletStats {
+    pub mean_loss: f64,
+    pub active_fraction: f64,
+    pub triplets: usize,
+}
+
+/// [`BatchTripletStats`] of a batch of `dim`-dimensional embeddings.
+pub fn batch_triplet_stats(
+    embeddings: &[f32],
+    labels: &[u32],
+    dim: usize,
+    distance: Distance,
+    margin: f32,
+) -> BatchTripletStats {
+    let d = distance_matrix(embeddings, dim, distance);
+    let n = labels.len();
+    let (mut sum, mut active, mut count) = (0.0f64, 0usize, 0usize);
+    for a in 0..n {
+        for p in (0..n).filter(|&j| j != a && labels[j] == labels[a]) {
+            for ng in (0..n).filter(|&j| labels[j] != labels[a]) {
+                let l = d[a][p] - d[a][ng] + margin;
+                count += 1;
+                if l > 0.0 {
+                    sum += l as f64;
+                    active += 1;
+                }
+            }
+        }
+    }
+    BatchTripletStats {
+        mean_loss: if count == 0 { 0.0 } else { sum / count as f64 },
+        active_fraction: if count == 0 { 0.0 } else { active as f64 / count as f64 },
+        triplets: count,
+    }
 }

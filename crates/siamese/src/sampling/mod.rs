@@ -5,7 +5,7 @@ pub mod mining;
 pub mod pk_batch;
 pub mod random_triplets;
 
-pub use mining::{mine_triplets, MiningStrategy, Triplet};
+pub use mining::{batch_triplet_stats, mine_triplets, BatchTripletStats, MiningStrategy, Triplet};
 pub use pk_batch::PkBatchSampler;
 pub use random_triplets::RandomTriplets;
 

@@ -24,7 +24,10 @@ impl PkBatchSampler {
     /// `p` classes × `k` images per batch over `labels`. Needs `p ≥ 2` usable classes and `k ≥ 2`.
     pub fn new(labels: &[u32], num_classes: usize, p: usize, k: usize, seed: u64) -> Result<Self> {
         if k < 2 {
-            return Err(Error::config("k", "a P×K batch needs k ≥ 2 images per class"));
+            return Err(Error::config(
+                "k",
+                "a P×K batch needs k ≥ 2 images per class",
+            ));
         }
         let by_class: Vec<Vec<usize>> = indices_by_class(labels, num_classes)
             .into_iter()

@@ -113,9 +113,8 @@ pub fn has_checkpoint(run: &Path) -> bool {
 
 /// Loads the run state of the latest checkpoint.
 pub fn load_state(run: &Path) -> Result<RunState> {
-    let dir = latest_checkpoint(run).ok_or_else(|| {
-        Error::format(run, "no checkpoint in this run folder (train it first)")
-    })?;
+    let dir = latest_checkpoint(run)
+        .ok_or_else(|| Error::format(run, "no checkpoint in this run folder (train it first)"))?;
     let path = dir.join(STATE_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))
@@ -124,9 +123,8 @@ pub fn load_state(run: &Path) -> Result<RunState> {
 /// Loads the latest checkpoint's weights into a freshly built model on `device`.
 pub fn load_model(run: &Path, device: &Device) -> Result<EmbeddingCnn> {
     let config = load_config(run)?;
-    let dir = latest_checkpoint(run).ok_or_else(|| {
-        Error::format(run, "no checkpoint in this run folder (train it first)")
-    })?;
+    let dir = latest_checkpoint(run)
+        .ok_or_else(|| Error::format(run, "no checkpoint in this run folder (train it first)"))?;
     let path = dir.join(MODEL_FILE);
     let mut model = config.model.init(device)?;
     let mut store = SafetensorsStore::from_file(&path);

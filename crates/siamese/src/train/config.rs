@@ -52,7 +52,7 @@ impl Default for TrainConfig {
             sampling: Sampling::Pk {
                 classes_per_batch: 10,
                 images_per_class: 16,
-                mining: MiningStrategy::BatchHard,
+                mining: MiningStrategy::SemiHard,
             },
             epochs: 4,
             learning_rate: 1e-3,
@@ -67,7 +67,10 @@ impl TrainConfig {
     pub fn check(&self) -> Result<()> {
         self.model.check()?;
         if !self.margin.is_finite() || self.margin < 0.0 {
-            return Err(Error::config("margin", format!("{} must be ≥ 0", self.margin)));
+            return Err(Error::config(
+                "margin",
+                format!("{} must be ≥ 0", self.margin),
+            ));
         }
         if self.epochs == 0 {
             return Err(Error::config("epochs", "must be at least 1"));

@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 pub struct EpochRecord {
     /// 1-based epoch number.
     pub epoch: usize,
-    /// Mean training loss over the epoch's steps.
+    /// Mean training loss over every valid triplet of each step's batch (same measure as
+    /// `val_loss`, but with dropout on and before the step's update).
     pub train_loss: f64,
+    /// Mean loss over the triplets the mining strategy chose (what the gradient came from).
+    pub mined_loss: f64,
     /// Validation loss (fixed batches, no dropout).
     pub val_loss: f64,
     /// Fraction of mined triplets with a positive loss (how much is still to learn).

@@ -19,7 +19,9 @@ use crate::data::LabelledImages;
 use crate::embed::{batch_tensor, to_host};
 use crate::loss::TripletLossConfig;
 use crate::model::embedding_cnn::EmbeddingCnn;
-use crate::sampling::{mine_triplets, PkBatchSampler, RandomTriplets, Triplet};
+use crate::sampling::{
+    batch_triplet_stats, mine_triplets, BatchTripletStats, PkBatchSampler, RandomTriplets, Triplet,
+};
 use crate::{Error, Result};
 
 /// How a run is driven (not part of the model's identity).
@@ -72,26 +74,29 @@ pub fn train(
     let device = Device::default().autodiff();
     device.seed(config.seed);
 
-    let (mut model, mut optimizer, mut state) = if options.resume && checkpoint::has_checkpoint(run_dir) {
-        let saved = checkpoint::load_config(run_dir)?;
-        if &saved != config {
-            return Err(Error::format(
-                checkpoint::config_path(run_dir),
-                "--resume with different hyper-parameters than the interrupted run",
-            ));
-        }
-        let model = checkpoint::load_model(run_dir, &device)?.fork(&device).train();
-        let optimizer = checkpoint::load_optimizer(run_dir, AdamConfig::new().init())?;
-        (model, optimizer, checkpoint::load_state(run_dir)?)
-    } else {
-        checkpoint::save_config(run_dir, config)?;
-        let model = config.model.init(&device)?;
-        let state = RunState {
-            epochs_done: 0,
-            history: History::default(),
+    let (mut model, mut optimizer, mut state) =
+        if options.resume && checkpoint::has_checkpoint(run_dir) {
+            let saved = checkpoint::load_config(run_dir)?;
+            if &saved != config {
+                return Err(Error::format(
+                    checkpoint::config_path(run_dir),
+                    "--resume with different hyper-parameters than the interrupted run",
+                ));
+            }
+            let model = checkpoint::load_model(run_dir, &device)?
+                .fork(&device)
+                .train();
+            let optimizer = checkpoint::load_optimizer(run_dir, AdamConfig::new().init())?;
+            (model, optimizer, checkpoint::load_state(run_dir)?)
+        } else {
+            checkpoint::save_config(run_dir, config)?;
+            let model = config.model.init(&device)?;
+            let state = RunState {
+                epochs_done: 0,
+                history: History::default(),
+            };
+            (model, AdamConfig::new().init(), state)
         };
-        (model, AdamConfig::new().init(), state)
-    };
 
     let loss_fn = TripletLossConfig::new()
         .with_margin(config.margin)
@@ -108,18 +113,24 @@ pub fn train(
         let batches = epoch_batches(train, num_classes, config, epoch, steps_per_epoch)?;
         let bar = progress_bar(options.progress, batches.len(), epoch, config.epochs);
         let started = Instant::now();
-        let (mut loss_sum, mut active, mut mined) = (0.0, 0usize, 0usize);
+        // `train_loss` is over every valid triplet (as the validation loss), `mined_loss` over the
+        // triplets actually trained on.
+        let (mut loss_sum, mut mined_sum, mut active_sum) = (0.0, 0.0, 0.0);
         for (step, batch) in batches.iter().enumerate() {
             let global_step = (epoch - 1) * steps_per_epoch + step;
             let lr = cosine_lr(config.learning_rate, global_step, total_steps);
             let x = batch_tensor(train, &batch.indices, &device);
             let emb = model.forward(x);
-            let triplets = batch.select_triplets(&emb, train, config)?;
-            mined += batch.candidates(&triplets);
+            let host = to_host(emb.clone())?;
+            let labels: Vec<u32> = batch.indices.iter().map(|&i| train.labels[i]).collect();
+            let triplets = batch.select_triplets(&host, &labels, config);
+            let stats = batch.stats(&host, &labels, config);
+            active_sum += stats.active_fraction;
+            loss_sum += stats.mean_loss;
             if triplets.is_empty() {
+                bar.inc(1);
                 continue;
             }
-            active += triplets.len();
             let (a, p, n) = gather(emb, &triplets, &device);
             let loss = loss_fn.forward(a, p, n);
             let loss_value: f32 = loss.clone().into_scalar();
@@ -128,7 +139,7 @@ pub fn train(
                     "training diverged at epoch {epoch}, step {step}: loss is {loss_value}; lower the learning rate"
                 )));
             }
-            loss_sum += loss_value as f64;
+            mined_sum += loss_value as f64;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(lr, model, grads);
             bar.inc(1);
@@ -140,8 +151,9 @@ pub fn train(
         state.history.epochs.push(EpochRecord {
             epoch,
             train_loss: loss_sum / batches.len() as f64,
+            mined_loss: mined_sum / batches.len() as f64,
             val_loss,
-            active_fraction: if mined == 0 { 0.0 } else { active as f64 / mined as f64 },
+            active_fraction: active_sum / batches.len() as f64,
             val_mean_distance,
             seconds,
             images_per_second: (batches.len() * config.images_per_step()) as f64 / seconds,
@@ -164,52 +176,62 @@ pub fn train(
     })
 }
 
-/// One training (or validation) step's images and how to get triplets from them.
+/// One training (or validation) step's images; random batches are `[anchors; positives; negatives]`.
 struct Batch {
     indices: Vec<usize>,
-    /// For the random sampler: the batch is `[anchors; positives; negatives]`, fixed triplets.
-    fixed: bool,
 }
 
 impl Batch {
-    fn select_triplets(
-        &self,
-        emb: &Tensor<2>,
-        data: &LabelledImages,
-        config: &TrainConfig,
-    ) -> Result<Vec<Triplet>> {
-        if self.fixed {
-            let t = self.indices.len() / 3;
-            return Ok((0..t)
-                .map(|i| Triplet {
-                    anchor: i,
-                    positive: t + i,
-                    negative: 2 * t + i,
-                })
-                .collect());
+    /// The triplets to train on, from the batch's host embeddings and labels.
+    fn select_triplets(&self, host: &[f32], labels: &[u32], config: &TrainConfig) -> Vec<Triplet> {
+        match config.sampling {
+            Sampling::Random { .. } => {
+                let t = self.indices.len() / 3;
+                (0..t)
+                    .map(|i| Triplet {
+                        anchor: i,
+                        positive: t + i,
+                        negative: 2 * t + i,
+                    })
+                    .collect()
+            }
+            Sampling::Pk { mining, .. } => mine_triplets(
+                host,
+                labels,
+                config.model.dim,
+                config.distance,
+                config.margin as f32,
+                mining,
+            ),
         }
-        let Sampling::Pk { mining, .. } = config.sampling else {
-            unreachable!("only P×K batches are mined")
-        };
-        let host = to_host(emb.clone())?;
-        let labels: Vec<u32> = self.indices.iter().map(|&i| data.labels[i]).collect();
-        Ok(mine_triplets(
-            &host,
-            &labels,
-            config.model.dim,
-            config.distance,
-            config.margin as f32,
-            mining,
-        ))
     }
 
-    /// The number of triplets mining chose from (for the active fraction).
-    fn candidates(&self, chosen: &[Triplet]) -> usize {
-        if self.fixed {
-            chosen.len()
-        } else {
-            // Batch-all keeps only active triplets; count the anchors' positives as the base.
-            chosen.len().max(1)
+    /// Loss statistics over every valid triplet of the batch (for random batches: over the
+    /// batch's fixed triplets).
+    fn stats(&self, host: &[f32], labels: &[u32], config: &TrainConfig) -> BatchTripletStats {
+        let dim = config.model.dim;
+        let margin = config.margin as f32;
+        match config.sampling {
+            Sampling::Random { .. } => {
+                let t = self.indices.len() / 3;
+                let row = |i: usize| &host[i * dim..(i + 1) * dim];
+                let losses: Vec<f32> = (0..t)
+                    .map(|i| {
+                        let dp = config.distance.between(row(i), row(t + i));
+                        let dn = config.distance.between(row(i), row(2 * t + i));
+                        (dp - dn + margin).max(0.0)
+                    })
+                    .collect();
+                BatchTripletStats {
+                    mean_loss: losses.iter().map(|&l| l as f64).sum::<f64>() / t.max(1) as f64,
+                    active_fraction: losses.iter().filter(|&&l| l > 0.0).count() as f64
+                        / t.max(1) as f64,
+                    triplets: t,
+                }
+            }
+            Sampling::Pk { .. } => {
+                batch_triplet_stats(host, labels, dim, config.distance, margin)
+            }
         }
     }
 }
@@ -221,7 +243,10 @@ fn epoch_batches(
     epoch: usize,
     steps: usize,
 ) -> Result<Vec<Batch>> {
-    let seed = config.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64);
+    let seed = config
+        .seed
+        .wrapping_mul(1_000_003)
+        .wrapping_add(epoch as u64);
     sample_batches(data, num_classes, config, seed, steps)
 }
 
@@ -237,13 +262,11 @@ fn sample_batches(
             let mut stream = RandomTriplets::new(&data.labels, num_classes, seed)?;
             Ok((0..steps)
                 .map(|_| {
-                    let trips: Vec<[usize; 3]> =
-                        (&mut stream).take(triplets_per_batch).collect();
-                    let indices = (0..3).flat_map(|k| trips.iter().map(move |t| t[k])).collect();
-                    Batch {
-                        indices,
-                        fixed: true,
-                    }
+                    let trips: Vec<[usize; 3]> = (&mut stream).take(triplets_per_batch).collect();
+                    let indices = (0..3)
+                        .flat_map(|k| trips.iter().map(move |t| t[k]))
+                        .collect();
+Batch { indices }
                 })
                 .collect())
         }
@@ -263,10 +286,7 @@ fn sample_batches(
             batches.truncate(steps);
             Ok(batches
                 .into_iter()
-                .map(|indices| Batch {
-                    indices,
-                    fixed: false,
-                })
+.map(|indices| Batch { indices })
                 .collect())
         }
     }
@@ -284,7 +304,9 @@ fn fixed_val_batches(val: &LabelledImages, config: &TrainConfig) -> Result<Vec<B
     )
 }
 
-/// Mean validation loss (no dropout) and mean distance between validation embeddings.
+/// Validation loss (no dropout): the mean triplet loss over every valid triplet of the fixed
+/// validation batches, whatever the training strategy; and the mean distance between
+/// consecutive validation embeddings (near 0 means collapse).
 fn validate(
     model: &EmbeddingCnn,
     val: &LabelledImages,
@@ -293,32 +315,18 @@ fn validate(
 ) -> Result<(f64, f64)> {
     let inference = model.valid();
     let device = Device::default();
-    let loss_fn = TripletLossConfig::new()
-        .with_margin(config.margin)
-        .with_distance(config.distance)
-        .init()?;
+    let dim = config.model.dim;
     let (mut loss_sum, mut dist_sum, mut dist_n) = (0.0, 0.0, 0usize);
     for batch in batches {
         let emb = inference.forward(batch_tensor(val, &batch.indices, &device));
-        // Validation always uses every triplet the batch offers (batch-all without the
-        // "active only" filter would be costly), so score with the training selection.
-        let triplets = batch.select_triplets(&emb, val, config)?;
-        let host = to_host(emb.clone())?;
-        let dim = config.model.dim;
+        let host = to_host(emb)?;
+        let labels: Vec<u32> = batch.indices.iter().map(|&i| val.labels[i]).collect();
+        loss_sum += batch.stats(&host, &labels, config).mean_loss;
         let rows: Vec<&[f32]> = host.chunks_exact(dim).collect();
         for w in rows.windows(2) {
             dist_sum += config.distance.between(w[0], w[1]) as f64;
             dist_n += 1;
         }
-        if triplets.is_empty() {
-            continue;
-        }
-        let n = triplets.len() as f64;
-        let (a, p, ng) = gather(emb, &triplets, &device);
-        let per_batch: f32 = loss_fn.forward(a, p, ng).into_scalar();
-        // Batch-all averages over active triplets; weight so the validation loss is the mean
-        // over all the batch's anchors, comparable across epochs.
-        loss_sum += per_batch as f64 * n / n.max(1.0);
     }
     Ok((
         loss_sum / batches.len().max(1) as f64,
@@ -327,7 +335,11 @@ fn validate(
 }
 
 /// Rows of `emb` for the anchors, positives and negatives of `triplets`.
-fn gather(emb: Tensor<2>, triplets: &[Triplet], device: &Device) -> (Tensor<2>, Tensor<2>, Tensor<2>) {
+fn gather(
+    emb: Tensor<2>,
+    triplets: &[Triplet],
+    device: &Device,
+) -> (Tensor<2>, Tensor<2>, Tensor<2>) {
     let idx = |f: fn(&Triplet) -> usize| {
         let v: Vec<i64> = triplets.iter().map(|t| f(t) as i64).collect();
         Tensor::<1, Int>::from_data(TensorData::new(v, [triplets.len()]), device)
