@@ -189,7 +189,11 @@ pub fn batch_triplet_stats(
     }
     BatchTripletStats {
         mean_loss: if count == 0 { 0.0 } else { sum / count as f64 },
-        active_fraction: if count == 0 { 0.0 } else { active as f64 / count as f64 },
+        active_fraction: if count == 0 {
+            0.0
+        } else {
+            active as f64 / count as f64
+        },
         triplets: count,
     }
 }

@@ -1,9 +1,9 @@
 //! P×K batches (Hermans, Beyer, Leibe 2017): P classes, K images each, so every image in the
 //! batch has K − 1 positives and (P − 1)·K negatives for online mining.
 //!
-//! One epoch visits every image once in expectation: classes are drawn in proportion to their
+//! One epoch visits (nearly) every image once: classes are drawn in proportion to their
 //! remaining images, and images within a class without replacement; a class with fewer than K
-//! images left is topped up with reshuffled images of the same class.
+//! images left is drawn only when it must be, and then topped up with reshuffled images.
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -83,25 +83,46 @@ impl PkBatchSampler {
         batches
     }
 
-    /// P distinct classes, each drawn with probability proportional to its remaining images
-    /// (plus one, so an exhausted class can still appear).
+    /// P distinct classes, drawn with probability proportional to their remaining images among
+    /// the classes that still have K left; only when fewer than P such classes remain are
+    /// exhausted classes (to be topped up) drawn, uniformly.
     fn draw_classes(&mut self, pools: &[Vec<usize>]) -> Vec<usize> {
-        let mut weights: Vec<f64> = pools.iter().map(|p| p.len() as f64 + 1.0).collect();
+        let k = self.images_per_class;
+        let mut full: Vec<f64> = pools
+            .iter()
+            .map(|p| if p.len() >= k { p.len() as f64 } else { 0.0 })
+            .collect();
+        let mut rest: Vec<f64> = full.iter().map(|&w| if w > 0.0 { 0.0 } else { 1.0 }).collect();
         let mut chosen = Vec::with_capacity(self.classes_per_batch);
         for _ in 0..self.classes_per_batch {
-            let total: f64 = weights.iter().sum();
-            let mut r = self.rng.random_range(0.0..total);
-            let mut pick = weights.len() - 1;
-            for (c, w) in weights.iter().enumerate() {
-                if r < *w {
-                    pick = c;
-                    break;
-                }
-                r -= w;
-            }
+            let weights = if full.iter().any(|&w| w > 0.0) {
+                &mut full
+            } else {
+                &mut rest
+            };
+            let pick = weighted_pick(weights, &mut self.rng);
             chosen.push(pick);
-            weights[pick] = 0.0;
+            full[pick] = 0.0;
+            rest[pick] = 0.0;
         }
         chosen
     }
+}
+
+/// Index drawn with probability proportional to `weights` (not all zero).
+fn weighted_pick(weights: &[f64], rng: &mut ChaCha8Rng) -> usize {
+    let total: f64 = weights.iter().sum();
+    let mut r = rng.random_range(0.0..total);
+    let mut pick = weights.len() - 1;
+    for (c, w) in weights.iter().enumerate() {
+        if *w > 0.0 && r < *w {
+            pick = c;
+            break;
+        }
+        r -= w;
+    }
+    while weights[pick] <= 0.0 {
+        pick -= 1;
+    }
+    pick
 }
