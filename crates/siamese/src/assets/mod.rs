@@ -106,4 +106,5 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+pub mod backbone;
 pub mod mnist;

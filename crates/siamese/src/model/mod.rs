@@ -1,7 +1,15 @@
 //! Embedding networks: the seeds' CNN trained here, and pretrained networks (faces, ImageNet
 //! backbones) loaded from published weights. All map images to embedding vectors.
 
+pub mod backbone;
 pub mod embedding_cnn;
+pub mod feature_cache;
+pub mod frozen;
+pub mod head;
+pub mod imagenet;
+pub mod mobilenet_v2;
+pub mod resnet50;
+pub mod weights;
 
 use burn::tensor::Tensor;
 
