@@ -68,7 +68,7 @@ pub fn kmeans(data: &[f32], dim: usize, k: usize, seed: u64, max_iter: usize) ->
 
 /// k-means with explicit settings; errors on bad shapes, non-finite values or `k` out of range.
 pub fn kmeans_with(data: &[f32], dim: usize, config: &KMeansConfig) -> Result<KMeansFit> {
-    if dim == 0 || data.len() % dim != 0 {
+    if dim == 0 || !data.len().is_multiple_of(dim) {
         return Err(Error::config(
             "k-means data",
             format!(
