@@ -54,6 +54,9 @@ pub struct TrainArgs {
     /// Train on a stratified subset of this many MNIST images.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Randomly shift training images by up to this many pixels (0 turns augmentation off).
+    #[arg(long, default_value_t = 2)]
+    pub augment_shift: usize,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -93,6 +96,7 @@ impl TrainArgs {
             learning_rate: self.lr,
             val_fraction: self.val_fraction,
             seed: self.seed,
+            augment_shift: self.augment_shift,
         };
         config.check()?;
         Ok(config)

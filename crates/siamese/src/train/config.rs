@@ -41,6 +41,9 @@ pub struct TrainConfig {
     pub val_fraction: f64,
     /// Seed of every random choice (initial weights, split, batches, dropout).
     pub seed: u64,
+    /// Random translation of training images by up to this many pixels (0 = off). Default 2.
+    #[serde(default)]
+    pub augment_shift: usize,
 }
 
 impl Default for TrainConfig {
@@ -58,6 +61,7 @@ impl Default for TrainConfig {
             learning_rate: 1e-3,
             val_fraction: 0.1,
             seed: 42,
+            augment_shift: 2,
         }
     }
 }
@@ -70,6 +74,12 @@ impl TrainConfig {
             return Err(Error::config(
                 "margin",
                 format!("{} must be ≥ 0", self.margin),
+            ));
+        }
+        if self.augment_shift * 4 > self.model.image_size {
+            return Err(Error::config(
+                "augment shift",
+                format!("{} px is too much for {} px images", self.augment_shift, self.model.image_size),
             ));
         }
         if self.epochs == 0 {

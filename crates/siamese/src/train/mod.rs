@@ -1,7 +1,9 @@
 //! Training: hyper-parameters, the loop, loss history and checkpoints in a run folder.
 
+pub mod augment;
 pub mod checkpoint;
 pub mod config;
+pub mod head;
 pub mod history;
 pub mod trainer;
 

@@ -12,6 +12,10 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::augment::random_shift;
 use super::checkpoint::{self, RunState};
 use super::config::{Sampling, TrainConfig};
 use super::history::{EpochRecord, History};
@@ -112,6 +116,7 @@ pub fn train(
         device.seed(config.seed.wrapping_add(epoch as u64 * 7919));
         let batches = epoch_batches(train, num_classes, config, epoch, steps_per_epoch)?;
         let bar = progress_bar(options.progress, batches.len(), epoch, config.epochs);
+        let mut aug_rng = ChaCha8Rng::seed_from_u64(config.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
         let started = Instant::now();
         // `train_loss` is over every valid triplet (as the validation loss), `mined_loss` over the
         // triplets actually trained on.
@@ -119,7 +124,7 @@ pub fn train(
         for (step, batch) in batches.iter().enumerate() {
             let global_step = (epoch - 1) * steps_per_epoch + step;
             let lr = cosine_lr(config.learning_rate, global_step, total_steps);
-            let x = batch_tensor(train, &batch.indices, &device);
+            let x = augmented_batch(train, &batch.indices, config.augment_shift, &mut aug_rng, &device);
             let emb = model.forward(x);
             let host = to_host(emb.clone())?;
             let labels: Vec<u32> = batch.indices.iter().map(|&i| train.labels[i]).collect();
@@ -229,9 +234,7 @@ impl Batch {
                     triplets: t,
                 }
             }
-            Sampling::Pk { .. } => {
-                batch_triplet_stats(host, labels, dim, config.distance, margin)
-            }
+            Sampling::Pk { .. } => batch_triplet_stats(host, labels, dim, config.distance, margin),
         }
     }
 }
@@ -266,7 +269,7 @@ fn sample_batches(
                     let indices = (0..3)
                         .flat_map(|k| trips.iter().map(move |t| t[k]))
                         .collect();
-Batch { indices }
+                    Batch { indices }
                 })
                 .collect())
         }
@@ -286,7 +289,7 @@ Batch { indices }
             batches.truncate(steps);
             Ok(batches
                 .into_iter()
-.map(|indices| Batch { indices })
+                .map(|indices| Batch { indices })
                 .collect())
         }
     }
@@ -332,6 +335,25 @@ fn validate(
         loss_sum / batches.len().max(1) as f64,
         dist_sum / dist_n.max(1) as f64,
     ))
+}
+
+/// The batch's images as a tensor, each randomly shifted by up to `max_shift` pixels.
+fn augmented_batch(
+    data: &LabelledImages,
+    indices: &[usize],
+    max_shift: usize,
+    rng: &mut ChaCha8Rng,
+    device: &Device,
+) -> Tensor<4> {
+    if max_shift == 0 {
+        return batch_tensor(data, indices, device);
+    }
+    let mut pixels = Vec::with_capacity(indices.len() * data.image_size());
+    for &i in indices {
+        random_shift(data.image(i), data.channels, data.height, data.width, max_shift, rng, &mut pixels);
+    }
+    let shape = [indices.len(), data.channels, data.height, data.width];
+    Tensor::<4>::from_data(TensorData::new(pixels, shape), device)
 }
 
 /// Rows of `emb` for the anchors, positives and negatives of `triplets`.
