@@ -7,6 +7,7 @@ mod embed;
 mod eval;
 mod fetch;
 mod train;
+mod triplets;
 
 #[derive(Parser)]
 #[command(name = "siamese", version, about = "Metric learning with triplet loss")]
@@ -26,6 +27,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Write a run's embeddings as .npy plus a labels CSV.
     Embed(embed::EmbedArgs),
+    /// Triplet similarity from `anchor positive negative` files on a frozen ImageNet backbone.
+    Triplets(triplets::TripletsArgs),
 }
 
 fn main() {
@@ -35,6 +38,7 @@ fn main() {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Embed(args) => embed::run(args),
+        Command::Triplets(args) => triplets::run(args),
     };
     if let Err(err) = result {
         // One line, naming the file or value at fault; never a panic.

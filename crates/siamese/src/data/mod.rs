@@ -4,6 +4,7 @@
 //! stored row-major as `f32` in `[0, 1]` (NCHW order), with one class index per image.
 
 pub mod idx;
+pub mod triplet_file;
 
 pub use idx::{load_mnist, MnistSplit};
 

@@ -143,6 +143,11 @@ impl Backbone {
         })
     }
 
+    /// Loads `kind` onto the default (CPU) device.
+    pub fn load_cpu(kind: BackboneKind, weights: Option<&Path>) -> Result<Backbone> {
+        Backbone::load(kind, weights, &Device::default())
+    }
+
     /// The architecture.
     pub fn kind(&self) -> BackboneKind {
         self.kind

@@ -51,9 +51,11 @@ pub struct ExtractOptions {
 
 impl Default for ExtractOptions {
     fn default() -> Self {
+        // Measured with MobileNetV2 on 2 cores: batches of 1–8 run at the same speed, 32 is
+        // slower (activations leave the cache).
         ExtractOptions {
-            batch: 16,
-            chunk: 64,
+            batch: 8,
+            chunk: 32,
             progress: false,
         }
     }
