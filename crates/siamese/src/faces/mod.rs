@@ -1,1 +1,16 @@
-//! faces (placeholder: filled in by its owner).
+//! Faces: detect, find landmarks, align, embed with dlib's pretrained ResNet, store, verify,
+//! cluster and search.
+//!
+//! ```text
+//! photo ─► load (checked header) ─► detect (SeetaFace) ─► landmarks (dlib 5-point)
+//!       ─► align (dlib chip, 150x150, padding 0.25) ─► model::face_resnet ─► store
+//!       ─► { verify, eval-lfw, cluster, search, plot }
+//! ```
+
+pub mod align;
+pub mod detect;
+pub mod landmarks;
+pub mod lfw;
+pub mod load;
+pub mod pipeline;
+pub mod store;

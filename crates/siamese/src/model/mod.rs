@@ -3,6 +3,7 @@
 
 pub mod backbone;
 pub mod embedding_cnn;
+pub mod face_resnet;
 pub mod feature_cache;
 pub mod frozen;
 pub mod head;

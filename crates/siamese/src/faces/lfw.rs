@@ -1,0 +1,172 @@
+//! Labeled Faces in the Wild: unpacking the deep-funneled tarball into the cache, reading the
+//! View 2 pairs protocol (`pairs.txt`: 10 folds × 300 matched + 300 mismatched pairs) and
+//! listing people with at least N photos.
+//!
+//! The tarball's members are `images_deepfunneled/<Name>/<Name>_NNNN.jpg`; they are unpacked
+//! once to `<home>/lfw/images_deepfunneled/` (a marker file records completion). The data is
+//! read in place and never copied into the repository.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::assets::{commit_dir, home, scratch_dir};
+use crate::{Error, Result};
+
+/// Folder name inside the tarball and the cache.
+pub const IMAGES_DIR: &str = "images_deepfunneled";
+const COMPLETE_MARKER: &str = ".complete";
+
+/// `<home>/lfw`.
+pub fn lfw_cache_dir() -> PathBuf {
+    home().join("lfw")
+}
+
+/// The folder of person folders for `source`: a `.tar` (unpacked into the cache once), a folder
+/// holding `images_deepfunneled/`, or a folder of person folders itself.
+pub fn resolve_images(source: &Path) -> Result<PathBuf> {
+    if source.is_file() {
+        return unpack(source);
+    }
+    if !source.is_dir() {
+        return Err(Error::io(
+            source,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+        ));
+    }
+    let inner = source.join(IMAGES_DIR);
+    Ok(if inner.is_dir() {
+        inner
+    } else {
+        source.to_path_buf()
+    })
+}
+
+/// Unpacks the LFW tarball into `<home>/lfw/` unless already done; returns the images folder.
+pub fn unpack(tar_path: &Path) -> Result<PathBuf> {
+    // One unpacking at a time in this process (threads share the scratch folder's name).
+    static UNPACKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = UNPACKING.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = lfw_cache_dir();
+    let images = dir.join(IMAGES_DIR);
+    if dir.join(COMPLETE_MARKER).is_file() && images.is_dir() {
+        return Ok(images);
+    }
+    let scratch = scratch_dir("lfw")?;
+    let result = (|| {
+        let file = std::fs::File::open(tar_path).map_err(|e| Error::io(tar_path, e))?;
+        let mut archive = tar::Archive::new(std::io::BufReader::new(file));
+        let ready = scratch.join("lfw");
+        std::fs::create_dir_all(&ready).map_err(|e| Error::io(&ready, e))?;
+        archive
+            .unpack(&ready)
+            .map_err(|e| Error::format(tar_path, format!("cannot unpack: {e}")))?;
+        if !ready.join(IMAGES_DIR).is_dir() {
+            return Err(Error::format(
+                tar_path,
+                format!("has no {IMAGES_DIR}/ folder"),
+            ));
+        }
+        let marker = ready.join(COMPLETE_MARKER);
+        std::fs::write(&marker, b"").map_err(|e| Error::io(&marker, e))?;
+        commit_dir(&ready, &dir)
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result.map(|()| images)
+}
+
+/// Path of photo `index` (1-based) of `name`.
+pub fn image_path(images: &Path, name: &str, index: usize) -> PathBuf {
+    images.join(name).join(format!("{name}_{index:04}.jpg"))
+}
+
+/// One pair of the protocol, paths relative to the images folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair {
+    pub a: PathBuf,
+    pub b: PathBuf,
+    pub same: bool,
+    /// Fold index, `0..folds`.
+    pub fold: usize,
+}
+
+/// Reads `pairs.txt`: header `folds<TAB>n`, then per fold `n` matched lines
+/// (`name i j`) followed by `n` mismatched lines (`name1 i name2 j`).
+pub fn read_pairs(path: &Path) -> Result<Vec<Pair>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines
+        .next()
+        .ok_or_else(|| Error::format(path, "empty file"))?;
+    let head: Vec<usize> = header
+        .split_whitespace()
+        .map(|t| t.parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::format(path, format!("line 1: header {header:?} is not `folds n`")))?;
+    let [folds, n] = head[..] else {
+        return Err(Error::format(
+            path,
+            format!("line 1: header {header:?} is not `folds n`"),
+        ));
+    };
+    let mut pairs = Vec::with_capacity(folds * n * 2);
+    for fold in 0..folds {
+        for k in 0..2 * n {
+            let (no, line) = lines.next().ok_or_else(|| {
+                Error::format(
+                    path,
+                    format!("ends early: fold {} has {k} of {} pairs", fold + 1, 2 * n),
+                )
+            })?;
+            let t: Vec<&str> = line.split_whitespace().collect();
+            let bad = || Error::format(path, format!("line {}: malformed pair {line:?}", no + 1));
+            let num = |s: &str| s.parse::<usize>().map_err(|_| bad());
+            let pair = match (k < n, t.len()) {
+                (true, 3) => Pair {
+                    a: image_rel(t[0], num(t[1])?),
+                    b: image_rel(t[0], num(t[2])?),
+                    same: true,
+                    fold,
+                },
+                (false, 4) => Pair {
+                    a: image_rel(t[0], num(t[1])?),
+                    b: image_rel(t[2], num(t[3])?),
+                    same: false,
+                    fold,
+                },
+                _ => return Err(bad()),
+            };
+            pairs.push(pair);
+        }
+    }
+    Ok(pairs)
+}
+
+fn image_rel(name: &str, index: usize) -> PathBuf {
+    PathBuf::from(name).join(format!("{name}_{index:04}.jpg"))
+}
+
+/// People (folder names) with at least `min_images` photos, each with their sorted photos.
+pub fn people(images: &Path, min_images: usize) -> Result<Vec<(String, Vec<PathBuf>)>> {
+    let mut out = BTreeMap::new();
+    let entries = std::fs::read_dir(images).map_err(|e| Error::io(images, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(images, e))?;
+        if !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            continue;
+        }
+        let dir = entry.path();
+        let mut photos: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(&dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| super::load::has_image_extension(p))
+            .collect();
+        if photos.len() >= min_images.max(1) {
+            photos.sort();
+            out.insert(entry.file_name().to_string_lossy().into_owned(), photos);
+        }
+    }
+    Ok(out.into_iter().collect())
+}

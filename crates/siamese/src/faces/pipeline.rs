@@ -1,0 +1,332 @@
+//! Photo → faces → embeddings: decode (checked), detect (SeetaFace), 5 landmarks (dlib's
+//! regressor), align to dlib's 150x150 chip, embed with dlib's ResNet in batches.
+//!
+//! Photos are prepared in parallel (rayon) a chunk at a time; the chunk's chips, from all its
+//! photos, then go through the network in batches of `batch_size` (one forward pass per batch
+//! rather than one per face, which is where per-image loops lose their time).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::Device;
+use image::RgbImage;
+use rayon::prelude::*;
+
+use super::align::{aligned_chip, unaligned_chip};
+use super::detect::{
+    assumed_to_dlib, centered_box, seeta_to_dlib, DetectorOptions, FaceBox, FaceDetector,
+};
+use super::landmarks::{GreyImage, ShapePredictor};
+use super::load::load_rgb;
+use crate::assets::face_models::{self, FaceModelPaths};
+use crate::model::face_resnet::FaceResNet;
+use crate::{Error, Result};
+
+/// Which of the detected faces a photo contributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum FaceSelection {
+    /// Every detected face (photo collections).
+    All,
+    /// The one face nearest the photo's centre (LFW's convention: the named person is centred).
+    Central,
+}
+
+/// Pipeline settings. [`PipelineOptions::fingerprint`] names everything that changes embeddings,
+/// so a store made with other settings is not reused.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PipelineOptions {
+    /// Align with landmarks (true) or resize the whole photo to the chip (`--no-align`).
+    pub align: bool,
+    pub selection: FaceSelection,
+    /// When nothing is detected, assume one centred face ([`centered_box`]); for collections of
+    /// face crops such as LFW. Off by default: a photo without a face then has no entry.
+    pub assume_centered: bool,
+    /// Chips per forward pass.
+    pub batch_size: usize,
+    pub detector: DetectorOptions,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            align: true,
+            selection: FaceSelection::All,
+            assume_centered: false,
+            batch_size: 32,
+            detector: DetectorOptions::default(),
+        }
+    }
+}
+
+impl PipelineOptions {
+    /// A string naming every setting that changes the embeddings.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "dlib-resnet-v1/face-api.js-0.10.0;align={};pad=0.25;select={:?};assume_centered={};seeta(min={},thr={},max_side={})",
+            self.align,
+            self.selection,
+            self.assume_centered,
+            self.detector.min_face,
+            self.detector.score_threshold,
+            self.detector.max_side
+        )
+    }
+}
+
+/// One face of a photo with its embedding.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Face {
+    pub bbox: FaceBox,
+    /// The 5 landmarks (absent with `--no-align`).
+    pub landmarks: Option<Vec<[f32; 2]>>,
+    /// True when the box was assumed because detection found nothing.
+    pub assumed: bool,
+    pub embedding: Vec<f32>,
+}
+
+/// The faces found in one photo.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PhotoFaces {
+    pub width: u32,
+    pub height: u32,
+    pub faces: Vec<Face>,
+}
+
+/// A face ready for the network.
+struct PreparedFace {
+    bbox: FaceBox,
+    landmarks: Option<Vec<[f32; 2]>>,
+    assumed: bool,
+    chip: RgbImage,
+}
+
+/// Seconds spent per stage, for faces/s figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Timings {
+    /// Decoding, detection, landmarks and alignment (wall time of the parallel stage).
+    pub prepare_s: f64,
+    /// Forward passes of the network.
+    pub embed_s: f64,
+    /// Faces embedded.
+    pub faces: usize,
+    /// Photos read.
+    pub photos: usize,
+}
+
+/// The loaded models and settings.
+pub struct FacePipeline {
+    detector: FaceDetector,
+    landmarks: ShapePredictor,
+    net: FaceResNet,
+    options: PipelineOptions,
+}
+
+impl FacePipeline {
+    /// Loads the three models from `paths`.
+    pub fn load(paths: &FaceModelPaths, options: PipelineOptions, device: &Device) -> Result<Self> {
+        if options.batch_size == 0 {
+            return Err(Error::config("batch_size", "must be at least 1"));
+        }
+        Ok(FacePipeline {
+            detector: FaceDetector::load(&paths.detector, options.detector.clone())?,
+            landmarks: ShapePredictor::load(&paths.landmarks)?,
+            net: FaceResNet::load(&paths.recognition, device)?,
+            options,
+        })
+    }
+
+    /// Loads the models from the asset cache (`siamese fetch face-models`).
+    pub fn from_cache(options: PipelineOptions) -> Result<Self> {
+        Self::load(&face_models::locate()?, options, &Device::default())
+    }
+
+    pub fn options(&self) -> &PipelineOptions {
+        &self.options
+    }
+
+    pub fn network(&self) -> &FaceResNet {
+        &self.net
+    }
+
+    pub fn detector(&self) -> &FaceDetector {
+        &self.detector
+    }
+
+    pub fn shape_predictor(&self) -> &ShapePredictor {
+        &self.landmarks
+    }
+
+    /// Faces of a decoded photo, chips cut, not yet embedded.
+    fn prepare_image(&self, img: &RgbImage) -> Vec<PreparedFace> {
+        if !self.options.align {
+            let bbox = FaceBox {
+                left: 0.0,
+                top: 0.0,
+                width: img.width() as f32,
+                height: img.height() as f32,
+                score: 0.0,
+            };
+            return vec![PreparedFace {
+                bbox,
+                landmarks: None,
+                assumed: true,
+                chip: unaligned_chip(img),
+            }];
+        }
+        let grey = GreyImage::from_rgb(img);
+        let mut boxes = self.detector.detect(&grey);
+        if self.options.selection == FaceSelection::Central && boxes.len() > 1 {
+            let mid = [img.width() as f32 / 2.0, img.height() as f32 / 2.0];
+            let d = |b: &FaceBox| {
+                let c = b.center();
+                (c[0] - mid[0]).powi(2) + (c[1] - mid[1]).powi(2)
+            };
+            let best = *boxes
+                .iter()
+                .min_by(|a, b| d(a).total_cmp(&d(b)))
+                .expect("non-empty");
+            boxes = vec![best];
+        }
+        let mut assumed = false;
+        if boxes.is_empty() && self.options.assume_centered {
+            boxes.push(centered_box(img.width(), img.height()));
+            assumed = true;
+        }
+        boxes
+            .into_iter()
+            .map(|bbox| {
+                let rect = if assumed {
+                    assumed_to_dlib(&bbox)
+                } else {
+                    seeta_to_dlib(&bbox)
+                };
+                let points = self.landmarks.predict(&grey, &rect);
+                let five: [[f32; 2]; 5] = [points[0], points[1], points[2], points[3], points[4]];
+                PreparedFace {
+                    bbox,
+                    landmarks: Some(points),
+                    assumed,
+                    chip: aligned_chip(img, &five),
+                }
+            })
+            .collect()
+    }
+
+    /// Reads one photo and prepares its faces.
+    fn prepare_file(&self, path: &Path) -> Result<(u32, u32, Vec<PreparedFace>)> {
+        let img = load_rgb(path)?;
+        if self.options.align && self.landmarks.num_parts() != 5 {
+            return Err(Error::Other(
+                "the face pipeline needs a 5-point shape predictor".into(),
+            ));
+        }
+        let faces = self.prepare_image(&img);
+        Ok((img.width(), img.height(), faces))
+    }
+
+    /// Embeds 150x150 chips, `batch_size` per forward pass; one 128-d vector per chip.
+    pub fn embed_chips(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
+        let mut bytes = Vec::with_capacity(chips.len() * 150 * 150 * 3);
+        for chip in chips {
+            bytes.extend_from_slice(chip.as_raw());
+        }
+        let flat = self.net.embed_rgb_chips(&bytes, self.options.batch_size)?;
+        Ok(flat.chunks_exact(128).map(|c| c.to_vec()).collect())
+    }
+
+    /// Faces and embeddings of a decoded photo.
+    pub fn process_image(&self, img: &RgbImage) -> Result<Vec<Face>> {
+        let prepared = self.prepare_image(img);
+        let chips: Vec<RgbImage> = prepared.iter().map(|p| p.chip.clone()).collect();
+        let embeddings = self.embed_chips(&chips)?;
+        Ok(prepared
+            .into_iter()
+            .zip(embeddings)
+            .map(|(p, embedding)| Face {
+                bbox: p.bbox,
+                landmarks: p.landmarks,
+                assumed: p.assumed,
+                embedding,
+            })
+            .collect())
+    }
+
+    /// Faces and embeddings of each photo, in order; a photo that cannot be read gets its own
+    /// error and does not stop the others. `on_done(n)` is called as photos finish (progress).
+    pub fn process_files(
+        &self,
+        paths: &[PathBuf],
+        mut on_done: impl FnMut(usize),
+    ) -> (Vec<Result<PhotoFaces>>, Timings) {
+        let mut results = Vec::with_capacity(paths.len());
+        let mut timings = Timings::default();
+        // Enough photos per chunk to fill several batches while keeping memory small.
+        let chunk = (self.options.batch_size * 2).max(16);
+        for group in paths.chunks(chunk) {
+            let start = Instant::now();
+            let prepared: Vec<Result<(u32, u32, Vec<PreparedFace>)>> =
+                group.par_iter().map(|p| self.prepare_file(p)).collect();
+            timings.prepare_s += start.elapsed().as_secs_f64();
+            let chips: Vec<RgbImage> = prepared
+                .iter()
+                .flat_map(|r| {
+                    r.iter()
+                        .flat_map(|(_, _, faces)| faces.iter().map(|f| f.chip.clone()))
+                })
+                .collect();
+            let start = Instant::now();
+            let embedded = self.embed_chips(&chips);
+            timings.embed_s += start.elapsed().as_secs_f64();
+            timings.faces += chips.len();
+            timings.photos += group.len();
+            let mut embeddings = match embedded {
+                Ok(e) => e.into_iter(),
+                Err(e) => {
+                    let msg = e.to_string();
+                    results.extend(group.iter().map(|_| Err(Error::Other(msg.clone()))));
+                    on_done(group.len());
+                    continue;
+                }
+            };
+            for r in prepared {
+                results.push(r.map(|(width, height, faces)| {
+                    PhotoFaces {
+                        width,
+                        height,
+                        faces: faces
+                            .into_iter()
+                            .map(|p| Face {
+                                bbox: p.bbox,
+                                landmarks: p.landmarks,
+                                assumed: p.assumed,
+                                embedding: embeddings.next().expect("one embedding per chip"),
+                            })
+                            .collect(),
+                    }
+                }));
+            }
+            on_done(group.len());
+        }
+        (results, timings)
+    }
+
+    /// The single face of a photo for verification: the highest-scoring (or only) face.
+    pub fn embed_one(&self, path: &Path) -> Result<Face> {
+        let (results, _) = self.process_files(&[path.to_path_buf()], |_| {});
+        let photo = results.into_iter().next().expect("one result per path")?;
+        photo
+            .faces
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::format(path, "no face found"))
+    }
+}
+
+/// Euclidean distance between two embeddings.
+pub fn euclidean(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt()
+}
