@@ -108,3 +108,14 @@ fn pk_batches_hold_p_classes_of_k_images() {
     );
     assert!(PkBatchSampler::new(&labels, 10, 4, 1, 9).is_err(), "K < 2");
 }
+
+#[test]
+fn pk_batches_repeat_classes_smaller_than_k() {
+    // Three images per class, K = 8: each class's images are repeated to fill the batch.
+    let labels: Vec<u32> = (0..12).map(|i| (i % 4) as u32).collect();
+    let mut sampler = PkBatchSampler::new(&labels, 4, 2, 8, 1).unwrap();
+    for batch in sampler.epoch() {
+        assert_eq!(batch.len(), 16);
+        assert!(batch.iter().all(|&i| i < 12));
+    }
+}

@@ -69,7 +69,8 @@ impl PkBatchSampler {
             let classes = self.draw_classes(&pools);
             let mut batch = Vec::with_capacity(self.batch_size());
             for c in classes {
-                if pools[c].len() < k {
+                // A class smaller than K is repeated (its images appear more than once).
+                while pools[c].len() < k {
                     // Top up from the whole class, reshuffled: keeps every batch P×K exactly.
                     let mut refill = self.by_class[c].clone();
                     refill.shuffle(&mut self.rng);
@@ -92,7 +93,10 @@ impl PkBatchSampler {
             .iter()
             .map(|p| if p.len() >= k { p.len() as f64 } else { 0.0 })
             .collect();
-        let mut rest: Vec<f64> = full.iter().map(|&w| if w > 0.0 { 0.0 } else { 1.0 }).collect();
+        let mut rest: Vec<f64> = full
+            .iter()
+            .map(|&w| if w > 0.0 { 0.0 } else { 1.0 })
+            .collect();
         let mut chosen = Vec::with_capacity(self.classes_per_batch);
         for _ in 0..self.classes_per_batch {
             let weights = if full.iter().any(|&w| w > 0.0) {
