@@ -1,0 +1,229 @@
+//! The `siamese` binary end to end: resume after a kill, `eval --json` keys, and bad input
+//! giving one-line errors that name the file, a non-zero exit and no half-written output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn siamese() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_siamese"))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("the binary starts")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The user's real cache (where CI's `siamese fetch` put MNIST).
+fn default_home() -> Option<PathBuf> {
+    std::env::var_os("SIAMESE_HOME").map(PathBuf::from)
+}
+
+fn with_home(cmd: &mut Command, home: Option<&Path>) -> &mut Command {
+    if let Some(h) = home {
+        cmd.env("SIAMESE_HOME", h);
+    }
+    cmd
+}
+
+fn epochs_done(run: &Path) -> usize {
+    let Ok(text) = std::fs::read_to_string(run.join("checkpoint/state.json")) else {
+        return 0;
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["epochs_done"].as_u64().unwrap() as usize
+}
+
+fn train_args(out: &Path, epochs: usize) -> Vec<String> {
+    [
+        "train",
+        "--data",
+        "mnist",
+        "--limit",
+        "1200",
+        "--epochs",
+        &epochs.to_string(),
+        "--seed",
+        "5",
+        "--quiet",
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([out.display().to_string()])
+    .collect()
+}
+
+#[test]
+fn resume_continues_an_interrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let home = default_home();
+    // Start a 4-epoch run and kill it mid-epoch once the first checkpoint exists.
+    let mut child = with_home(&mut siamese(), home.as_deref())
+        .args(train_args(&out, 4))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while epochs_done(&out) < 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "no checkpoint after 10 minutes"
+        );
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("training ended early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done_at_kill = epochs_done(&out);
+    assert!(
+        (1..4).contains(&done_at_kill),
+        "killed mid-run, after {done_at_kill} epochs"
+    );
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("checkpoint/state.json")).unwrap())
+            .unwrap();
+    let first_epoch = state["history"]["epochs"][0].clone();
+
+    let mut args = train_args(&out, 4);
+    args.push("--resume".into());
+    args.push("--json".into());
+    let res = run(with_home(&mut siamese(), home.as_deref()).args(&args));
+    assert!(res.status.success(), "{}", stderr(&res));
+    assert_eq!(epochs_done(&out), 4);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("checkpoint/state.json")).unwrap())
+            .unwrap();
+    // The epochs before the kill were kept, not retrained.
+    assert_eq!(state["history"]["epochs"][0], first_epoch);
+    assert_eq!(state["history"]["epochs"].as_array().unwrap().len(), 4);
+
+    // eval --json prints one object with the documented keys.
+    let eval = run(with_home(&mut siamese(), home.as_deref())
+        .args(["eval", "--json", "--model"])
+        .arg(&out));
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let v: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    for key in [
+        "precision_at_1",
+        "r_precision",
+        "map_at_r",
+        "knn_accuracy_1",
+        "knn_accuracy_5",
+        "nmi",
+        "ami",
+    ] {
+        let x = v[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("missing {key} in {v}"));
+        assert!((0.0..=1.0).contains(&x), "{key} = {x}");
+    }
+    assert!(v["precision_at_1"].as_f64().unwrap() > 0.8);
+
+    // embed writes a float32 .npy of N×D and a labels CSV.
+    let npy = dir.path().join("emb.npy");
+    let e = run(with_home(&mut siamese(), home.as_deref())
+        .args(["embed", "--model"])
+        .arg(&out)
+        .arg("--out")
+        .arg(&npy));
+    assert!(e.status.success(), "{}", stderr(&e));
+    let bytes = std::fs::read(&npy).unwrap();
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    let header = String::from_utf8_lossy(&bytes[10..128]);
+    assert!(
+        header.contains("'<f4'") && header.contains("(240, 64)"),
+        "{header}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("emb.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        241
+    );
+}
+
+#[test]
+fn missing_cache_names_the_file_and_the_fix() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = empty.path().join("run");
+    let res = run(siamese()
+        .env("SIAMESE_HOME", empty.path())
+        .args(train_args(&out, 1)));
+    assert!(!res.status.success());
+    let err = stderr(&res);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("siamese fetch mnist"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn corrupt_idx_is_reported_with_its_path() {
+    let home = tempfile::tempdir().unwrap();
+    let mnist = home.path().join("mnist");
+    std::fs::create_dir_all(&mnist).unwrap();
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        std::fs::write(mnist.join(name), b"\x00\x00\x08\x03garbage").unwrap();
+    }
+    let out = home.path().join("run");
+    let res = run(siamese()
+        .env("SIAMESE_HOME", home.path())
+        .args(train_args(&out, 1)));
+    assert!(!res.status.success());
+    let err = stderr(&res);
+    assert!(err.contains("idx"), "names the IDX file: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.join("checkpoint").exists(), "nothing half-written");
+}
+
+#[test]
+fn unwritable_output_folder_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let out = file.join("run");
+    let res = run(with_home(&mut siamese(), default_home().as_deref()).args(train_args(&out, 1)));
+    assert!(!res.status.success());
+    let err = stderr(&res);
+    assert!(err.contains("a-file"), "names the path: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn class_folder_with_one_image_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (class, n) in [("cats", 3), ("dogs", 1)] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        for i in 0..n {
+            let img =
+                image::GrayImage::from_fn(28, 28, |x, y| image::Luma([((x * y + i) % 255) as u8]));
+            img.save(data.join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    let out = dir.path().join("run");
+    let res = run(siamese()
+        .args(["train", "--quiet", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out));
+    assert!(!res.status.success());
+    let err = stderr(&res);
+    assert!(err.contains("dogs"), "names the class folder: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.join("checkpoint").exists());
+}
