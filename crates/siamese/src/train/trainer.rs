@@ -116,7 +116,8 @@ pub fn train(
         device.seed(config.seed.wrapping_add(epoch as u64 * 7919));
         let batches = epoch_batches(train, num_classes, config, epoch, steps_per_epoch)?;
         let bar = progress_bar(options.progress, batches.len(), epoch, config.epochs);
-        let mut aug_rng = ChaCha8Rng::seed_from_u64(config.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
+        let mut aug_rng =
+            ChaCha8Rng::seed_from_u64(config.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
         let started = Instant::now();
         // `train_loss` is over every valid triplet (as the validation loss), `mined_loss` over the
         // triplets actually trained on.
@@ -124,7 +125,13 @@ pub fn train(
         for (step, batch) in batches.iter().enumerate() {
             let global_step = (epoch - 1) * steps_per_epoch + step;
             let lr = cosine_lr(config.learning_rate, global_step, total_steps);
-            let x = augmented_batch(train, &batch.indices, config.augment_shift, &mut aug_rng, &device);
+            let x = augmented_batch(
+                train,
+                &batch.indices,
+                config.augment_shift,
+                &mut aug_rng,
+                &device,
+            );
             let emb = model.forward(x);
             let host = to_host(emb.clone())?;
             let labels: Vec<u32> = batch.indices.iter().map(|&i| train.labels[i]).collect();
@@ -302,7 +309,7 @@ fn fixed_val_batches(val: &LabelledImages, config: &TrainConfig) -> Result<Vec<B
         val,
         val.class_names.len(),
         config,
-        config.seed ^ 0x5eed_0f_7a11,
+        config.seed ^ 0x5EED_0F7A,
         steps,
     )
 }
@@ -350,7 +357,15 @@ fn augmented_batch(
     }
     let mut pixels = Vec::with_capacity(indices.len() * data.image_size());
     for &i in indices {
-        random_shift(data.image(i), data.channels, data.height, data.width, max_shift, rng, &mut pixels);
+        random_shift(
+            data.image(i),
+            data.channels,
+            data.height,
+            data.width,
+            max_shift,
+            rng,
+            &mut pixels,
+        );
     }
     let shape = [indices.len(), data.channels, data.height, data.width];
     Tensor::<4>::from_data(TensorData::new(pixels, shape), device)
