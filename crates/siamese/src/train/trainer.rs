@@ -172,7 +172,12 @@ pub fn train(
         });
         state.epochs_done = epoch;
         checkpoint::save_checkpoint(run_dir, &model, &optimizer, &state)?;
-        // LOSS_PNG_HOOK
+        crate::viz::plot::loss_curves_png(
+            run_dir.join("loss.png"),
+            &state.history.train_losses(),
+            &state.history.val_losses(),
+            "Triplet loss per epoch (all valid triplets of each batch)",
+        )?;
         if options.progress {
             let r = state.history.epochs.last().expect("just pushed");
             eprintln!(
