@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod embed;
 mod eval;
 mod fetch;
@@ -29,6 +30,8 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Triplet similarity from `anchor positive negative` files on a frozen ImageNet backbone.
     Triplets(triplets::TripletsArgs),
+    /// Benchmark our training and inference against Keras/TensorFlow (--json, --no-peer).
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -39,6 +42,7 @@ fn main() {
         Command::Eval(args) => eval::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Triplets(args) => triplets::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     if let Err(err) = result {
         // One line, naming the file or value at fault; never a panic.

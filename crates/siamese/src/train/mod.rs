@@ -1,6 +1,7 @@
 //! Training: hyper-parameters, the loop, loss history and checkpoints in a run folder.
 
 pub mod augment;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod head;

@@ -1,0 +1,90 @@
+//! `siamese bench`: our training and inference against Keras/TensorFlow, side by side.
+
+use clap::Args;
+use siamese::train::bench::{run_bench, BenchConfig, BenchReport, SideReport};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Timed steps per round (training and inference).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Untimed warm-up steps before the first round.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Rounds; the report takes the median of the rounds' median step times.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Worker threads of both sides.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Random triplets per training step (3x as many images).
+    #[arg(long, default_value_t = 128)]
+    pub triplets: usize,
+    /// Images per inference batch.
+    #[arg(long, default_value_t = 512)]
+    pub infer_batch: usize,
+    /// Skip the full-epoch timing.
+    #[arg(long)]
+    pub no_epoch: bool,
+    /// Skip the Keras peer (ours only).
+    #[arg(long)]
+    pub no_peer: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let config = BenchConfig {
+        steps: args.steps,
+        warmup: args.warmup,
+        rounds: args.rounds,
+        threads: args.threads,
+        triplets_per_step: args.triplets,
+        infer_batch: args.infer_batch,
+        epoch: !args.no_epoch,
+        ..BenchConfig::default()
+    };
+    let report = run_bench(&config, !args.no_peer, &mut |line| {
+        eprintln!("bench: {line}")
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn print_table(r: &BenchReport) {
+    println!(
+        "{} ({} cores), {} threads a side",
+        r.cpu_model, r.cores, r.threads
+    );
+    let side = |name: &str, s: &SideReport| {
+        println!("{name}: {}", s.framework);
+        println!(
+            "  train {:>8.0} img/s   infer {:>8.0} img/s   epoch {}   peak RSS {:.0} MiB   load {:.2}->{:.2}",
+            s.train_img_per_s,
+            s.infer_img_per_s,
+            s.epoch_seconds
+                .map_or("-".to_string(), |e| format!("{e:.1} s ({} images)", s.epoch_images)),
+            s.peak_rss_mb,
+            s.load_avg_start,
+            s.load_avg_end
+        );
+    };
+    side("ours ", &r.ours);
+    match (&r.keras, &r.peer_error) {
+        (Some(k), _) => side("keras", k),
+        (None, Some(why)) => println!("keras: not measured: {why}"),
+        (None, None) => {}
+    }
+    let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}x"));
+    println!(
+        "ours vs keras: train {}, infer {}, epoch {} (> 1 = ours faster)",
+        show(r.train_ratio_vs_keras),
+        show(r.infer_ratio_vs_keras),
+        show(r.epoch_ratio_vs_keras)
+    );
+}
