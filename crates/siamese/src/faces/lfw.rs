@@ -48,8 +48,14 @@ pub fn unpack(tar_path: &Path) -> Result<PathBuf> {
     let _guard = UNPACKING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = lfw_cache_dir();
     let images = dir.join(IMAGES_DIR);
-    if dir.join(COMPLETE_MARKER).is_file() && images.is_dir() {
-        return Ok(images);
+    // The marker holds the number of photos unpacked; a folder that lost some is unpacked again.
+    let expected = std::fs::read_to_string(dir.join(COMPLETE_MARKER))
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok());
+    if let Some(n) = expected {
+        if images.is_dir() && count_photos(&images) == n {
+            return Ok(images);
+        }
     }
     let scratch = scratch_dir("lfw")?;
     let result = (|| {
@@ -72,6 +78,23 @@ pub fn unpack(tar_path: &Path) -> Result<PathBuf> {
     })();
     let _ = std::fs::remove_dir_all(&scratch);
     result.map(|()| images)
+}
+
+/// Number of `.jpg` files in the person folders of `images`.
+fn count_photos(images: &Path) -> usize {
+    let Ok(people) = std::fs::read_dir(images) else {
+        return 0;
+    };
+    people
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_dir(e.path()).ok())
+        .map(|photos| {
+            photos
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "jpg"))
+                .count()
+        })
+        .sum()
 }
 
 /// Path of photo `index` (1-based) of `name`.

@@ -9,8 +9,14 @@
 
 pub mod align;
 pub mod detect;
+pub mod eval_lfw;
+pub mod gallery;
+pub mod grouping;
 pub mod landmarks;
 pub mod lfw;
 pub mod load;
 pub mod pipeline;
+pub mod plot;
+pub mod search;
 pub mod store;
+pub mod verify;

@@ -1,0 +1,597 @@
+//! `siamese faces verify|eval-lfw|embed|cluster|search|plot|eval-cluster`: the face pipeline
+//! (SeetaFace detection, dlib landmarks and alignment, dlib's ResNet) from the command line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use siamese::cluster::Linkage;
+use siamese::faces::eval_lfw::{evaluate_lfw, lfw_options};
+use siamese::faces::gallery::{write_gallery, GalleryFace};
+use siamese::faces::grouping::{
+    evaluate_lfw_clustering, resolve_method, GroupingParams, MethodName,
+};
+use siamese::faces::pipeline::{euclidean, FacePipeline, FaceSelection, PipelineOptions};
+use siamese::faces::search::StoreIndex;
+use siamese::faces::verify::{check_threshold, verdict, LFW_THRESHOLD};
+use siamese::faces::{plot as face_plot, store};
+
+#[derive(Args)]
+pub struct FacesArgs {
+    #[command(subcommand)]
+    command: FacesCommand,
+}
+
+#[derive(Subcommand)]
+enum FacesCommand {
+    /// Distance between the faces of two photos, the threshold, and same/different.
+    Verify(VerifyArgs),
+    /// LFW's 10-fold verification protocol: accuracy ± std, ROC AUC, detection failures.
+    EvalLfw(EvalLfwArgs),
+    /// Embed every face of a folder into a store file (only new or changed photos are embedded).
+    Embed(EmbedArgs),
+    /// Group a folder's faces by person: clusters.csv, a montage per person, index.html.
+    Cluster(ClusterArgs),
+    /// The stored faces nearest to the face in a query photo.
+    Search(SearchArgs),
+    /// t-SNE of a folder's faces coloured by sub-folder (identity), beside an ImageNet backbone's.
+    Plot(PlotArgs),
+    /// Clustering quality on LFW people with at least N photos: pairwise P/R/F1, NMI, AMI.
+    EvalCluster(EvalClusterArgs),
+}
+
+/// Settings shared by every command that embeds photos.
+#[derive(Args, Clone)]
+struct PipelineArgs {
+    /// Photos are already face crops: resize each whole photo to the 150x150 chip instead of
+    /// detecting and aligning.
+    #[arg(long)]
+    no_align: bool,
+    /// Chips per forward pass of the network.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Smallest face side searched by the detector, in pixels.
+    #[arg(long, default_value_t = 40)]
+    min_face: u32,
+}
+
+impl PipelineArgs {
+    fn options(&self, selection: FaceSelection) -> PipelineOptions {
+        let mut o = PipelineOptions {
+            align: !self.no_align,
+            selection,
+            batch_size: self.batch_size,
+            ..PipelineOptions::default()
+        };
+        o.detector.min_face = self.min_face;
+        o
+    }
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// First photo.
+    a: PathBuf,
+    /// Second photo.
+    b: PathBuf,
+    /// Same-person threshold (default: the LFW-calibrated one).
+    #[arg(long)]
+    threshold: Option<f32>,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct EvalLfwArgs {
+    /// LFW: the deep-funneled tarball or its unpacked folder.
+    #[arg(long)]
+    lfw: PathBuf,
+    /// The View 2 protocol file (pairs.txt).
+    #[arg(long)]
+    pairs: PathBuf,
+    /// Embedding store (reused by later runs); default `<cache>/lfw/faces-<settings>.store`.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct EmbedArgs {
+    /// Folder of photos (searched recursively).
+    dir: PathBuf,
+    /// The store file to create or update.
+    #[arg(long)]
+    store: PathBuf,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MethodArg {
+    Dbscan,
+    Kmeans,
+    Agglomerative,
+    ChineseWhispers,
+}
+
+impl MethodArg {
+    fn name(self) -> MethodName {
+        match self {
+            MethodArg::Dbscan => MethodName::Dbscan,
+            MethodArg::Kmeans => MethodName::Kmeans,
+            MethodArg::Agglomerative => MethodName::Agglomerative,
+            MethodArg::ChineseWhispers => MethodName::ChineseWhispers,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LinkageArg {
+    Average,
+    Complete,
+    Single,
+}
+
+/// Clustering parameters; every default derives from the LFW-calibrated threshold.
+#[derive(Args, Clone)]
+struct GroupingArgs {
+    /// Clustering method.
+    #[arg(long, value_enum, default_value = "chinese-whispers")]
+    method: MethodArg,
+    /// Same-person threshold the defaults derive from (default: the LFW-calibrated one).
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// DBSCAN radius (default 0.85 x threshold).
+    #[arg(long)]
+    eps: Option<f32>,
+    /// DBSCAN: faces within eps a face needs (itself included) to seed a group.
+    #[arg(long, default_value_t = 2)]
+    min_points: usize,
+    /// Agglomerative linkage.
+    #[arg(long, value_enum, default_value = "average")]
+    linkage: LinkageArg,
+    /// Distance cut for agglomerative and chinese whispers (default: the threshold).
+    #[arg(long)]
+    cut: Option<f32>,
+    /// k-means clusters (default: the number agglomerative finds at the threshold).
+    #[arg(long)]
+    k: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+impl GroupingArgs {
+    fn params(&self) -> anyhow::Result<GroupingParams> {
+        let mut p = GroupingParams::from_threshold(check_threshold(
+            self.threshold.unwrap_or(LFW_THRESHOLD),
+        )?);
+        p.eps = self.eps;
+        p.min_points = self.min_points;
+        p.linkage = match self.linkage {
+            LinkageArg::Average => Linkage::Average,
+            LinkageArg::Complete => Linkage::Complete,
+            LinkageArg::Single => Linkage::Single,
+        };
+        p.cut = self.cut;
+        p.k = self.k;
+        p.seed = self.seed;
+        Ok(p)
+    }
+}
+
+#[derive(Args)]
+struct ClusterArgs {
+    /// Folder of photos (searched recursively).
+    dir: PathBuf,
+    /// Output folder: clusters.csv, montages/, faces/, index.html.
+    #[arg(long, default_value = "face-clusters")]
+    out: PathBuf,
+    /// Embedding store (default `<out>/faces.store`); a second run embeds only new photos.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    #[command(flatten)]
+    grouping: GroupingArgs,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// Store file made by `faces embed` or `faces cluster`.
+    #[arg(long)]
+    store: PathBuf,
+    /// Photo with the face to look for (its most confident face).
+    query: PathBuf,
+    /// Results.
+    #[arg(short, long, default_value_t = 5)]
+    k: usize,
+    /// Same-person threshold marking hits (default: the LFW-calibrated one).
+    #[arg(long)]
+    threshold: Option<f32>,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PlotArgs {
+    /// Folder of identity folders (`person/*.jpg`).
+    dir: PathBuf,
+    /// Output folder for the PNGs.
+    #[arg(long, default_value = "face-plots")]
+    out: PathBuf,
+    /// Embedding store (default `<out>/faces.store`).
+    #[arg(long)]
+    store: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct EvalClusterArgs {
+    /// LFW: the deep-funneled tarball or its unpacked folder.
+    #[arg(long)]
+    lfw: PathBuf,
+    /// People with at least this many photos.
+    #[arg(long, default_value_t = 5)]
+    min_images: usize,
+    /// Embedding store (default: the one eval-lfw uses).
+    #[arg(long)]
+    store: Option<PathBuf>,
+    #[command(flatten)]
+    grouping: GroupingArgs,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: FacesArgs) -> anyhow::Result<()> {
+    match args.command {
+        FacesCommand::Verify(a) => verify(a),
+        FacesCommand::EvalLfw(a) => eval_lfw(a),
+        FacesCommand::Embed(a) => embed(a),
+        FacesCommand::Cluster(a) => cluster(a),
+        FacesCommand::Search(a) => search(a),
+        FacesCommand::Plot(a) => plot(a),
+        FacesCommand::EvalCluster(a) => eval_cluster(a),
+    }
+}
+
+fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let threshold = check_threshold(args.threshold.unwrap_or(LFW_THRESHOLD))?;
+    let pipeline = FacePipeline::from_cache(args.pipeline.options(FaceSelection::All))?;
+    let a = pipeline.embed_one(&args.a)?;
+    let b = pipeline.embed_one(&args.b)?;
+    let v = verdict(euclidean(&a.embedding, &b.embedding), threshold);
+    if args.json {
+        let out = serde_json::json!({
+            "a": args.a, "b": args.b, "distance": v.distance, "threshold": v.threshold,
+            "same": v.same, "box_a": a.bbox, "box_b": b.bbox,
+        });
+        println!("{out}");
+    } else {
+        let word = if v.same {
+            "same person"
+        } else {
+            "different people"
+        };
+        println!(
+            "distance {:.4}, threshold {:.4}: {word}",
+            v.distance, v.threshold
+        );
+    }
+    Ok(())
+}
+
+fn default_lfw_store(options: &PipelineOptions) -> PathBuf {
+    let tag = if options.align { "aligned" } else { "no-align" };
+    siamese::faces::lfw::lfw_cache_dir().join(format!("faces-{tag}.store"))
+}
+
+fn eval_lfw(args: EvalLfwArgs) -> anyhow::Result<()> {
+    let mut options = lfw_options(!args.pipeline.no_align);
+    options.batch_size = args.pipeline.batch_size;
+    options.detector.min_face = args.pipeline.min_face;
+    let store = args
+        .store
+        .clone()
+        .unwrap_or_else(|| default_lfw_store(&options));
+    let pipeline = FacePipeline::from_cache(options)?;
+    let report = evaluate_lfw(&args.lfw, &args.pairs, &pipeline, &store, !args.json)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    for f in &report.folds {
+        println!(
+            "fold {:2}: threshold {:.4}  accuracy {:.2} %",
+            f.fold + 1,
+            f.threshold,
+            100.0 * f.accuracy
+        );
+    }
+    println!(
+        "LFW 10-fold accuracy {:.2} % ± {:.2} (std), ROC AUC {:.4}, threshold {:.4}",
+        100.0 * report.mean_accuracy,
+        100.0 * report.std_accuracy,
+        report.roc_auc,
+        report.threshold
+    );
+    println!(
+        "{} pairs over {} photos; no face detected in {} ({})",
+        report.pairs, report.photos, report.detection_failures, report.detection_failure_handling
+    );
+    if report.pairs_skipped > 0 {
+        println!("{} pairs skipped: unreadable photos", report.pairs_skipped);
+    }
+    print_speed(
+        &report.timings,
+        report.embedded_photos,
+        report.reused_photos,
+    );
+    Ok(())
+}
+
+fn print_speed(t: &siamese::faces::pipeline::Timings, embedded: usize, reused: usize) {
+    println!("embedded {embedded} photos, reused {reused} from the store");
+    if t.faces > 0 {
+        println!(
+            "speed: {:.1} faces/s end to end (detection+alignment {:.1} s, embedding {:.1} s = {:.1} faces/s)",
+            t.faces as f64 / (t.prepare_s + t.embed_s),
+            t.prepare_s,
+            t.embed_s,
+            t.faces as f64 / t.embed_s
+        );
+    }
+}
+
+/// Lists a folder's files, embeds what is new into `store_path`, prints skipped files.
+fn embed_folder(
+    dir: &Path,
+    store_path: &Path,
+    options: PipelineOptions,
+    quiet: bool,
+) -> anyhow::Result<(store::EmbeddingStore, Vec<String>, store::UpdateReport)> {
+    let files = siamese::faces::load::list_files(dir)?;
+    if files.is_empty() {
+        anyhow::bail!("{}: no files", dir.display());
+    }
+    let pipeline = FacePipeline::from_cache(options)?;
+    let mut st = store::EmbeddingStore::load_or_new(store_path, &pipeline.options().fingerprint())?;
+    let (report, keys) = store::update(&mut st, &files, &pipeline, !quiet);
+    st.save(store_path)
+        .with_context(|| format!("writing {}", store_path.display()))?;
+    if !quiet {
+        print_speed(
+            &report.timings,
+            report.embedded_photos,
+            report.reused_photos,
+        );
+        print_skipped(&report.skipped);
+    }
+    Ok((st, keys, report))
+}
+
+fn print_skipped(skipped: &[(PathBuf, String)]) {
+    if skipped.is_empty() {
+        return;
+    }
+    eprintln!("skipped {} file(s):", skipped.len());
+    for (_, why) in skipped {
+        eprintln!("  {why}");
+    }
+}
+
+fn embed(args: EmbedArgs) -> anyhow::Result<()> {
+    let options = args.pipeline.options(FaceSelection::All);
+    let (st, keys, report) = embed_folder(&args.dir, &args.store, options, args.json)?;
+    let faces: usize = keys
+        .iter()
+        .filter_map(|k| st.get(k))
+        .map(|p| p.faces.len())
+        .sum();
+    if args.json {
+        let out = serde_json::json!({
+            "store": args.store, "photos": keys.len(), "faces": faces,
+            "embedded_photos": report.embedded_photos, "reused_photos": report.reused_photos,
+            "embedded_faces": report.embedded_faces, "timings": report.timings,
+            "skipped": report.skipped.iter().map(|(_, m)| m).collect::<Vec<_>>(),
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "{} photos, {faces} faces in {}",
+            keys.len(),
+            args.store.display()
+        );
+    }
+    Ok(())
+}
+
+fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
+    let params = args.grouping.params()?;
+    let store_path = args
+        .store
+        .clone()
+        .unwrap_or_else(|| args.out.join("faces.store"));
+    let options = args.pipeline.options(FaceSelection::All);
+    let (st, keys, report) = embed_folder(&args.dir, &store_path, options, args.json)?;
+    let mut faces = Vec::new();
+    let mut data = Vec::new();
+    for k in &keys {
+        if let Some(photo) = st.get(k) {
+            for (i, f) in photo.faces.iter().enumerate() {
+                data.extend_from_slice(&f.embedding);
+                faces.push(GalleryFace {
+                    photo: PathBuf::from(&photo.path),
+                    face: i,
+                    bbox: f.bbox,
+                    landmarks: f.landmarks.clone(),
+                    cluster: 0,
+                });
+            }
+        }
+    }
+    if faces.is_empty() {
+        anyhow::bail!("{}: no face found in any photo", args.dir.display());
+    }
+    let method = resolve_method(args.grouping.method.name(), &params, &data, store::DIM)?;
+    let labels = siamese::cluster::cluster(&data, store::DIM, &method, params.seed)?;
+    for (f, l) in faces.iter_mut().zip(&labels) {
+        f.cluster = *l;
+    }
+    let title = format!("Faces of {} ({})", args.dir.display(), method.name());
+    let out = write_gallery(&args.out, &faces, &title)?;
+    if args.json {
+        let json = serde_json::json!({
+            "method": method, "people": out.people, "ungrouped_faces": out.ungrouped,
+            "faces": faces.len(), "photos": keys.len(),
+            "clusters_csv": out.csv, "index_html": out.html, "montages": out.montages,
+            "store": store_path, "embedded_photos": report.embedded_photos,
+            "reused_photos": report.reused_photos, "embedded_faces": report.embedded_faces,
+            "skipped": report.skipped.iter().map(|(_, m)| m).collect::<Vec<_>>(),
+        });
+        println!("{json}");
+    } else {
+        println!(
+            "{} people (groups of 2+ faces), {} ungrouped faces, {} faces in {} photos ({})",
+            out.people,
+            out.ungrouped,
+            faces.len(),
+            keys.len(),
+            method.name()
+        );
+        println!(
+            "wrote {}, {} and {} montages",
+            out.csv.display(),
+            out.html.display(),
+            out.montages.len()
+        );
+    }
+    Ok(())
+}
+
+fn search(args: SearchArgs) -> anyhow::Result<()> {
+    let threshold = check_threshold(args.threshold.unwrap_or(LFW_THRESHOLD))?;
+    let st = store::EmbeddingStore::load(&args.store)?;
+    let index = StoreIndex::new(&st)?;
+    let options = args.pipeline.options(FaceSelection::All);
+    if st.fingerprint() != options.fingerprint() {
+        anyhow::bail!(
+            "{}: made with other pipeline settings ({}); pass the same --no-align/--min-face",
+            args.store.display(),
+            st.fingerprint()
+        );
+    }
+    let pipeline = FacePipeline::from_cache(options)?;
+    let query = pipeline.embed_one(&args.query)?;
+    let hits = index.search(&query.embedding, args.k, threshold)?;
+    if args.json {
+        let out = serde_json::json!({
+            "query": args.query, "query_box": query.bbox, "threshold": threshold,
+            "faces_searched": index.len(), "hits": hits,
+        });
+        println!("{out}");
+    } else {
+        println!("{} faces searched; threshold {threshold:.3}", index.len());
+        for h in &hits {
+            let mark = if h.same_person { "same" } else { "    " };
+            println!(
+                "{:3}. {:.4} {mark} {} (face {})",
+                h.rank, h.distance, h.path, h.face
+            );
+        }
+    }
+    Ok(())
+}
+
+fn plot(args: PlotArgs) -> anyhow::Result<()> {
+    let store_path = args
+        .store
+        .clone()
+        .unwrap_or_else(|| args.out.join("faces.store"));
+    let options = args.pipeline.options(FaceSelection::All);
+    let (st, keys, _) = embed_folder(&args.dir, &store_path, options, args.json)?;
+    let out = face_plot::plot_faces(&st, &keys, &args.dir, &args.out, args.seed)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!(
+            "{} faces of {} identities: {}",
+            out.points,
+            out.identities,
+            out.comparison_png.display()
+        );
+        if out.backbone_png.is_none() {
+            println!(
+                "(no ImageNet backbone in the cache: `siamese fetch backbone` adds the comparison)"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn eval_cluster(args: EvalClusterArgs) -> anyhow::Result<()> {
+    let params = args.grouping.params()?;
+    let mut options = lfw_options(!args.pipeline.no_align);
+    options.batch_size = args.pipeline.batch_size;
+    options.detector.min_face = args.pipeline.min_face;
+    let store = args
+        .store
+        .clone()
+        .unwrap_or_else(|| default_lfw_store(&options));
+    let pipeline = FacePipeline::from_cache(options)?;
+    let r = evaluate_lfw_clustering(
+        &args.lfw,
+        args.min_images,
+        args.grouping.method.name(),
+        &params,
+        &pipeline,
+        &store,
+        !args.json,
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    println!(
+        "LFW people with >= {} photos: {} people, {} photos, {} faces ({} with no detected face)",
+        r.min_images, r.people, r.photos, r.faces, r.detection_failures
+    );
+    println!(
+        "{}: {} clusters found vs {} true ({} noise); pairwise precision {:.4} recall {:.4} F1 {:.4}; NMI {:.4}, AMI {:.4}",
+        r.method.name(),
+        r.clusters_found,
+        r.clusters_true,
+        r.noise,
+        r.pairwise_precision,
+        r.pairwise_recall,
+        r.pairwise_f1,
+        r.nmi,
+        r.ami
+    );
+    print_speed(&r.timings, r.embedded_photos, r.reused_photos);
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! Grouping faces by person: choosing a clustering method's parameters from the same-person
+//! threshold calibrated on LFW, and the clustering evaluation on LFW people with at least N
+//! photos (pairwise precision/recall/F1, NMI, AMI, clusters found vs true).
+//!
+//! Defaults, with `T` the LFW threshold (`verify::LFW_THRESHOLD`):
+//! - chinese whispers and agglomerative (average linkage) join faces/groups closer than `T`;
+//! - DBSCAN uses `eps = DBSCAN_EPS_FACTOR · T` with `min_points = 2`: DBSCAN chains
+//!   neighbourhoods, so its radius must be tighter than the pairwise threshold;
+//! - k-means, which needs a count, uses the number of groups agglomerative finds at `T`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::lfw::{people, resolve_images};
+use super::pipeline::{FacePipeline, Timings};
+use super::store::{self, EmbeddingStore};
+use crate::cluster::{self, Linkage, Method};
+use crate::eval::clustering::{ami, nmi, noise_as_singletons, pairwise_scores, NOISE};
+use crate::{Error, Result};
+
+/// DBSCAN's radius as a fraction of the same-person threshold.
+pub const DBSCAN_EPS_FACTOR: f32 = 0.85;
+
+/// Method names as on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MethodName {
+    Dbscan,
+    Kmeans,
+    Agglomerative,
+    ChineseWhispers,
+}
+
+impl std::str::FromStr for MethodName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "dbscan" => Ok(MethodName::Dbscan),
+            "kmeans" => Ok(MethodName::Kmeans),
+            "agglomerative" => Ok(MethodName::Agglomerative),
+            "chinese-whispers" => Ok(MethodName::ChineseWhispers),
+            _ => Err(Error::config(
+                "method",
+                format!("{s:?} is not dbscan, kmeans, agglomerative or chinese-whispers"),
+            )),
+        }
+    }
+}
+
+/// User overrides; `None` takes the default derived from the threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupingParams {
+    /// The same-person threshold the defaults derive from.
+    pub threshold: f32,
+    pub eps: Option<f32>,
+    pub min_points: usize,
+    pub linkage: Linkage,
+    /// Distance cut for agglomerative and chinese whispers (default: `threshold`).
+    pub cut: Option<f32>,
+    pub k: Option<usize>,
+    pub seed: u64,
+}
+
+impl GroupingParams {
+    /// Defaults from `threshold`.
+    pub fn from_threshold(threshold: f32) -> Self {
+        GroupingParams {
+            threshold,
+            eps: None,
+            min_points: 2,
+            linkage: Linkage::Average,
+            cut: None,
+            k: None,
+            seed: 1,
+        }
+    }
+}
+
+/// The method with every parameter filled in (k-means' default count needs the data).
+pub fn resolve_method(
+    name: MethodName,
+    p: &GroupingParams,
+    data: &[f32],
+    dim: usize,
+) -> Result<Method> {
+    let cut = p.cut.unwrap_or(p.threshold);
+    Ok(match name {
+        MethodName::Dbscan => Method::Dbscan {
+            eps: p.eps.unwrap_or(DBSCAN_EPS_FACTOR * p.threshold),
+            min_points: p.min_points,
+        },
+        MethodName::Agglomerative => Method::Agglomerative {
+            linkage: p.linkage,
+            threshold: cut,
+        },
+        MethodName::ChineseWhispers => Method::ChineseWhispers {
+            threshold: cut,
+            max_rounds: 100,
+        },
+        MethodName::Kmeans => {
+            let k = match p.k {
+                Some(k) => k,
+                None => {
+                    let agg = Method::Agglomerative {
+                        linkage: Linkage::Average,
+                        threshold: p.threshold,
+                    };
+                    let labels = cluster::cluster(data, dim, &agg, p.seed)?;
+                    count_clusters(&labels).0.max(1)
+                }
+            };
+            Method::Kmeans { k }
+        }
+    })
+}
+
+/// `(clusters, noise points)`: distinct non-noise labels and points labelled noise.
+pub fn count_clusters(labels: &[u32]) -> (usize, usize) {
+    let mut ids: Vec<u32> = labels.iter().copied().filter(|&l| l != NOISE).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    (ids.len(), labels.iter().filter(|&&l| l == NOISE).count())
+}
+
+/// What `siamese faces eval-cluster` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClusterEvalReport {
+    pub min_images: usize,
+    pub method: Method,
+    /// People (true identities) with at least `min_images` photos.
+    pub people: usize,
+    pub photos: usize,
+    /// Faces clustered (one per readable photo).
+    pub faces: usize,
+    /// Groups found (noise excluded) vs the true number of people.
+    pub clusters_found: usize,
+    pub clusters_true: usize,
+    /// Faces DBSCAN left as noise (counted as singletons in the scores).
+    pub noise: usize,
+    pub pairwise_precision: f64,
+    pub pairwise_recall: f64,
+    pub pairwise_f1: f64,
+    pub nmi: f64,
+    pub ami: f64,
+    /// Photos where no face was detected (a centred face was assumed).
+    pub detection_failures: usize,
+    pub embedded_photos: usize,
+    pub reused_photos: usize,
+    pub timings: Timings,
+    pub cluster_seconds: f64,
+}
+
+/// Embeds the photos of LFW people with ≥ `min_images` photos (through the store at
+/// `store_path`), clusters them and scores the result against the true identities.
+pub fn evaluate_lfw_clustering(
+    lfw: &Path,
+    min_images: usize,
+    name: MethodName,
+    params: &GroupingParams,
+    pipeline: &FacePipeline,
+    store_path: &Path,
+    progress: bool,
+) -> Result<ClusterEvalReport> {
+    let images = resolve_images(lfw)?;
+    let selected = people(&images, min_images)?;
+    if selected.len() < 2 {
+        return Err(Error::config(
+            "min_images",
+            format!(
+                "only {} LFW people have {min_images} photos",
+                selected.len()
+            ),
+        ));
+    }
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut truth_of_file: Vec<u32> = Vec::new();
+    for (id, (_, photos)) in selected.iter().enumerate() {
+        files.extend(photos.iter().cloned());
+        truth_of_file.extend(std::iter::repeat_n(id as u32, photos.len()));
+    }
+    let mut st = EmbeddingStore::load_or_new(store_path, &pipeline.options().fingerprint())?;
+    let (update, keys) = store::update(&mut st, &files, pipeline, progress);
+    st.save(store_path)?;
+    let mut data = Vec::new();
+    let mut truth = Vec::new();
+    let mut detection_failures = 0;
+    for (k, &t) in keys.iter().zip(&truth_of_file) {
+        if let Some(face) = st.get(k).and_then(|p| p.faces.first()) {
+            data.extend_from_slice(&face.embedding);
+            truth.push(t);
+            detection_failures += usize::from(face.assumed);
+        }
+    }
+    let start = Instant::now();
+    let method = resolve_method(name, params, &data, store::DIM)?;
+    let labels = cluster::cluster(&data, store::DIM, &method, params.seed)?;
+    let cluster_seconds = start.elapsed().as_secs_f64();
+    let scores = pairwise_scores(&truth, &labels);
+    let (clusters_found, noise) = count_clusters(&labels);
+    let singletons = noise_as_singletons(&labels);
+    Ok(ClusterEvalReport {
+        min_images,
+        method,
+        people: selected.len(),
+        photos: files.len(),
+        faces: truth.len(),
+        clusters_found,
+        clusters_true: selected.len(),
+        noise,
+        pairwise_precision: scores.precision,
+        pairwise_recall: scores.recall,
+        pairwise_f1: scores.f1,
+        nmi: nmi(&truth, &singletons),
+        ami: ami(&truth, &singletons),
+        detection_failures,
+        embedded_photos: update.embedded_photos,
+        reused_photos: update.reused_photos,
+        timings: update.timings,
+        cluster_seconds,
+    })
+}

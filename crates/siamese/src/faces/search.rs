@@ -1,0 +1,79 @@
+//! Face search: the stored faces nearest to a query face (exact search over the store's
+//! embeddings with [`crate::index::FlatIndex`], Euclidean distance, like verification).
+
+use super::detect::FaceBox;
+use super::store::{EmbeddingStore, DIM};
+use super::verify::verdict;
+use crate::eval::distance::Distance;
+use crate::index::FlatIndex;
+use crate::Result;
+
+/// One result.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SearchHit {
+    /// 1 for the nearest.
+    pub rank: usize,
+    pub distance: f32,
+    /// Within the same-person threshold.
+    pub same_person: bool,
+    pub path: String,
+    /// Index of the face in its photo.
+    pub face: usize,
+    pub bbox: FaceBox,
+}
+
+/// The stored faces as an index, with `(photo path, face index, box)` per row.
+pub struct StoreIndex {
+    index: FlatIndex,
+    rows: Vec<(String, usize, FaceBox)>,
+}
+
+impl StoreIndex {
+    /// Indexes every face of `store`.
+    pub fn new(store: &EmbeddingStore) -> Result<Self> {
+        let mut data = Vec::new();
+        let mut rows = Vec::new();
+        for (photo, i, face) in store.faces() {
+            data.extend_from_slice(&face.embedding);
+            rows.push((photo.path.clone(), i, face.bbox));
+        }
+        Ok(StoreIndex {
+            index: FlatIndex::new(data, DIM, Distance::Euclidean)?,
+            rows,
+        })
+    }
+
+    /// Number of faces.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether the store had no face.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The `k` nearest faces to `query`, nearest first; `threshold` marks same-person hits.
+    pub fn search(&self, query: &[f32], k: usize, threshold: f32) -> Result<Vec<SearchHit>> {
+        if self.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .index
+            .search(query, k)?
+            .into_iter()
+            .enumerate()
+            .map(|(r, hit)| {
+                let (path, face, bbox) = self.rows[hit.row].clone();
+                SearchHit {
+                    rank: r + 1,
+                    distance: hit.distance,
+                    same_person: verdict(hit.distance, threshold).same,
+                    path,
+                    face,
+                    bbox,
+                }
+            })
+            .collect())
+    }
+}
