@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use siamese::data::idx::{encode_idx_images, encode_idx_labels, read_idx_images, read_idx_labels};
+use siamese::data::idx::{
+    encode_idx_images, encode_idx_labels, load_idx_pair, read_idx_images, read_idx_labels,
+};
 use siamese::data::letters::load_letters_raw;
 use siamese::data::transform::{
     centre_of_mass, ink_to_mnist, mnist_style, mnist_style_with, stroke_fraction, MnistStyle,
@@ -101,6 +103,31 @@ fn idx_corrupt_files_are_rejected_with_the_file_name() {
     idx_error(&p, true);
 }
 
+#[test]
+fn missing_cache_files_tell_the_user_to_fetch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("mnist").join("train-images-idx3-ubyte");
+    let labels = tmp.path().join("mnist").join("train-labels-idx1-ubyte");
+    let names = (0..10).map(|d| d.to_string()).collect();
+    let msg = load_idx_pair(&images, &labels, names, "mnist")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("siamese fetch mnist"), "{msg}");
+    assert!(msg.contains(&images.display().to_string()), "{msg}");
+    // Images and labels that disagree on the count: the label file is named.
+    std::fs::create_dir_all(images.parent().unwrap()).unwrap();
+    std::fs::write(&images, encode_idx_images(&[0; 8], 2, 2, 2)).unwrap();
+    std::fs::write(&labels, encode_idx_labels(&[1, 2, 3])).unwrap();
+    let names = (0..10).map(|d| d.to_string()).collect();
+    let msg = load_idx_pair(&images, &labels, names, "mnist")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains(&labels.display().to_string()) && msg.contains("3 labels"),
+        "{msg}"
+    );
+}
+
 const FETCH_HINT: &str = "the asset cache lacks it: run `siamese fetch mnist letters` first";
 
 #[test]
@@ -133,7 +160,7 @@ fn mnist_from_cache_has_official_counts() {
     // The ink of a digit: a good share of zero background and a bright stroke.
     let first = train.image(0);
     assert!(first.iter().filter(|&&v| v == 0.0).count() > 500);
-    assert!(first.iter().any(|&v| v == 1.0));
+    assert!(first.contains(&1.0));
 }
 
 #[test]
@@ -345,18 +372,17 @@ fn unreadable_images_are_errors_naming_the_file() {
 
 #[test]
 fn stratified_split_is_deterministic_and_stratified() {
-    // Three classes of 100, 40 and 7 images, interleaved.
-    let labels: Vec<u32> = (0..147u32)
-        .map(|i| {
-            if i < 100 {
-                i % 2 * 0
-            } else if i < 140 {
-                1
-            } else {
-                2
-            }
-        })
-        .collect();
+    // Three classes of 100, 40 and 7 images, interleaved by a fixed permutation.
+    let by_class = |k: usize| {
+        if k < 100 {
+            0
+        } else if k < 140 {
+            1
+        } else {
+            2
+        }
+    };
+    let labels: Vec<u32> = (0..147).map(|i| by_class(i * 37 % 147)).collect();
     let (train, val) = stratified_split(&labels, 0.2, 7).unwrap();
     assert_eq!(
         (train.clone(), val.clone()),
