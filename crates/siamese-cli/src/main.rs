@@ -8,6 +8,10 @@ mod embed;
 mod eval;
 mod faces;
 mod fetch;
+mod openset;
+mod plot;
+mod recognize;
+mod sweep;
 mod train;
 mod triplets;
 
@@ -33,6 +37,14 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Triplet similarity from `anchor positive negative` files on a frozen ImageNet backbone.
     Triplets(triplets::TripletsArgs),
+    /// Name the digit in images, or say `unknown` (--calibrate first).
+    Recognize(recognize::RecognizeArgs),
+    /// Open-set evaluation: known test digits vs unknown images, distance vs Gini baseline.
+    Openset(openset::OpensetArgs),
+    /// Pictures of a run (embeddings: t-SNE or PCA scatter by class).
+    Plot(plot::PlotArgs),
+    /// Hyper-parameter sweeps (margin: one short run per margin, montage and table).
+    Sweep(sweep::SweepArgs),
     /// Benchmark our training and inference against Keras/TensorFlow (--json, --no-peer).
     Bench(bench::BenchArgs),
 }
@@ -46,6 +58,10 @@ fn main() {
         Command::Eval(args) => eval::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Triplets(args) => triplets::run(args),
+        Command::Recognize(args) => recognize::run(args),
+        Command::Openset(args) => openset::run(args),
+        Command::Plot(args) => plot::run(args),
+        Command::Sweep(args) => sweep::run(args),
         Command::Bench(args) => bench::run(args),
     };
     if let Err(err) = result {

@@ -1,1 +1,16 @@
-//! recognize (placeholder: filled in by its owner).
+//! Open-set recognition: a gallery of training embeddings (class prototypes or k-NN), thresholds
+//! calibrated from validation data and stored with the model, the seeds' Gini-of-softmax
+//! baseline, recognising new images as a known class or `unknown`, the open-set evaluation,
+//! embedding plots and the margin sweep.
+
+pub mod calibration;
+pub mod gallery;
+pub mod gini;
+pub mod openset;
+pub mod plots;
+pub mod recognizer;
+pub mod sweep;
+
+pub use calibration::{Calibration, Thresholds, DEFAULT_TARGET_TPR};
+pub use gallery::{Gallery, GalleryMode, Match};
+pub use recognizer::{calibrate_run, CalibrateOptions, Recognition, RecognizeOptions, Recognizer};
