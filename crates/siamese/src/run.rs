@@ -53,7 +53,10 @@ impl DataSource {
         }
         let path = PathBuf::from(spec);
         if !path.is_dir() {
-            return Err(Error::format(&path, "not `mnist` and not a folder of class folders"));
+            return Err(Error::format(
+                &path,
+                "not `mnist` and not a folder of class folders",
+            ));
         }
         Ok(DataSource::Folder { path })
     }

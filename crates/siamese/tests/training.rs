@@ -1,16 +1,25 @@
 //! A short real training run on a 2,000-image MNIST subset: the validation loss falls and the
 //! test precision@1 clears 90 %. Needs `siamese fetch mnist` (CI runs it first).
 
+use std::sync::Mutex;
+
 use siamese::run::{evaluate, save_data_source, DataSource};
 use siamese::train::{train, TrainConfig, TrainOptions};
 
+/// burn's random generator is per device, shared by the threads of this test binary: runs
+/// that must be reproducible take turns.
+static DEVICE_RNG: Mutex<()> = Mutex::new(());
+
 #[test]
 fn short_mnist_run_learns_an_embedding() {
+    let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let run = tempfile::tempdir().unwrap();
     let source = DataSource::Mnist { limit: Some(2000) };
+    // No augmentation: on 1,800 training images it slows learning more than it regularises.
     let config = TrainConfig {
-        epochs: 6,
+        epochs: 8,
         seed: 7,
+        augment_shift: 0,
         ..TrainConfig::default()
     };
     let splits = source.load(config.val_fraction, config.seed).unwrap();
@@ -26,9 +35,9 @@ fn short_mnist_run_learns_an_embedding() {
     .unwrap();
 
     let val: Vec<f64> = outcome.history.val_losses();
-    assert_eq!(val.len(), 6);
+    assert_eq!(val.len(), 8);
     assert!(
-        val[5] < 0.7 * val[0],
+        val[7] < 0.7 * val[0],
         "validation loss should fall by 30 %: {val:?}"
     );
     assert!(outcome.collapse_warning.is_none());
@@ -53,6 +62,7 @@ fn same_seed_gives_the_same_weights() {
         ..TrainConfig::default()
     };
     let splits = source.load(config.val_fraction, config.seed).unwrap();
+    let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let mut losses = Vec::new();
     for _ in 0..2 {
         let run = tempfile::tempdir().unwrap();

@@ -93,7 +93,10 @@ pub fn write_npy(path: &Path, emb: &Embeddings) -> Result<()> {
 pub fn write_labels_csv(path: &Path, labels: &[u32], class_names: &[String]) -> Result<()> {
     let mut text = String::from("index,label,class\n");
     for (i, &l) in labels.iter().enumerate() {
-        let name = class_names.get(l as usize).map(String::as_str).unwrap_or("");
+        let name = class_names
+            .get(l as usize)
+            .map(String::as_str)
+            .unwrap_or("");
         text.push_str(&format!("{i},{l},{name}\n"));
     }
     assets::write_atomic(path, text.as_bytes())

@@ -48,7 +48,12 @@ pub struct TripletLoss {
 
 impl TripletLoss {
     /// Mean loss over the batch: `[N, D]` ×3 → `[1]`.
-    pub fn forward(&self, anchor: Tensor<2>, positive: Tensor<2>, negative: Tensor<2>) -> Tensor<1> {
+    pub fn forward(
+        &self,
+        anchor: Tensor<2>,
+        positive: Tensor<2>,
+        negative: Tensor<2>,
+    ) -> Tensor<1> {
         self.forward_no_reduction(anchor, positive, negative).mean()
     }
 

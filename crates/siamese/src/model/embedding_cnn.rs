@@ -45,7 +45,6 @@ pub struct EmbeddingCnnConfig {
     pub dropout_dense: f64,
 }
 
-
 impl EmbeddingCnnConfig {
     /// Checks the hyper-parameters before any work.
     pub fn check(&self) -> Result<()> {
@@ -115,7 +114,9 @@ impl EmbeddingCnn {
         let x = self.activation.forward(self.conv2.forward(x));
         let x = self.dropout_conv.forward(self.pool.forward(x));
         let x: Tensor<2> = x.flatten(1, 3);
-        let x = self.dropout_dense.forward(self.activation.forward(self.dense.forward(x)));
+        let x = self
+            .dropout_dense
+            .forward(self.activation.forward(self.dense.forward(x)));
         let x = self.output.forward(x);
         if self.l2_normalize {
             l2_normalize_rows(x)

@@ -79,7 +79,10 @@ impl TrainConfig {
         if self.augment_shift * 4 > self.model.image_size {
             return Err(Error::config(
                 "augment shift",
-                format!("{} px is too much for {} px images", self.augment_shift, self.model.image_size),
+                format!(
+                    "{} px is too much for {} px images",
+                    self.augment_shift, self.model.image_size
+                ),
             ));
         }
         if self.epochs == 0 {
