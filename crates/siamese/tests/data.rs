@@ -278,6 +278,17 @@ fn transform_crops_scales_and_centres_by_mass() {
         .fold(0.0, f32::max);
     assert!(diff < 1e-4, "max difference {diff}");
 
+    // The same drawing 8x larger (2400 x 1600, shrunk before conversion) gives the same digit.
+    let small = black_l_on_white();
+    let big = image::imageops::resize(&small, 2400, 1600, image::imageops::FilterType::Nearest);
+    let from_big = mnist_style(&DynamicImage::ImageLuma8(big));
+    let diff = out
+        .iter()
+        .zip(&from_big)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(diff < 0.1, "max difference {diff}");
+
     // RGB and RGBA with a transparent background behave like grey on white.
     let rgb = RgbImage::from_fn(300, 200, |x, y| {
         let v = black_l_on_white().get_pixel(x, y)[0];

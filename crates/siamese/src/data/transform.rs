@@ -2,9 +2,10 @@
 //! (white ink on black, row-major, 784 values), following LeCun's description of MNIST.
 //!
 //! The steps, in order:
-//! 1. **Grey.** Any format the `image` crate decodes (grey, RGB, 16-bit, alpha) becomes luminance
-//!    in `[0, 1]` (Rec. 601 weights). Transparent pixels are composited over the colour opposite to
-//!    the visible content (white behind dark ink, black behind light ink), so a drawing on a
+//! 1. **Grey.** Images larger than 1024 px are first shrunk to 1024 (area average). Any format
+//!    the `image` crate decodes (grey, RGB, 16-bit, alpha) becomes luminance in `[0, 1]`
+//!    (Rec. 601 weights). Transparent pixels are composited over the colour opposite to the
+//!    visible content (white behind dark ink, black behind light ink), so a drawing on a
 //!    transparent background keeps its strokes.
 //! 2. **Ink is white.** When the mean of the one-pixel border is above 0.5 the background is light
 //!    and the image is inverted.
@@ -59,6 +60,9 @@ pub const THICKEN_TO: f32 = 0.12;
 /// Strokes within this factor of [`THICKEN_TO`] are left alone.
 const THICKEN_BELOW: f32 = 0.85;
 
+/// Images whose longer side exceeds this are first shrunk to it (aspect kept).
+const MAX_INPUT_SIDE: u32 = 1024;
+
 /// Options of [`mnist_style_with`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MnistStyle {
@@ -107,6 +111,15 @@ pub fn mnist_style_with(img: &DynamicImage, opts: MnistStyle) -> Vec<f32> {
 
 /// Steps 1–3: an ink map (white ink on black, background 0) of the image's own size.
 pub fn ink_map(img: &DynamicImage) -> (Vec<f32>, usize, usize) {
+    // A photo's megapixels add nothing at a 20-px target: shrink first (area average), so a
+    // 12-MP picture does not become a 190-MB float copy.
+    let shrunk;
+    let img = if img.width().max(img.height()) > MAX_INPUT_SIDE {
+        shrunk = img.thumbnail(MAX_INPUT_SIDE, MAX_INPUT_SIDE);
+        &shrunk
+    } else {
+        img
+    };
     let rgba = img.to_rgba32f();
     let (w, h) = (rgba.width() as usize, rgba.height() as usize);
     if w == 0 || h == 0 {
