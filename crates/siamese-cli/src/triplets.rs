@@ -12,7 +12,9 @@ use siamese::eval::distance::Distance;
 use siamese::model::backbone::{Backbone, BackboneKind, FeatureExtractor};
 use siamese::model::feature_cache;
 use siamese::model::head::TripletHeadConfig;
-use siamese::train::head::{predict_triplet_file, train_head, triplet_file_features, HeadRunConfig};
+use siamese::train::head::{
+    predict_triplet_file, train_head, triplet_file_features, HeadRunConfig,
+};
 
 #[derive(Args)]
 pub struct TripletsArgs {
@@ -145,7 +147,10 @@ fn make(a: MakeArgs) -> anyhow::Result<()> {
         }
         None => (classes.clone(), None),
     };
-    let opts = MakeOptions { n: a.n, seed: a.seed };
+    let opts = MakeOptions {
+        n: a.n,
+        seed: a.seed,
+    };
     let train = make_triplets(&train_classes, opts, &a.images)?;
     let test = match (&test_classes, &a.test_out) {
         (Some(te), Some(_)) => Some(make_triplets(
@@ -182,7 +187,12 @@ fn make(a: MakeArgs) -> anyhow::Result<()> {
             train_classes.len()
         );
         if let (Some(path), Some(t), Some(c)) = (&a.test_out, &test, &test_classes) {
-            println!("{}: {} triplets from {} other classes", path.display(), t.len(), c.len());
+            println!(
+                "{}: {} triplets from {} other classes",
+                path.display(),
+                t.len(),
+                c.len()
+            );
         }
     }
     Ok(())

@@ -181,7 +181,7 @@ const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]
 /// The classes of a labelled folder: `class name → sorted image names ("class/file")`.
 /// Sub-folders without images are ignored; names with white space are refused (a triplet file
 /// could not hold them).
-pub fn list_classes(images: &Path) -> Result<BTreeMap<String, Vec<String>>> {
+pub fn list_classes(images: &Path) -> Result<Classes> {
     let entries = std::fs::read_dir(images).map_err(|e| Error::io(images, e))?;
     let mut classes = BTreeMap::new();
     for entry in entries {
@@ -221,6 +221,9 @@ pub fn list_classes(images: &Path) -> Result<BTreeMap<String, Vec<String>>> {
     Ok(classes)
 }
 
+/// Class name → image names (`class/file`), as [`list_classes`] returns them.
+pub type Classes = BTreeMap<String, Vec<String>>;
+
 /// How [`make_triplets`] draws.
 #[derive(Debug, Clone, Copy)]
 pub struct MakeOptions {
@@ -232,11 +235,7 @@ pub struct MakeOptions {
 /// Draws `n` distinct triplets from `classes`: the anchor's class uniformly among classes with
 /// at least two images (so a class with 500 photos does not dominate), anchor and positive two
 /// different images of it, the negative a random image of a uniformly drawn other class.
-pub fn make_triplets(
-    classes: &BTreeMap<String, Vec<String>>,
-    options: MakeOptions,
-    what: &Path,
-) -> Result<Vec<Triplet>> {
+pub fn make_triplets(classes: &Classes, options: MakeOptions, what: &Path) -> Result<Vec<Triplet>> {
     let names: Vec<&String> = classes.keys().collect();
     let multi: Vec<&String> = names
         .iter()
@@ -303,10 +302,10 @@ pub fn make_triplets(
 /// Splits class names into `(train, test)` with about `test_fraction` of the classes in test,
 /// deterministically under `seed`, so the two triplet files share no class (no person).
 pub fn split_classes(
-    classes: &BTreeMap<String, Vec<String>>,
+    classes: &Classes,
     test_fraction: f64,
     seed: u64,
-) -> Result<(BTreeMap<String, Vec<String>>, BTreeMap<String, Vec<String>>)> {
+) -> Result<(Classes, Classes)> {
     if !(test_fraction > 0.0 && test_fraction < 1.0) {
         return Err(Error::config(
             "test-fraction",

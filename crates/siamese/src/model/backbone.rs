@@ -116,8 +116,8 @@ pub struct Backbone {
 
 #[derive(Debug, Clone)]
 enum Network {
-    MobileNetV2(MobileNetV2),
-    ResNet50(ResNet50),
+    MobileNetV2(Box<MobileNetV2>),
+    ResNet50(Box<ResNet50>),
 }
 
 impl Backbone {
@@ -131,9 +131,11 @@ impl Backbone {
         let tensors = Weights::load(&path)?;
         let network = match kind {
             BackboneKind::MobileNetV2 => {
-                Network::MobileNetV2(MobileNetV2::from_weights(tensors, device)?)
+                Network::MobileNetV2(Box::new(MobileNetV2::from_weights(tensors, device)?))
             }
-            BackboneKind::ResNet50 => Network::ResNet50(ResNet50::from_weights(tensors, device)?),
+            BackboneKind::ResNet50 => {
+                Network::ResNet50(Box::new(ResNet50::from_weights(tensors, device)?))
+            }
         };
         Ok(Backbone {
             kind,

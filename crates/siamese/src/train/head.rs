@@ -414,65 +414,9 @@ pub fn closer_to_second(
 
 /// Writes the loss curves (train and validation per epoch).
 fn write_loss_png(run: &Path, history: &[HeadEpoch]) -> Result<()> {
-    use plotters::prelude::*;
-    let path = run.join(LOSS_PNG);
-    let tmp = run.join(format!(".{LOSS_PNG}.tmp.png"));
-    let fail = |e: &dyn std::fmt::Display| Error::format(&path, format!("cannot draw: {e}"));
-    {
-        let root = BitMapBackend::new(&tmp, (800, 500)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| fail(&e))?;
-        let losses = history
-            .iter()
-            .flat_map(|e| [e.train_loss, e.val_loss])
-            .filter(|v| v.is_finite());
-        let top = losses.fold(1e-6f64, f64::max) * 1.1;
-        let last = history.len().max(2) as f64;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("triplet head: loss per epoch", ("sans-serif", 24))
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(1f64..last, 0f64..top)
-            .map_err(|e| fail(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc("triplet loss")
-            .draw()
-            .map_err(|e| fail(&e))?;
-        for (name, color, values) in [
-            (
-                "train",
-                BLUE,
-                history.iter().map(|e| e.train_loss).collect::<Vec<_>>(),
-            ),
-            (
-                "validation",
-                RED,
-                history.iter().map(|e| e.val_loss).collect(),
-            ),
-        ] {
-            let points: Vec<(f64, f64)> = values
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| v.is_finite())
-                .map(|(i, &v)| ((i + 1) as f64, v))
-                .collect();
-            chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))
-                .map_err(|e| fail(&e))?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| fail(&e))?;
-        root.present().map_err(|e| fail(&e))?;
-    }
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    let train: Vec<f64> = history.iter().map(|e| e.train_loss).collect();
+    let val: Vec<f64> = history.iter().map(|e| e.val_loss).collect();
+    crate::viz::plot::loss_curves_png(run.join(LOSS_PNG), &train, &val, "triplet head loss")
 }
 
 /// Backbone features of every image a triplet file names, through the on-disk cache in

@@ -159,7 +159,7 @@ impl<'a> Machine<'a> {
     }
 
     fn set_items(&mut self, pairs: Vec<Value>) -> Result<(), String> {
-        if pairs.len() % 2 != 0 {
+        if !pairs.len().is_multiple_of(2) {
             return Err(format!(
                 "pickle: odd number of dict items at byte {}",
                 self.pos
