@@ -126,7 +126,7 @@ fn resume_continues_an_interrupted_run() {
             .unwrap_or_else(|| panic!("missing {key} in {v}"));
         assert!((0.0..=1.0).contains(&x), "{key} = {x}");
     }
-    assert!(v["precision_at_1"].as_f64().unwrap() > 0.8);
+    assert!(v["precision_at_1"].as_f64().unwrap() > 0.5, "a 4-epoch run on 1,080 images already beats chance (0.1) by far");
 
     // embed writes a float32 .npy of N×D and a labels CSV.
     let npy = dir.path().join("emb.npy");
