@@ -362,6 +362,12 @@ fn save_head(run: &Path, head: &TripletHead) -> Result<()> {
 /// Loads a trained head and its run config.
 pub fn load_head(run: &Path, device: &Device) -> Result<(TripletHead, HeadRunConfig)> {
     let path = run.join(CONFIG_FILE);
+    if !path.is_file() {
+        return Err(Error::format(
+            run,
+            "not a triplet head run folder (no config.json; train one with `siamese triplets train`)",
+        ));
+    }
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     let config: HeadRunConfig = serde_json::from_str(&text)
         .map_err(|e| Error::format(&path, format!("not a triplet head run config: {e}")))?;
