@@ -53,6 +53,9 @@ struct PipelineArgs {
     /// Smallest face side searched by the detector, in pixels.
     #[arg(long, default_value_t = 40)]
     min_face: u32,
+    /// Average each face's embedding with its mirror image's (twice the network time).
+    #[arg(long)]
+    flip: bool,
 }
 
 impl PipelineArgs {
@@ -61,6 +64,7 @@ impl PipelineArgs {
             align: !self.no_align,
             selection,
             batch_size: self.batch_size,
+            flip: self.flip,
             ..PipelineOptions::default()
         };
         o.detector.min_face = self.min_face;
@@ -92,7 +96,7 @@ struct EvalLfwArgs {
     /// The View 2 protocol file (pairs.txt).
     #[arg(long)]
     pairs: PathBuf,
-    /// Embedding store (reused by later runs); default `<cache>/lfw/faces-<settings>.store`.
+    /// Embedding store (reused by later runs); default `<cache>/lfw/faces-<settings hash>.store`.
     #[arg(long)]
     store: Option<PathBuf>,
     #[command(flatten)]
@@ -305,14 +309,15 @@ fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One store per pipeline setting, so runs with other flags do not replace each other's.
 fn default_lfw_store(options: &PipelineOptions) -> PathBuf {
-    let tag = if options.align { "aligned" } else { "no-align" };
-    siamese::faces::lfw::lfw_cache_dir().join(format!("faces-{tag}.store"))
+    siamese::faces::lfw::lfw_cache_dir().join(store::file_name_for(&options.fingerprint()))
 }
 
 fn eval_lfw(args: EvalLfwArgs) -> anyhow::Result<()> {
     let mut options = lfw_options(!args.pipeline.no_align);
     options.batch_size = args.pipeline.batch_size;
+    options.flip = args.pipeline.flip;
     options.detector.min_face = args.pipeline.min_face;
     let store = args
         .store
@@ -557,6 +562,7 @@ fn eval_cluster(args: EvalClusterArgs) -> anyhow::Result<()> {
     let params = args.grouping.params()?;
     let mut options = lfw_options(!args.pipeline.no_align);
     options.batch_size = args.pipeline.batch_size;
+    options.flip = args.pipeline.flip;
     options.detector.min_face = args.pipeline.min_face;
     let store = args
         .store

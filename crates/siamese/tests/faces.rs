@@ -158,3 +158,440 @@ fn landmarks_and_chips_match_dlib() {
     eprintln!("landmarks vs dlib: mean {mean:.3} px, worst {worst:.3} px");
     assert!(mean < 0.6, "mean landmark error {mean} px");
 }
+
+use siamese::cluster::{self, Linkage, Method};
+use siamese::eval::clustering::{pairwise_scores, NOISE};
+use siamese::faces::gallery::{write_gallery, GalleryFace};
+use siamese::faces::pipeline::{FacePipeline, PipelineOptions};
+use siamese::faces::search::StoreIndex;
+use siamese::faces::store::{self, EmbeddingStore};
+use siamese::faces::verify::{best_threshold, k_fold, LFW_THRESHOLD};
+use std::sync::OnceLock;
+
+/// One pipeline shared by the tests (photo collections: every face).
+fn pipeline() -> &'static FacePipeline {
+    static P: OnceLock<FacePipeline> = OnceLock::new();
+    P.get_or_init(|| {
+        FacePipeline::load(&models(), PipelineOptions::default(), &Device::default()).unwrap()
+    })
+}
+
+/// `n` photos of each of `people`, copied into `dir/<person>/`.
+fn copy_people(dir: &Path, people: &[&str], n: usize) -> Vec<PathBuf> {
+    let images = lfw_images();
+    let mut out = Vec::new();
+    for person in people {
+        std::fs::create_dir_all(dir.join(person)).unwrap();
+        for i in 1..=n {
+            let src = lfw::image_path(&images, person, i);
+            let dst = dir.join(person).join(src.file_name().unwrap());
+            std::fs::copy(&src, &dst).unwrap();
+            out.push(dst);
+        }
+    }
+    out
+}
+
+#[test]
+fn known_lfw_pairs_verify() {
+    let images = lfw_images();
+    let p = pipeline();
+    let face = |name: &str, i: usize| p.embed_one(&lfw::image_path(&images, name, i)).unwrap();
+    // The first matched and mismatched pairs of pairs.txt's first fold, and one more of each.
+    let same = [
+        ("Abel_Pacheco", 1, "Abel_Pacheco", 4),
+        ("Akhmed_Zakayev", 1, "Akhmed_Zakayev", 3),
+    ];
+    let different = [
+        ("Abdel_Madi_Shabneh", 1, "Dean_Barker", 1),
+        ("Abdel_Madi_Shabneh", 1, "Giancarlo_Fisichella", 1),
+    ];
+    for (a, i, b, j) in same {
+        let d = euclidean(&face(a, i).embedding, &face(b, j).embedding);
+        assert!(
+            d < LFW_THRESHOLD,
+            "{a} {i} vs {b} {j}: distance {d} should verify"
+        );
+    }
+    for (a, i, b, j) in different {
+        let d = euclidean(&face(a, i).embedding, &face(b, j).embedding);
+        assert!(
+            d > LFW_THRESHOLD,
+            "{a} {i} vs {b} {j}: distance {d} should not verify"
+        );
+    }
+}
+
+#[test]
+fn store_second_run_embeds_nothing_and_bad_files_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = copy_people(dir.path(), &["Colin_Powell", "Tony_Blair"], 3);
+    // Bad input beside the good photos: not an image, a truncated JPEG, a 1x1 PNG, a header that
+    // claims 20000x20000, and a photo without a face.
+    std::fs::write(dir.path().join("notes.txt"), b"not an image").unwrap();
+    let jpeg = std::fs::read(&photos[0]).unwrap();
+    std::fs::write(dir.path().join("truncated.jpg"), &jpeg[..jpeg.len() / 3]).unwrap();
+    image::RgbImage::new(1, 1)
+        .save(dir.path().join("tiny.png"))
+        .unwrap();
+    std::fs::write(dir.path().join("huge.png"), png_header(20_000, 20_000)).unwrap();
+    image::RgbImage::from_fn(200, 200, |x, y| {
+        image::Rgb([(x * 7 % 256) as u8, (y * 3 % 256) as u8, 90])
+    })
+    .save(dir.path().join("pattern.png"))
+    .unwrap();
+    let files = siamese::faces::load::list_files(dir.path()).unwrap();
+    assert_eq!(files.len(), 11);
+
+    let store_path = dir.path().join("out/faces.store");
+    let fp = pipeline().options().fingerprint();
+    let mut st = EmbeddingStore::load_or_new(&store_path, &fp).unwrap();
+    let (first, keys) = store::update(&mut st, &files, pipeline(), false);
+    st.save(&store_path).unwrap();
+    assert_eq!(first.embedded_photos, 11);
+    assert_eq!(first.reused_photos, 0);
+    assert!(
+        first.embedded_faces >= 6,
+        "{} faces in 6 portraits",
+        first.embedded_faces
+    );
+    let skipped: Vec<String> = first.skipped.iter().map(|(_, m)| m.clone()).collect();
+    let reason = |file: &str| {
+        skipped
+            .iter()
+            .find(|m| m.contains(file))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(skipped.len(), 5, "{skipped:?}");
+    assert!(reason("notes.txt").contains("not an image"), "{skipped:?}");
+    assert!(
+        reason("truncated.jpg").contains("cannot decode"),
+        "{skipped:?}"
+    );
+    assert!(reason("tiny.png").contains("too small"), "{skipped:?}");
+    assert!(reason("huge.png").contains("20000x20000"), "{skipped:?}");
+    assert!(reason("pattern.png").contains("no face"), "{skipped:?}");
+    for k in keys
+        .iter()
+        .filter(|k| k.contains("Colin") || k.contains("Tony"))
+    {
+        let photo = st.get(k).unwrap();
+        assert!(
+            !photo.faces.is_empty() && photo.faces[0].embedding.len() == 128,
+            "{k}"
+        );
+        assert!(photo.faces[0]
+            .landmarks
+            .as_ref()
+            .is_some_and(|l| l.len() == 5));
+    }
+
+    // Second run over the unchanged folder: nothing is embedded, everything comes back equal.
+    let mut again = EmbeddingStore::load_or_new(&store_path, &fp).unwrap();
+    assert_eq!(again, st);
+    let (second, _) = store::update(&mut again, &files, pipeline(), false);
+    assert_eq!((second.embedded_photos, second.embedded_faces), (0, 0));
+    assert_eq!(second.reused_photos, 11);
+    assert_eq!(second.skipped.len(), 5, "bad files are still listed");
+    assert_eq!(again, st);
+
+    // A changed photo is embedded again, alone.
+    image::open(&photos[0])
+        .unwrap()
+        .fliph()
+        .save(&photos[0])
+        .unwrap();
+    let (third, _) = store::update(&mut again, &files, pipeline(), false);
+    assert_eq!((third.embedded_photos, third.reused_photos), (1, 10));
+
+    // Other settings do not reuse the store; a corrupt store file is a clear error.
+    let other = PipelineOptions {
+        align: false,
+        ..PipelineOptions::default()
+    };
+    assert!(
+        EmbeddingStore::load_or_new(&store_path, &other.fingerprint())
+            .unwrap()
+            .photos()
+            .is_empty()
+    );
+    std::fs::write(&store_path, b"SIAMESE-FACES-01garbage").unwrap();
+    let err = EmbeddingStore::load(&store_path).unwrap_err().to_string();
+    assert!(
+        err.contains("faces.store") && err.contains("not a face embedding store"),
+        "{err}"
+    );
+}
+
+/// A PNG (correct CRCs) whose header claims `w`x`h` RGB but which holds no pixels.
+fn png_header(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    let mut chunk = b"IHDR".to_vec();
+    chunk.extend_from_slice(&w.to_be_bytes());
+    chunk.extend_from_slice(&h.to_be_bytes());
+    chunk.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    // IHDR, a tiny IDAT (an empty zlib stream) and IEND: a well-formed file that lies.
+    let idat = [
+        b"IDAT".as_slice(),
+        &[0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    ]
+    .concat();
+    for chunk in [chunk, idat, b"IEND".to_vec()] {
+        out.extend_from_slice(&(chunk.len() as u32 - 4).to_be_bytes());
+        out.extend_from_slice(&chunk);
+        out.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    }
+    out
+}
+
+#[test]
+fn missing_or_wrong_size_weights_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = face_models::locate_in(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("face_recognition_model.weights") && err.contains("siamese fetch face-models"),
+        "{err}"
+    );
+    let bad = dir.path().join("face_recognition_model.weights");
+    std::fs::write(&bad, vec![0u8; 1000]).unwrap();
+    let err = face_models::locate_in(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("1000 bytes, expected 22458368"), "{err}");
+    let err = FaceResNet::load(&bad, &Device::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("1000 bytes") && err.contains("face_recognition_model.weights"),
+        "{err}"
+    );
+    // A truncated landmark model is refused with its name, never a panic.
+    let sp = std::fs::read(models().landmarks).unwrap();
+    let cut = dir.path().join("sp.dat");
+    std::fs::write(&cut, &sp[..sp.len() / 2]).unwrap();
+    let err = ShapePredictor::load(&cut).unwrap_err().to_string();
+    assert!(
+        err.contains("sp.dat") && err.contains("not a dlib shape predictor"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tiny_cluster_run_groups_people_and_writes_gallery() {
+    let dir = tempfile::tempdir().unwrap();
+    let people = [
+        "George_W_Bush",
+        "Colin_Powell",
+        "Tony_Blair",
+        "Serena_Williams",
+    ];
+    let photos = copy_people(&dir.path().join("photos"), &people, 4);
+    let mut st = EmbeddingStore::new(&pipeline().options().fingerprint());
+    let (report, keys) = store::update(&mut st, &photos, pipeline(), false);
+    assert_eq!(report.skipped.len(), 0);
+    let mut faces = Vec::new();
+    let mut data = Vec::new();
+    let mut truth = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        // LFW photos can show bystanders: keep the face nearest the centre, as LFW intends.
+        let photo = st.get(k).unwrap();
+        let f = photo
+            .faces
+            .iter()
+            .enumerate()
+            .min_by(|a, b| {
+                let d = |f: &store::StoredFace| {
+                    (f.bbox.center()[0] - 125.0).abs() + (f.bbox.center()[1] - 125.0).abs()
+                };
+                d(a.1).total_cmp(&d(b.1))
+            })
+            .unwrap();
+        data.extend_from_slice(&f.1.embedding);
+        truth.push((i / 4) as u32);
+        faces.push(GalleryFace {
+            photo: PathBuf::from(&photo.path),
+            face: f.0,
+            bbox: f.1.bbox,
+            landmarks: f.1.landmarks.clone(),
+            cluster: 0,
+        });
+    }
+    let methods = [
+        Method::ChineseWhispers {
+            threshold: LFW_THRESHOLD,
+            max_rounds: 100,
+        },
+        Method::Agglomerative {
+            linkage: Linkage::Average,
+            threshold: LFW_THRESHOLD,
+        },
+        Method::Dbscan {
+            eps: 0.85 * LFW_THRESHOLD,
+            min_points: 2,
+        },
+        Method::Kmeans { k: 4 },
+    ];
+    for method in methods {
+        let labels = cluster::cluster(&data, 128, &method, 1).unwrap();
+        let f1 = pairwise_scores(&truth, &labels).f1;
+        assert!(f1 >= 0.9, "{}: pairwise F1 {f1}", method.name());
+    }
+    let labels = cluster::cluster(&data, 128, &methods[0], 1).unwrap();
+    for (f, l) in faces.iter_mut().zip(&labels) {
+        f.cluster = *l;
+    }
+    let out = dir.path().join("gallery");
+    let written = write_gallery(&out, &faces, "test").unwrap();
+    assert_eq!(written.people, 4);
+    assert_eq!(written.montages.len(), 4);
+    let montage = image::open(&written.montages[0]).unwrap();
+    assert!(montage.width() > 4 * 150 && montage.height() > 150);
+    let csv = std::fs::read_to_string(&written.csv).unwrap();
+    assert_eq!(csv.lines().count(), 17);
+    assert!(csv.starts_with("path,face,left,top,width,height,cluster,cluster_size\n"));
+    let html = std::fs::read_to_string(&written.html).unwrap();
+    assert_eq!(html.matches("<section id=\"person_").count(), 4);
+    assert!(html.contains("src=\"faces/000000.jpg\"") && html.contains("href=\"../photos/"));
+    assert!(
+        !html.contains(&*dir.path().to_string_lossy()),
+        "links must be relative"
+    );
+
+    // Exact search: a stored face finds itself first, then the same person.
+    let index = StoreIndex::new(&st).unwrap();
+    let query = &st.get(&keys[5]).unwrap();
+    let q = &query.faces[faces[5].face].embedding;
+    let hits = index.search(q, 3, LFW_THRESHOLD).unwrap();
+    assert_eq!(hits[0].path, query.path);
+    assert!(
+        hits[0].distance < 1e-3 && hits[1].same_person && hits[1].path.contains("Colin_Powell")
+    );
+}
+
+#[test]
+fn clustering_algorithms_on_blobs() {
+    // Three tight blobs far apart in 2-D, plus one far outlier.
+    let mut data = Vec::new();
+    for (cx, cy) in [(0.0f32, 0.0f32), (10.0, 0.0), (0.0, 10.0)] {
+        for k in 0..5 {
+            data.extend_from_slice(&[cx + 0.1 * k as f32, cy - 0.05 * k as f32]);
+        }
+    }
+    data.extend_from_slice(&[50.0, 50.0]);
+    let truth: Vec<u32> = (0..16).map(|i| (i / 5) as u32).collect();
+    let db = cluster::cluster(
+        &data,
+        2,
+        &Method::Dbscan {
+            eps: 1.0,
+            min_points: 3,
+        },
+        0,
+    )
+    .unwrap();
+    assert_eq!(&db[..15], &[0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2]);
+    assert_eq!(db[15], NOISE);
+    for linkage in [Linkage::Average, Linkage::Complete, Linkage::Single] {
+        let labels = cluster::cluster(
+            &data,
+            2,
+            &Method::Agglomerative {
+                linkage,
+                threshold: 3.0,
+            },
+            0,
+        )
+        .unwrap();
+        assert_eq!(labels, truth, "{linkage:?}");
+    }
+    let cw = cluster::cluster(
+        &data,
+        2,
+        &Method::ChineseWhispers {
+            threshold: 3.0,
+            max_rounds: 50,
+        },
+        7,
+    )
+    .unwrap();
+    assert_eq!(cw, truth);
+    // Complete linkage cuts a chain that single linkage keeps whole.
+    let chain: Vec<f32> = [0.0f32, 1.0, 2.2, 3.2, 4.4, 5.4]
+        .iter()
+        .flat_map(|&x| [x, 0.0])
+        .collect();
+    let single = cluster::cluster(
+        &chain,
+        2,
+        &Method::Agglomerative {
+            linkage: Linkage::Single,
+            threshold: 1.5,
+        },
+        0,
+    )
+    .unwrap();
+    let complete = cluster::cluster(
+        &chain,
+        2,
+        &Method::Agglomerative {
+            linkage: Linkage::Complete,
+            threshold: 1.5,
+        },
+        0,
+    )
+    .unwrap();
+    assert_eq!(single, vec![0; 6]);
+    assert_eq!(complete, vec![0, 0, 1, 1, 2, 2]);
+    assert!(cluster::cluster(
+        &data,
+        2,
+        &Method::Dbscan {
+            eps: -1.0,
+            min_points: 2
+        },
+        0
+    )
+    .is_err());
+}
+
+#[test]
+fn ten_fold_threshold_selection() {
+    // Same pairs at 0.3..0.5, different at 0.7..0.9, one different pair at 0.4 (an error).
+    let mut pairs = Vec::new();
+    let mut folds = Vec::new();
+    for fold in 0..10 {
+        for k in 0..10 {
+            pairs.push((0.3 + 0.02 * k as f32, true));
+            pairs.push((0.7 + 0.02 * k as f32, false));
+            folds.extend([fold, fold]);
+        }
+    }
+    pairs.push((0.4, false));
+    folds.push(3);
+    let t = best_threshold(&pairs);
+    assert!(t > 0.48 && t < 0.7, "threshold {t}");
+    let r = k_fold(&pairs, &folds).unwrap();
+    assert_eq!(r.folds.len(), 10);
+    let fold3 = r.folds[3].accuracy;
+    assert!((fold3 - 20.0 / 21.0).abs() < 1e-9, "{fold3}");
+    assert!(r
+        .folds
+        .iter()
+        .enumerate()
+        .all(|(i, f)| i == 3 || f.accuracy == 1.0));
+    assert!((r.mean_accuracy - (9.0 + 20.0 / 21.0) / 10.0).abs() < 1e-9);
+    assert!(r.std_accuracy > 0.0);
+}

@@ -73,7 +73,8 @@ pub fn unpack(tar_path: &Path) -> Result<PathBuf> {
             ));
         }
         let marker = ready.join(COMPLETE_MARKER);
-        std::fs::write(&marker, b"").map_err(|e| Error::io(&marker, e))?;
+        let n = count_photos(&ready.join(IMAGES_DIR));
+        std::fs::write(&marker, n.to_string()).map_err(|e| Error::io(&marker, e))?;
         commit_dir(&ready, &dir)
     })();
     let _ = std::fs::remove_dir_all(&scratch);

@@ -43,6 +43,9 @@ pub struct PipelineOptions {
     pub assume_centered: bool,
     /// Chips per forward pass.
     pub batch_size: usize,
+    /// Also embed each chip's mirror image and average the two (test-time augmentation:
+    /// twice the network time).
+    pub flip: bool,
     pub detector: DetectorOptions,
 }
 
@@ -53,6 +56,7 @@ impl Default for PipelineOptions {
             selection: FaceSelection::All,
             assume_centered: false,
             batch_size: 32,
+            flip: false,
             detector: DetectorOptions::default(),
         }
     }
@@ -62,8 +66,9 @@ impl PipelineOptions {
     /// A string naming every setting that changes the embeddings.
     pub fn fingerprint(&self) -> String {
         format!(
-            "dlib-resnet-v1/face-api.js-0.10.0;align={};pad=0.25;select={:?};assume_centered={};seeta(min={},thr={},max_side={})",
+            "dlib-resnet-v1/face-api.js-0.10.0;align={};pad=0.25;flip={};select={:?};assume_centered={};seeta(min={},thr={},max_side={})",
             self.align,
+            self.flip,
             self.selection,
             self.assume_centered,
             self.detector.min_face,
@@ -231,7 +236,19 @@ impl FacePipeline {
             bytes.extend_from_slice(chip.as_raw());
         }
         let flat = self.net.embed_rgb_chips(&bytes, self.options.batch_size)?;
-        Ok(flat.chunks_exact(128).map(|c| c.to_vec()).collect())
+        if !self.options.flip {
+            return Ok(flat.chunks_exact(128).map(|c| c.to_vec()).collect());
+        }
+        bytes.clear();
+        for chip in chips {
+            bytes.extend_from_slice(image::imageops::flip_horizontal(chip).as_raw());
+        }
+        let mirrored = self.net.embed_rgb_chips(&bytes, self.options.batch_size)?;
+        Ok(flat
+            .chunks_exact(128)
+            .zip(mirrored.chunks_exact(128))
+            .map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x + y) / 2.0).collect())
+            .collect())
     }
 
     /// Faces and embeddings of a decoded photo.

@@ -201,6 +201,13 @@ pub struct UpdateReport {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
+/// A store file name that differs between pipeline settings: `faces-<10 hex digits>.store`.
+pub fn file_name_for(fingerprint: &str) -> String {
+    let digest = Sha256::digest(fingerprint.as_bytes());
+    let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    format!("faces-{hex}.store")
+}
+
 /// Hex SHA-256 and size of a file.
 pub fn file_hash(path: &Path) -> Result<(String, u64)> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -307,6 +314,11 @@ pub fn update(
                         embedding: f.embedding,
                     })
                     .collect();
+            }
+            // A file that vanished or cannot be read now may be fine later: not remembered.
+            Err(e @ Error::Io { .. }) => {
+                report.skipped.push((files[i].clone(), e.to_string()));
+                continue;
             }
             Err(e) => photo.error = Some(e.to_string()),
         }
