@@ -22,7 +22,7 @@ fn default_home() -> Option<PathBuf> {
     std::env::var_os("SIAMESE_HOME").map(PathBuf::from)
 }
 
-fn with_home(cmd: &mut Command, home: Option<&Path>) -> &mut Command {
+fn with_home<'a>(cmd: &'a mut Command, home: Option<&Path>) -> &'a mut Command {
     if let Some(h) = home {
         cmd.env("SIAMESE_HOME", h);
     }
@@ -126,7 +126,10 @@ fn resume_continues_an_interrupted_run() {
             .unwrap_or_else(|| panic!("missing {key} in {v}"));
         assert!((0.0..=1.0).contains(&x), "{key} = {x}");
     }
-    assert!(v["precision_at_1"].as_f64().unwrap() > 0.5, "a 4-epoch run on 1,080 images already beats chance (0.1) by far");
+    assert!(
+        v["precision_at_1"].as_f64().unwrap() > 0.5,
+        "a 4-epoch run on 1,080 images already beats chance (0.1) by far"
+    );
 
     // embed writes a float32 .npy of N×D and a labels CSV.
     let npy = dir.path().join("emb.npy");
