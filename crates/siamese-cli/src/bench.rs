@@ -29,6 +29,12 @@ pub struct BenchArgs {
     /// Skip the Keras peer (ours only).
     #[arg(long)]
     pub no_peer: bool,
+    /// Also time each layer of our step alone (forward and backward).
+    #[arg(long)]
+    pub breakdown: bool,
+    /// Time ours with the allocator's default settings (freed large blocks go back to the kernel).
+    #[arg(long)]
+    pub default_malloc: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -43,6 +49,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         triplets_per_step: args.triplets,
         infer_batch: args.infer_batch,
         epoch: !args.no_epoch,
+        breakdown: args.breakdown,
+        keep_freed_memory: !args.default_malloc,
         ..BenchConfig::default()
     };
     let report = run_bench(&config, !args.no_peer, &mut |line| {
@@ -79,6 +87,15 @@ fn print_table(r: &BenchReport) {
         (Some(k), _) => side("keras", k),
         (None, Some(why)) => println!("keras: not measured: {why}"),
         (None, None) => {}
+    }
+    if let Some(stages) = &r.breakdown {
+        println!("our step by layer (ms, median):  forward  backward");
+        for s in stages {
+            println!(
+                "  {:<36} {:>8.1} {:>9.1}",
+                s.stage, s.forward_ms, s.backward_ms
+            );
+        }
     }
     let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}x"));
     println!(

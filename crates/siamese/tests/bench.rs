@@ -7,8 +7,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use siamese::data::LabelledImages;
 use siamese::train::bench::{
-    measure_ours, median, parse_peer_output, requirement_lines, BenchConfig, BenchReport,
-    SideReport, PEER_REQUIREMENTS,
+    keep_freed_memory, measure_ours, median, parse_peer_output, requirement_lines, step_breakdown,
+    BenchConfig, BenchReport, SideReport, PEER_REQUIREMENTS,
 };
 use siamese::Error;
 
@@ -161,4 +161,28 @@ fn median_of_odd_and_even_counts() {
     assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
     assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
     assert_eq!(median(&mut []), 0.0);
+}
+
+#[test]
+fn breakdown_times_every_layer_and_the_whole_step() {
+    let config = BenchConfig {
+        steps: 1,
+        warmup: 1,
+        triplets_per_step: 4,
+        ..BenchConfig::default()
+    };
+    let stages = step_breakdown(&config).expect("breakdown runs");
+    assert_eq!(stages.len(), 9);
+    assert!(stages[0].stage.starts_with("conv1") && stages[1].stage.starts_with("conv2"));
+    assert!(stages
+        .iter()
+        .all(|s| s.forward_ms.is_finite() && s.backward_ms.is_finite()));
+    // Convolutions have weights and inputs to differentiate: their backward does real work.
+    assert!(stages[1].forward_ms > 0.0 && stages[1].backward_ms > 0.0);
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn glibc_accepts_keeping_freed_memory() {
+    assert!(keep_freed_memory());
 }

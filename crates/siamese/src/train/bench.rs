@@ -8,30 +8,26 @@
 //! rounds. Peak memory is VmHWM from `/proc/self/status`, reset after the data and the model are
 //! loaded and read after training. The peer is `bench/keras_bench.py`, run in a virtual
 //! environment under the cache (`<home>/bench-venv`) created from `bench/requirements.txt`.
+//!
+//! Layout: this file holds the configuration, the reports and the machine readings;
+//! [`ours`] times our side, [`breakdown`] splits our step by layer, [`peer`] installs and runs
+//! Keras.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
+pub mod breakdown;
+pub mod ours;
+pub mod peer;
 
-use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::Device;
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
-use super::trainer::new_optimizer;
-use crate::data::LabelledImages;
-use crate::embed::{batch_tensor, to_host};
-use crate::loss::TripletLossConfig;
-use crate::model::embedding_cnn::{EmbeddingCnn, EmbeddingCnnConfig};
-use crate::sampling::RandomTriplets;
-use crate::{assets, Error, Result};
+use crate::{Error, Result};
 
-/// Pinned versions of the peer, one `name==version` a line (comments allowed).
-pub const PEER_REQUIREMENTS: &str = include_str!("../../../../bench/requirements.txt");
-/// The peer's benchmark script.
-pub const PEER_SCRIPT: &str = include_str!("../../../../bench/keras_bench.py");
-/// The line prefix under which the peer prints its JSON report.
-const PEER_JSON_PREFIX: &str = "BENCH_JSON ";
+pub use breakdown::{step_breakdown, StageTiming};
+pub use ours::measure_ours;
+pub use peer::{
+    parse_peer_output, peer_python, requirement_lines, run_peer, PEER_REQUIREMENTS, PEER_SCRIPT,
+};
 
 /// What is timed, and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +54,12 @@ pub struct BenchConfig {
     pub learning_rate: f64,
     /// Seed of the weights, the dropout masks and the triplets.
     pub seed: u64,
+    /// Keep freed memory in the heap for reuse ([`keep_freed_memory`]) before timing ours.
+    #[serde(default)]
+    pub keep_freed_memory: bool,
+    /// Also time each layer alone ([`step_breakdown`]).
+    #[serde(default)]
+    pub breakdown: bool,
 }
 
 impl Default for BenchConfig {
@@ -74,6 +76,8 @@ impl Default for BenchConfig {
             margin: 0.2,
             learning_rate: 1e-3,
             seed: 1,
+            keep_freed_memory: true,
+            breakdown: false,
         }
     }
 }
@@ -157,6 +161,8 @@ pub struct BenchReport {
     pub config: BenchConfig,
     pub ours: SideReport,
     pub keras: Option<SideReport>,
+    /// Our step split by layer (with `breakdown`).
+    pub breakdown: Option<Vec<StageTiming>>,
 }
 
 impl BenchReport {
@@ -190,6 +196,7 @@ impl BenchReport {
             config: config.clone(),
             ours,
             keras,
+            breakdown: None,
         }
     }
 }
@@ -204,6 +211,9 @@ pub fn run_bench(
 ) -> Result<BenchReport> {
     config.check()?;
     configure_threads(config.threads)?;
+    if config.keep_freed_memory && !keep_freed_memory() {
+        log("could not change the allocator's settings; timing with its defaults");
+    }
     let train = crate::data::load_mnist(crate::data::MnistSplit::Train)?;
     let test = crate::data::load_mnist(crate::data::MnistSplit::Test)?;
     log(&format!(
@@ -215,6 +225,12 @@ pub fn run_bench(
     ));
     let ours = measure_ours(config, &train, &test)?;
     drop((train, test));
+    let breakdown = if config.breakdown {
+        log("timing each layer alone");
+        Some(step_breakdown(config)?)
+    } else {
+        None
+    };
     let peer_report = if peer {
         peer_python(log).and_then(|python| {
             log("timing the Keras peer");
@@ -223,7 +239,34 @@ pub fn run_bench(
     } else {
         Err(Error::Other("skipped (--no-peer)".into()))
     };
-    Ok(BenchReport::new(config, ours, peer_report))
+    let mut report = BenchReport::new(config, ours, peer_report);
+    report.breakdown = breakdown;
+    Ok(report)
+}
+
+/// Keeps freed memory in this process's heap for reuse; returns whether the allocator accepted.
+///
+/// glibc hands every block above its mmap threshold (at most 32 MiB) back to the kernel on
+/// `free`, and a training step of the seeds' CNN at 384 images allocates and frees several
+/// such blocks (conv2's output alone is 57 MB): each step then faults in hundreds of MB of
+/// fresh zeroed pages (a quarter of the step's CPU time in `perf`). With mmap off and no
+/// trimming, freed blocks are reused. Call it once, early; other allocators: no-op (`false`).
+pub fn keep_freed_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        // glibc's <malloc.h>: M_TRIM_THRESHOLD = -1, M_MMAP_MAX = -4; mallopt returns 1 on success.
+        const M_TRIM_THRESHOLD: i32 = -1;
+        const M_MMAP_MAX: i32 = -4;
+        // SAFETY: mallopt only changes allocator parameters under the allocator's own lock.
+        unsafe { mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, i32::MAX) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
 }
 
 /// Sizes the global rayon pool (burn-flex's kernels and its GEMM run on it) to `threads`.
@@ -242,252 +285,6 @@ pub fn configure_threads(threads: usize) -> Result<()> {
     Ok(())
 }
 
-/// Times our training step, inference and (optionally) an epoch on `train`/`test`
-/// (`1 × 28 × 28` images; `train` needs two classes, one of them with two images).
-pub fn measure_ours(
-    config: &BenchConfig,
-    train: &LabelledImages,
-    test: &LabelledImages,
-) -> Result<SideReport> {
-    config.check()?;
-    let load_avg_start = load_average();
-    let device = Device::default().autodiff();
-    device.seed(config.seed);
-    let model_config = EmbeddingCnnConfig::new()
-        .with_channels(train.channels)
-        .with_image_size(train.height)
-        .with_dim(config.dim);
-    let mut stepper = TrainStepper {
-        model: Some(model_config.init(&device)?),
-        optimizer: new_optimizer(),
-        loss: TripletLossConfig::new().with_margin(config.margin).init()?,
-        triplets: RandomTriplets::new(&train.labels, train.class_names.len(), config.seed)?,
-        data: train,
-        device,
-        learning_rate: config.learning_rate,
-        per_step: config.triplets_per_step,
-    };
-
-    let rss_scope = reset_peak_rss();
-    for _ in 0..config.warmup.max(1) {
-        stepper.step()?;
-    }
-    let mut train_step_ms = Vec::with_capacity(config.rounds);
-    for _ in 0..config.rounds {
-        let mut times = Vec::with_capacity(config.steps);
-        for _ in 0..config.steps {
-            times.push(stepper.step()?);
-        }
-        train_step_ms.push(median(&mut times) * 1e3);
-    }
-    let (epoch_seconds, epoch_images) = if config.epoch {
-        let steps = train.len() / config.images_per_step();
-        let started = Instant::now();
-        for _ in 0..steps {
-            stepper.step()?;
-        }
-        (
-            Some(started.elapsed().as_secs_f64()),
-            steps * config.images_per_step(),
-        )
-    } else {
-        (None, 0)
-    };
-    let peak_rss_mb = peak_rss_mb()?;
-
-    let model = stepper
-        .model
-        .take()
-        .expect("the stepper always holds a model");
-    let (infer_batch_ms, batch_len) = time_inference(config, &model, test)?;
-    let train_ms = median(&mut train_step_ms.clone());
-    let infer_ms = median(&mut infer_batch_ms.clone());
-    Ok(SideReport {
-        framework: "siamese (burn 0.22.1, flex CPU backend)".into(),
-        train_img_per_s: config.images_per_step() as f64 / (train_ms / 1e3),
-        train_step_ms,
-        infer_img_per_s: batch_len as f64 / (infer_ms / 1e3),
-        infer_batch_ms,
-        epoch_seconds,
-        epoch_images,
-        peak_rss_mb,
-        peak_rss_scope: rss_scope,
-        threads: rayon::current_num_threads(),
-        load_avg_start,
-        load_avg_end: load_average(),
-        notes: vec!["train step and epoch: the same step loop (random triplets)".into()],
-    })
-}
-
-/// The state of a benchmark training run; `step` does one timed step and returns its seconds.
-struct TrainStepper<'a> {
-    /// `None` only while a step has taken the model out to update it.
-    model: Option<EmbeddingCnn>,
-    optimizer: ModuleOptimizer,
-    loss: crate::loss::TripletLoss,
-    triplets: RandomTriplets,
-    data: &'a LabelledImages,
-    device: Device,
-    learning_rate: f64,
-    per_step: usize,
-}
-
-impl TrainStepper<'_> {
-    fn step(&mut self) -> Result<f64> {
-        let trips: Vec<[usize; 3]> = (&mut self.triplets).take(self.per_step).collect();
-        let indices: Vec<usize> = (0..3)
-            .flat_map(|k| trips.iter().map(move |t| t[k]))
-            .collect();
-        let started = Instant::now();
-        let model = self.model.take().expect("the stepper always holds a model");
-        let emb = model.forward(batch_tensor(self.data, &indices, &self.device));
-        let t = self.per_step;
-        let loss = self.loss.forward(
-            emb.clone().narrow(0, 0, t),
-            emb.clone().narrow(0, t, t),
-            emb.narrow(0, 2 * t, t),
-        );
-        let grads = GradientsParams::from_grads(loss.clone().backward(), &model);
-        self.model = Some(self.optimizer.step(self.learning_rate, model, grads));
-        // Reading the loss waits for the step, as Keras' train_on_batch returning it does.
-        let value: f32 = loss.into_scalar();
-        let seconds = started.elapsed().as_secs_f64();
-        if !value.is_finite() {
-            return Err(Error::Other(format!(
-                "benchmark training diverged: loss is {value}"
-            )));
-        }
-        Ok(seconds)
-    }
-}
-
-/// Median inference-batch time of each round (ms) and the batch size used.
-fn time_inference(
-    config: &BenchConfig,
-    model: &EmbeddingCnn,
-    test: &LabelledImages,
-) -> Result<(Vec<f64>, usize)> {
-    let inference = model.valid();
-    let device = Device::default();
-    let indices: Vec<usize> = (0..config.infer_batch.min(test.len())).collect();
-    if indices.is_empty() {
-        return Err(Error::config("test", "no test images to time inference on"));
-    }
-    let run = || -> Result<f64> {
-        let started = Instant::now();
-        let emb = to_host(inference.forward(batch_tensor(test, &indices, &device)))?;
-        std::hint::black_box(emb);
-        Ok(started.elapsed().as_secs_f64())
-    };
-    for _ in 0..config.warmup.max(1) {
-        run()?;
-    }
-    let mut rounds = Vec::with_capacity(config.rounds);
-    for _ in 0..config.rounds {
-        let mut times = (0..config.steps)
-            .map(|_| run())
-            .collect::<Result<Vec<_>>>()?;
-        rounds.push(median(&mut times) * 1e3);
-    }
-    Ok((rounds, indices.len()))
-}
-
-/// The peer's Python interpreter, creating `<home>/bench-venv` and installing
-/// [`PEER_REQUIREMENTS`] into it by package name when not done yet. `log` hears about
-/// the one-time install.
-pub fn peer_python(log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
-    let venv = assets::home().join("bench-venv");
-    let python = venv.join("bin").join("python");
-    let marker = venv.join("installed-requirements.txt");
-    if python.exists()
-        && std::fs::read_to_string(&marker).ok().as_deref() == Some(PEER_REQUIREMENTS)
-    {
-        return Ok(python);
-    }
-    let parent = assets::home();
-    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-    if !python.exists() {
-        log("creating the peer's virtual environment (once)");
-        assets::run_command(
-            Command::new("python3").arg("-m").arg("venv").arg(&venv),
-            &parent,
-        )?;
-    }
-    let wanted = venv.join("requirements.txt");
-    assets::write_atomic(&wanted, PEER_REQUIREMENTS.as_bytes())?;
-    let pins: Vec<&str> = requirement_lines(PEER_REQUIREMENTS).collect();
-    log(&format!("installing {} (once)", pins.join(" ")));
-    assets::run_command(
-        Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "-q",
-                "-r",
-            ])
-            .arg(&wanted),
-        &venv,
-    )?;
-    assets::write_atomic(&marker, PEER_REQUIREMENTS.as_bytes())?;
-    Ok(python)
-}
-
-/// The `name==version` lines of a requirements text.
-pub fn requirement_lines(text: &str) -> impl Iterator<Item = &str> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-}
-
-/// Runs the peer script with `python` on the MNIST files in `mnist_dir`.
-pub fn run_peer(config: &BenchConfig, python: &Path, mnist_dir: &Path) -> Result<SideReport> {
-    config.check()?;
-    let dir = python
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(assets::home);
-    let script = dir.join("keras_bench.py");
-    assets::write_atomic(&script, PEER_SCRIPT.as_bytes())?;
-    let threads = config.threads.to_string();
-    let mut cmd = Command::new(python);
-    cmd.arg(&script)
-        .arg("--mnist")
-        .arg(mnist_dir)
-        .args(["--steps", &config.steps.to_string()])
-        .args(["--warmup", &config.warmup.to_string()])
-        .args(["--rounds", &config.rounds.to_string()])
-        .args(["--threads", &threads])
-        .args(["--triplets", &config.triplets_per_step.to_string()])
-        .args(["--infer-batch", &config.infer_batch.to_string()])
-        .args(["--dim", &config.dim.to_string()])
-        .args(["--margin", &config.margin.to_string()])
-        .args(["--lr", &config.learning_rate.to_string()])
-        .args(["--seed", &config.seed.to_string()])
-        .env("OMP_NUM_THREADS", &threads)
-        .env("TF_NUM_INTRAOP_THREADS", &threads)
-        .env("TF_NUM_INTEROP_THREADS", &threads)
-        .env("TF_CPP_MIN_LOG_LEVEL", "2");
-    if !config.epoch {
-        cmd.arg("--no-epoch");
-    }
-    let stdout = assets::run_command(&mut cmd, &dir)?;
-    parse_peer_output(&stdout, &script)
-}
-
-/// The peer's report from its stdout (the `BENCH_JSON` line; other lines are ignored).
-pub fn parse_peer_output(stdout: &str, script: &Path) -> Result<SideReport> {
-    let line = stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix(PEER_JSON_PREFIX))
-        .ok_or_else(|| Error::format(script, "the peer printed no BENCH_JSON line"))?;
-    serde_json::from_str(line)
-        .map_err(|e| Error::format(script, format!("the peer's report is not valid: {e}")))
-}
-
 /// Median of `values` (0 for none); sorts them.
 pub fn median(values: &mut [f64]) -> f64 {
     if values.is_empty() {
@@ -504,7 +301,7 @@ pub fn median(values: &mut [f64]) -> f64 {
 
 /// Resets this process's VmHWM so the next reading covers only what follows; says what the
 /// reading will cover.
-fn reset_peak_rss() -> String {
+pub(crate) fn reset_peak_rss() -> String {
     match std::fs::write("/proc/self/clear_refs", "5") {
         Ok(()) => "training (VmHWM reset after loading data and model)".into(),
         Err(_) => "process lifetime (VmHWM could not be reset)".into(),
