@@ -56,9 +56,21 @@ struct PipelineArgs {
     /// Average each face's embedding with its mirror image's (twice the network time).
     #[arg(long)]
     flip: bool,
+    /// Another dlib shape predictor (e.g. shape_predictor_68_face_landmarks.dat) instead of the
+    /// fetched 5-point model.
+    #[arg(long)]
+    landmarks_model: Option<PathBuf>,
 }
 
 impl PipelineArgs {
+    /// Loads the models (with `--landmarks-model` when given).
+    fn load(&self, options: PipelineOptions) -> anyhow::Result<FacePipeline> {
+        Ok(FacePipeline::from_cache_with(
+            options,
+            self.landmarks_model.as_deref(),
+        )?)
+    }
+
     fn options(&self, selection: FaceSelection) -> PipelineOptions {
         let mut o = PipelineOptions {
             align: !self.no_align,
@@ -285,7 +297,9 @@ pub fn run(args: FacesArgs) -> anyhow::Result<()> {
 
 fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let threshold = check_threshold(args.threshold.unwrap_or(LFW_THRESHOLD))?;
-    let pipeline = FacePipeline::from_cache(args.pipeline.options(FaceSelection::All))?;
+    let pipeline = args
+        .pipeline
+        .load(args.pipeline.options(FaceSelection::All))?;
     let a = pipeline.embed_one(&args.a)?;
     let b = pipeline.embed_one(&args.b)?;
     let v = verdict(euclidean(&a.embedding, &b.embedding), threshold);
@@ -319,11 +333,11 @@ fn eval_lfw(args: EvalLfwArgs) -> anyhow::Result<()> {
     options.batch_size = args.pipeline.batch_size;
     options.flip = args.pipeline.flip;
     options.detector.min_face = args.pipeline.min_face;
+    let pipeline = args.pipeline.load(options)?;
     let store = args
         .store
         .clone()
-        .unwrap_or_else(|| default_lfw_store(&options));
-    let pipeline = FacePipeline::from_cache(options)?;
+        .unwrap_or_else(|| default_lfw_store(pipeline.options()));
     let report = evaluate_lfw(&args.lfw, &args.pairs, &pipeline, &store, !args.json)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -376,6 +390,7 @@ fn print_speed(t: &siamese::faces::pipeline::Timings, embedded: usize, reused: u
 fn embed_folder(
     dir: &Path,
     store_path: &Path,
+    pipeline_args: &PipelineArgs,
     options: PipelineOptions,
     quiet: bool,
 ) -> anyhow::Result<(store::EmbeddingStore, Vec<String>, store::UpdateReport)> {
@@ -383,7 +398,7 @@ fn embed_folder(
     if files.is_empty() {
         anyhow::bail!("{}: no files", dir.display());
     }
-    let pipeline = FacePipeline::from_cache(options)?;
+    let pipeline = pipeline_args.load(options)?;
     let mut st = store::EmbeddingStore::load_or_new(store_path, &pipeline.options().fingerprint())?;
     let (report, keys) = store::update(&mut st, &files, &pipeline, !quiet);
     st.save(store_path)
@@ -411,7 +426,8 @@ fn print_skipped(skipped: &[(PathBuf, String)]) {
 
 fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     let options = args.pipeline.options(FaceSelection::All);
-    let (st, keys, report) = embed_folder(&args.dir, &args.store, options, args.json)?;
+    let (st, keys, report) =
+        embed_folder(&args.dir, &args.store, &args.pipeline, options, args.json)?;
     let faces: usize = keys
         .iter()
         .filter_map(|k| st.get(k))
@@ -442,7 +458,8 @@ fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| args.out.join("faces.store"));
     let options = args.pipeline.options(FaceSelection::All);
-    let (st, keys, report) = embed_folder(&args.dir, &store_path, options, args.json)?;
+    let (st, keys, report) =
+        embed_folder(&args.dir, &store_path, &args.pipeline, options, args.json)?;
     let mut faces = Vec::new();
     let mut data = Vec::new();
     for k in &keys {
@@ -502,15 +519,16 @@ fn search(args: SearchArgs) -> anyhow::Result<()> {
     let threshold = check_threshold(args.threshold.unwrap_or(LFW_THRESHOLD))?;
     let st = store::EmbeddingStore::load(&args.store)?;
     let index = StoreIndex::new(&st)?;
-    let options = args.pipeline.options(FaceSelection::All);
-    if st.fingerprint() != options.fingerprint() {
+    let pipeline = args
+        .pipeline
+        .load(args.pipeline.options(FaceSelection::All))?;
+    if st.fingerprint() != pipeline.options().fingerprint() {
         anyhow::bail!(
-            "{}: made with other pipeline settings ({}); pass the same --no-align/--min-face",
+            "{}: made with other pipeline settings ({}); pass the flags it was made with",
             args.store.display(),
             st.fingerprint()
         );
     }
-    let pipeline = FacePipeline::from_cache(options)?;
     let query = pipeline.embed_one(&args.query)?;
     let hits = index.search(&query.embedding, args.k, threshold)?;
     if args.json {
@@ -538,7 +556,7 @@ fn plot(args: PlotArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| args.out.join("faces.store"));
     let options = args.pipeline.options(FaceSelection::All);
-    let (st, keys, _) = embed_folder(&args.dir, &store_path, options, args.json)?;
+    let (st, keys, _) = embed_folder(&args.dir, &store_path, &args.pipeline, options, args.json)?;
     let out = face_plot::plot_faces(&st, &keys, &args.dir, &args.out, args.seed)?;
     if args.json {
         println!("{}", serde_json::to_string(&out)?);
@@ -564,11 +582,11 @@ fn eval_cluster(args: EvalClusterArgs) -> anyhow::Result<()> {
     options.batch_size = args.pipeline.batch_size;
     options.flip = args.pipeline.flip;
     options.detector.min_face = args.pipeline.min_face;
+    let pipeline = args.pipeline.load(options)?;
     let store = args
         .store
         .clone()
-        .unwrap_or_else(|| default_lfw_store(&options));
-    let pipeline = FacePipeline::from_cache(options)?;
+        .unwrap_or_else(|| default_lfw_store(pipeline.options()));
     let r = evaluate_lfw_clustering(
         &args.lfw,
         args.min_images,

@@ -94,13 +94,11 @@ pub fn agglomerative(dist: &[f32], n: usize, linkage: Linkage, threshold: f32) -
             best = p;
             best_d = get(&d, a, p);
         }
-        for b in 0..n {
-            if b != a && active[b] {
-                let v = get(&d, a, b);
-                if v < best_d {
-                    best_d = v;
-                    best = b;
-                }
+        for (b, _) in active.iter().enumerate().filter(|&(b, &on)| on && b != a) {
+            let v = get(&d, a, b);
+            if v < best_d {
+                best_d = v;
+                best = b;
             }
         }
         if Some(best) == prev {
@@ -108,10 +106,7 @@ pub fn agglomerative(dist: &[f32], n: usize, linkage: Linkage, threshold: f32) -
             chain.pop();
             chain.pop();
             let (keep, gone) = (a.min(best), a.max(best));
-            for k in 0..n {
-                if !active[k] || k == keep || k == gone {
-                    continue;
-                }
+            for k in (0..n).filter(|&k| active[k] && k != keep && k != gone) {
                 let (dk, dg) = (get(&d, keep, k), get(&d, gone, k));
                 let merged = match linkage {
                     Linkage::Single => dk.min(dg),

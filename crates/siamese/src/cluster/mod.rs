@@ -42,7 +42,7 @@ impl Method {
 /// Clusters the `data.len() / dim` rows of `data` (Euclidean distance); deterministic under
 /// `seed` (k-means and chinese whispers use it).
 pub fn cluster(data: &[f32], dim: usize, method: &Method, seed: u64) -> Result<Vec<u32>> {
-    if dim == 0 || data.len() % dim != 0 {
+    if dim == 0 || !data.len().is_multiple_of(dim) {
         return Err(Error::config(
             "embeddings",
             format!("{} values are not rows of {dim}", data.len()),

@@ -29,6 +29,70 @@ pub const TEMPLATE_5: [[f32; 2]; 5] = [
     [0.490_112_3, 0.627_797_5],
 ];
 
+/// dlib's mean face shape (points 17..67 of the 68-point layout, unit chip without padding),
+/// `x` then `y`; used when aligning with the 68-point predictor.
+const MEAN_FACE_68_X: [f32; 51] = [
+    0.000213256,
+    0.0752622,
+    0.18113,
+    0.29077,
+    0.393397,
+    0.586856,
+    0.689483,
+    0.799124,
+    0.904991,
+    0.98004,
+    0.490127,
+    0.490127,
+    0.490127,
+    0.490127,
+    0.36688,
+    0.426036,
+    0.490127,
+    0.554217,
+    0.613373,
+    0.121737,
+    0.187122,
+    0.265825,
+    0.334606,
+    0.260918,
+    0.182743,
+    0.645647,
+    0.714428,
+    0.793132,
+    0.858516,
+    0.79751,
+    0.719335,
+    0.254149,
+    0.340985,
+    0.428858,
+    0.490127,
+    0.551395,
+    0.639268,
+    0.726104,
+    0.642159,
+    0.556721,
+    0.490127,
+    0.423532,
+    0.338094,
+    0.290379,
+    0.428096,
+    0.490127,
+    0.552157,
+    0.689874,
+    0.553364,
+    0.490127,
+    0.42689,
+];
+const MEAN_FACE_68_Y: [f32; 51] = [
+    0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891, 0.0187482, 0.038915,
+    0.106454, 0.203352, 0.307009, 0.409805, 0.515625, 0.587326, 0.609345, 0.628106, 0.609345,
+    0.587326, 0.216423, 0.178758, 0.179852, 0.231733, 0.245099, 0.244077, 0.231733, 0.179852,
+    0.178758, 0.216423, 0.244077, 0.245099, 0.780233, 0.745405, 0.727388, 0.742578, 0.727388,
+    0.745405, 0.780233, 0.864805, 0.902192, 0.909281, 0.902192, 0.864805, 0.784792, 0.778746,
+    0.785343, 0.778746, 0.784792, 0.824182, 0.831803, 0.824182,
+];
+
 /// Where one chip lies in the photo: centre, rotation and the spacing of its sampling grid.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ChipPlacement {
@@ -68,12 +132,57 @@ impl ChipPlacement {
 
 /// dlib's chip placement for 5 landmarks (`get_face_chip_details(det, size, padding)`).
 pub fn chip_placement(landmarks: &[[f32; 2]; 5], size: usize, padding: f32) -> ChipPlacement {
-    let mut from = Vec::with_capacity(10);
-    let mut to = Vec::with_capacity(10);
-    for (t, p) in TEMPLATE_5.iter().zip(landmarks) {
+    placement_from_pairs(
+        TEMPLATE_5.iter().copied().zip(landmarks.iter().copied()),
+        size,
+        padding,
+    )
+}
+
+/// dlib's chip placement for 5 or 68 landmarks; `None` for any other count. With 68 points dlib
+/// matches the inner face (eyes, nose, upper lip: points 27..54 and 60..64) to its mean shape.
+pub fn chip_placement_any(
+    landmarks: &[[f32; 2]],
+    size: usize,
+    padding: f32,
+) -> Option<ChipPlacement> {
+    match landmarks.len() {
+        5 => Some(chip_placement(
+            &[
+                landmarks[0],
+                landmarks[1],
+                landmarks[2],
+                landmarks[3],
+                landmarks[4],
+            ],
+            size,
+            padding,
+        )),
+        68 => {
+            let used = (27..68).filter(|i| !((55..=59).contains(i) || (65..=67).contains(i)));
+            let pairs = used.map(|i| {
+                (
+                    [MEAN_FACE_68_X[i - 17], MEAN_FACE_68_Y[i - 17]],
+                    landmarks[i],
+                )
+            });
+            Some(placement_from_pairs(pairs, size, padding))
+        }
+        _ => None,
+    }
+}
+
+fn placement_from_pairs(
+    pairs: impl Iterator<Item = ([f32; 2], [f32; 2])>,
+    size: usize,
+    padding: f32,
+) -> ChipPlacement {
+    let mut from = Vec::new();
+    let mut to = Vec::new();
+    for (t, p) in pairs {
         from.push((padding + t[0]) / (2.0 * padding + 1.0) * size as f32);
         from.push((padding + t[1]) / (2.0 * padding + 1.0) * size as f32);
-        to.extend_from_slice(p);
+        to.extend_from_slice(&p);
     }
     let (a, b, t) = similarity_params(&from, &to);
     let scale = (a * a + b * b).sqrt();
@@ -163,6 +272,11 @@ pub fn extract_chip(img: &RgbImage, placement: &ChipPlacement) -> RgbImage {
 /// The aligned 150x150 chip of a face with these 5 landmarks.
 pub fn aligned_chip(img: &RgbImage, landmarks: &[[f32; 2]; 5]) -> RgbImage {
     extract_chip(img, &chip_placement(landmarks, CHIP_SIZE, CHIP_PADDING))
+}
+
+/// The aligned 150x150 chip from 5 or 68 landmarks (`None` for another count).
+pub fn aligned_chip_any(img: &RgbImage, landmarks: &[[f32; 2]]) -> Option<RgbImage> {
+    chip_placement_any(landmarks, CHIP_SIZE, CHIP_PADDING).map(|p| extract_chip(img, &p))
 }
 
 /// `--no-align`: the whole image resized to 150x150 (for photos that already are face crops).

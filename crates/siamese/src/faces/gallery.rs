@@ -17,7 +17,7 @@ use std::path::{Component, Path, PathBuf};
 use image::RgbImage;
 use rayon::prelude::*;
 
-use super::align::{aligned_chip, unaligned_chip};
+use super::align::{aligned_chip_any, unaligned_chip};
 use super::detect::FaceBox;
 use super::load::load_rgb;
 use crate::eval::clustering::NOISE;
@@ -73,16 +73,20 @@ pub fn groups(faces: &[GalleryFace]) -> (Vec<Vec<usize>>, Vec<usize>) {
 /// The aligned chip of a face (or its box resized when it has no landmarks).
 fn face_chip(face: &GalleryFace) -> Result<RgbImage> {
     let img = load_rgb(&face.photo)?;
-    Ok(match &face.landmarks {
-        Some(p) if p.len() == 5 => aligned_chip(&img, &[p[0], p[1], p[2], p[3], p[4]]),
-        _ => {
-            let b = face.bbox;
-            let (x, y) = (b.left.max(0.0) as u32, b.top.max(0.0) as u32);
-            let w = (b.width as u32).clamp(1, img.width().saturating_sub(x).max(1));
-            let h = (b.height as u32).clamp(1, img.height().saturating_sub(y).max(1));
-            unaligned_chip(&image::imageops::crop_imm(&img, x, y, w, h).to_image())
-        }
-    })
+    if let Some(chip) = face
+        .landmarks
+        .as_deref()
+        .and_then(|p| aligned_chip_any(&img, p))
+    {
+        return Ok(chip);
+    }
+    let b = face.bbox;
+    let (x, y) = (b.left.max(0.0) as u32, b.top.max(0.0) as u32);
+    let w = (b.width as u32).clamp(1, img.width().saturating_sub(x).max(1));
+    let h = (b.height as u32).clamp(1, img.height().saturating_sub(y).max(1));
+    Ok(unaligned_chip(
+        &image::imageops::crop_imm(&img, x, y, w, h).to_image(),
+    ))
 }
 
 /// `target` relative to the folder `from` (both made absolute first).

@@ -29,7 +29,7 @@ pub struct DlibRect {
 
 impl DlibRect {
     /// Maps a point of the unit square (shape space) into the image.
-    fn to_image(&self, p: [f32; 2]) -> [f32; 2] {
+    fn to_image(self, p: [f32; 2]) -> [f32; 2] {
         [
             self.left + p[0] * (self.right - self.left),
             self.top + p[1] * (self.bottom - self.top),

@@ -12,7 +12,7 @@ use burn::tensor::Device;
 use image::RgbImage;
 use rayon::prelude::*;
 
-use super::align::{aligned_chip, unaligned_chip};
+use super::align::{aligned_chip_any, unaligned_chip};
 use super::detect::{
     assumed_to_dlib, centered_box, seeta_to_dlib, DetectorOptions, FaceBox, FaceDetector,
 };
@@ -46,6 +46,9 @@ pub struct PipelineOptions {
     /// Also embed each chip's mirror image and average the two (test-time augmentation:
     /// twice the network time).
     pub flip: bool,
+    /// Landmarks of the shape predictor in use (5, or 68 with dlib's 68-point model); set by
+    /// [`FacePipeline::load`] from the model file.
+    pub landmark_points: usize,
     pub detector: DetectorOptions,
 }
 
@@ -57,6 +60,7 @@ impl Default for PipelineOptions {
             assume_centered: false,
             batch_size: 32,
             flip: false,
+            landmark_points: 5,
             detector: DetectorOptions::default(),
         }
     }
@@ -66,8 +70,9 @@ impl PipelineOptions {
     /// A string naming every setting that changes the embeddings.
     pub fn fingerprint(&self) -> String {
         format!(
-            "dlib-resnet-v1/face-api.js-0.10.0;align={};pad=0.25;flip={};select={:?};assume_centered={};seeta(min={},thr={},max_side={})",
+            "dlib-resnet-v1/face-api.js-0.10.0;align={};landmarks={};pad=0.25;flip={};select={:?};assume_centered={};seeta(min={},thr={},max_side={})",
             self.align,
+            self.landmark_points,
             self.flip,
             self.selection,
             self.assume_centered,
@@ -82,7 +87,7 @@ impl PipelineOptions {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Face {
     pub bbox: FaceBox,
-    /// The 5 landmarks (absent with `--no-align`).
+    /// The landmarks (5, or 68; absent with `--no-align`).
     pub landmarks: Option<Vec<[f32; 2]>>,
     /// True when the box was assumed because detection found nothing.
     pub assumed: bool,
@@ -132,9 +137,21 @@ impl FacePipeline {
         if options.batch_size == 0 {
             return Err(Error::config("batch_size", "must be at least 1"));
         }
+        let landmarks = ShapePredictor::load(&paths.landmarks)?;
+        let mut options = options;
+        options.landmark_points = landmarks.num_parts();
+        if options.landmark_points != 5 && options.landmark_points != 68 {
+            return Err(Error::format(
+                &paths.landmarks,
+                format!(
+                    "a {}-point shape predictor; alignment needs dlib's 5- or 68-point model",
+                    options.landmark_points
+                ),
+            ));
+        }
         Ok(FacePipeline {
             detector: FaceDetector::load(&paths.detector, options.detector.clone())?,
-            landmarks: ShapePredictor::load(&paths.landmarks)?,
+            landmarks,
             net: FaceResNet::load(&paths.recognition, device)?,
             options,
         })
@@ -142,7 +159,17 @@ impl FacePipeline {
 
     /// Loads the models from the asset cache (`siamese fetch face-models`).
     pub fn from_cache(options: PipelineOptions) -> Result<Self> {
-        Self::load(&face_models::locate()?, options, &Device::default())
+        Self::from_cache_with(options, None)
+    }
+
+    /// As [`FacePipeline::from_cache`], with another dlib shape predictor file (e.g. dlib's
+    /// 68-point model) instead of the fetched 5-point one.
+    pub fn from_cache_with(options: PipelineOptions, landmarks: Option<&Path>) -> Result<Self> {
+        let mut paths = face_models::locate()?;
+        if let Some(p) = landmarks {
+            paths.landmarks = p.to_path_buf();
+        }
+        Self::load(&paths, options, &Device::default())
     }
 
     pub fn options(&self) -> &PipelineOptions {
@@ -206,12 +233,12 @@ impl FacePipeline {
                     seeta_to_dlib(&bbox)
                 };
                 let points = self.landmarks.predict(&grey, &rect);
-                let five: [[f32; 2]; 5] = [points[0], points[1], points[2], points[3], points[4]];
+                let chip = aligned_chip_any(img, &points).expect("5 or 68 points, checked at load");
                 PreparedFace {
                     bbox,
                     landmarks: Some(points),
                     assumed,
-                    chip: aligned_chip(img, &five),
+                    chip,
                 }
             })
             .collect()

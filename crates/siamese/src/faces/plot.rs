@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use image::RgbImage;
 
-use super::align::aligned_chip;
+use super::align::aligned_chip_any;
 use super::load::load_rgb;
 use super::store::{EmbeddingStore, DIM};
 use crate::model::backbone::{extract_batched, Backbone, BackboneKind, FeatureExtractor};
@@ -98,11 +98,7 @@ pub fn plot_faces(
             .iter()
             .map(|(path, lm)| -> Result<Vec<f32>> {
                 let img = load_rgb(path)?;
-                let chip: RgbImage = if lm.len() == 5 {
-                    aligned_chip(&img, &[lm[0], lm[1], lm[2], lm[3], lm[4]])
-                } else {
-                    img
-                };
+                let chip: RgbImage = aligned_chip_any(&img, lm).unwrap_or(img);
                 Ok(pre.apply(&chip))
             })
             .collect::<Result<_>>()?;

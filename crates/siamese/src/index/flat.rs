@@ -24,7 +24,7 @@ pub struct Hit {
 impl FlatIndex {
     /// An index over `data` (rows of `dim`).
     pub fn new(data: Vec<f32>, dim: usize, distance: Distance) -> Result<Self> {
-        if dim == 0 || data.len() % dim != 0 {
+        if dim == 0 || !data.len().is_multiple_of(dim) {
             return Err(Error::config(
                 "index",
                 format!("{} values are not rows of {dim}", data.len()),

@@ -241,7 +241,7 @@ impl FaceResNet {
     /// in batches of `batch_size`; returns `n × 128` values.
     pub fn embed_rgb_chips(&self, chips: &[u8], batch_size: usize) -> Result<Vec<f32>> {
         let per_chip = CHIP_SIZE * CHIP_SIZE * 3;
-        if chips.len() % per_chip != 0 {
+        if !chips.len().is_multiple_of(per_chip) {
             return Err(Error::Other(format!(
                 "face chips: {} bytes is not a multiple of 150x150x3",
                 chips.len()
