@@ -195,6 +195,10 @@ fn mobilenet_v2_matches_torchvision_logits_on_sample_pictures() {
         assert_eq!(top5[0], class, "reference top-1 of {name}");
         assert_eq!(top_k(&logits, 5), top5, "{name}");
         let err = relative_error(&logits, &want);
+        eprintln!(
+            "mobilenet_v2 {name}: top-5 {:?}, relative logit error {err:.2e}",
+            top_k(&logits, 5)
+        );
         assert!(err < 1e-3, "{name}: relative logit error {err}");
     }
 }
@@ -225,7 +229,7 @@ fn full_preprocessing_of_original_pictures_agrees_with_torchvision() {
             .map(|(&a, &b)| (a as f64 - b as f64).abs())
             .sum::<f64>()
             / ours.as_raw().len() as f64;
-        assert!(mean_abs < 1.5, "{name}: mean pixel difference {mean_abs}");
+        assert!(mean_abs < 0.5, "{name}: mean pixel difference {mean_abs}");
         let logits = logits_of(
             &net,
             Preprocess::default().load(&original).unwrap(),
@@ -234,7 +238,8 @@ fn full_preprocessing_of_original_pictures_agrees_with_torchvision() {
         let want = floats(&reference["mobilenet_v2"][name]["logits"]);
         assert_eq!(top_k(&logits, 1), top_k(&want, 1), "{name}");
         let err = relative_error(&logits, &want);
-        assert!(err < 0.05, "{name}: relative logit error {err}");
+        eprintln!("full preprocessing {name}: mean pixel difference {mean_abs:.3}, relative logit error {err:.2e}");
+        assert!(err < 0.03, "{name}: relative logit error {err}");
     }
 }
 
@@ -314,6 +319,7 @@ fn resnet50_with_generated_weights_matches_torchvision() {
     let logits = logits_of(&net, input.clone(), &device);
     let want = floats(&reference["resnet50_formula"]["logits"]);
     let err = relative_error(&logits, &want);
+    eprintln!("resnet50 formula weights: relative logit error {err:.2e}");
     assert!(err < 1e-3, "relative logit error {err}");
     // Deterministic: the same input gives the same bits.
     assert_eq!(logits_of(&net, input, &device), logits);
