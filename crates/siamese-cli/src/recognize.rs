@@ -34,7 +34,7 @@ pub struct RecognizeArgs {
     #[arg(long)]
     pub per_class: bool,
     /// A distance threshold (≥ 0) overriding the calibrated one.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub threshold: Option<f32>,
     /// Print one JSON object.
     #[arg(long)]

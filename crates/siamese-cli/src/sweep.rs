@@ -30,10 +30,10 @@ pub struct MarginArgs {
     )]
     pub values: Vec<f64>,
     /// Epochs per run.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 4)]
     pub epochs: usize,
     /// Stratified subset of this many MNIST training images per run.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 6000)]
     pub limit: usize,
     /// Seed of every run.
     #[arg(long, default_value_t = 42)]

@@ -9,10 +9,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An I/O failure on a named path.
+    // The source is printed in the message, so it is not also exposed as `#[source]`:
+    // `{:#}` chains would print the OS message twice.
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
         source: std::io::Error,
     },
     /// A file whose contents are not what they should be.

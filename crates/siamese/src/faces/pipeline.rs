@@ -247,11 +247,6 @@ impl FacePipeline {
     /// Reads one photo and prepares its faces.
     fn prepare_file(&self, path: &Path) -> Result<(u32, u32, Vec<PreparedFace>)> {
         let img = load_rgb(path)?;
-        if self.options.align && self.landmarks.num_parts() != 5 {
-            return Err(Error::Other(
-                "the face pipeline needs a 5-point shape predictor".into(),
-            ));
-        }
         let faces = self.prepare_image(&img);
         Ok((img.width(), img.height(), faces))
     }

@@ -187,7 +187,7 @@ impl Gallery {
     /// Matches every row of `queries` (`[m, dim]`); `k` is used by [`GalleryMode::Knn`] only
     /// (at least 1, at most the gallery's size). k-NN on a prototype-only gallery is an error.
     pub fn classify(&self, queries: &[f32], mode: GalleryMode, k: usize) -> Result<Vec<Match>> {
-        if queries.len() % self.dim != 0 {
+        if !queries.len().is_multiple_of(self.dim) {
             return Err(Error::config(
                 "queries",
                 format!("{} values are not rows of {}", queries.len(), self.dim),

@@ -140,7 +140,11 @@ pub fn train_softmax(
             format!("labels must lie in 0..{classes} with at least 2 classes"),
         ));
     }
-    if config.epochs == 0 || config.batch == 0 || !(config.learning_rate > 0.0) {
+    if config.epochs == 0
+        || config.batch == 0
+        || config.learning_rate.is_nan()
+        || config.learning_rate <= 0.0
+    {
         return Err(Error::config(
             "softmax training",
             "epochs, batch and learning rate must be positive",

@@ -12,8 +12,8 @@ use super::openset::{OpensetResult, UnknownSource};
 use crate::run::{embed, load_data_source, load_inference_model, stratified_subset};
 use crate::train::checkpoint::load_config;
 use crate::viz::pca::pca_2d_fit;
-use crate::viz::plot::{histogram_png, scatter_png};
 use crate::viz::tsne::{tsne_with, TsneConfig};
+use crate::viz::{histogram_png, scatter_png};
 use crate::{Error, Result};
 
 /// Writes the histogram of the headline method's scores: known test images vs unknowns, with
@@ -21,15 +21,12 @@ use crate::{Error, Result};
 pub fn write_distance_histogram(path: &Path, result: &OpensetResult) -> Result<()> {
     let r = &result.report;
     let h = &result.headline;
-    let known_label = format!("known: test images ({})", r.known_images);
-    let unknown_label = format!("unknown: {} ({})", r.unknown_source, r.unknown_images);
+    let known_label = "known: test images".to_string();
+    let unknown_label = format!("unknown: {}", r.unknown_source);
     let title = format!(
-        "{} distance, known vs unknown — AUROC {:.3}; threshold {:.3} ({:.0} % TPR on validation) \
-         rejects {:.1} % of unknowns",
+        "{} distance, known vs unknown (AUROC {:.3}, {:.1} % of unknowns rejected)",
         h.scores.method,
         h.scores.auroc,
-        h.scores.threshold,
-        100.0 * r.target_tpr,
         100.0 * h.scores.unknown_rejected
     );
     histogram_png(
@@ -77,6 +74,9 @@ impl FromStr for Projection {
     }
 }
 
+/// 2-D points, one `[x, y]` per embedding row.
+pub type Points2d = Vec<[f32; 2]>;
+
 /// Projects known embeddings (`[n, dim]`) and optional unknown ones (`[m, dim]`) to 2-D.
 /// PCA is fitted on the knowns alone (unknowns are projected on their axes); t-SNE embeds both
 /// together, since it has no out-of-sample projection.
@@ -87,8 +87,8 @@ pub fn project_2d(
     method: Projection,
     seed: u64,
     iterations: usize,
-) -> Result<(Vec<[f32; 2]>, Vec<[f32; 2]>)> {
-    if dim == 0 || known.len() % dim != 0 || unknown.len() % dim != 0 {
+) -> Result<(Points2d, Points2d)> {
+    if dim == 0 || !known.len().is_multiple_of(dim) || !unknown.len().is_multiple_of(dim) {
         return Err(Error::config(
             "embeddings",
             format!("not whole rows of {dim}"),

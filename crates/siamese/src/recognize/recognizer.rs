@@ -213,6 +213,9 @@ impl Recognizer {
     /// `None`). A run without calibration, or calibrated for another checkpoint, is an error
     /// telling how to calibrate.
     pub fn load(run: &Path, mode: Option<GalleryMode>) -> Result<Self> {
+        if !run.is_dir() {
+            return Err(Error::format(run, "no such run folder"));
+        }
         let calibration = Calibration::load(run)?;
         if calibration.model_sha256 != model_fingerprint(run)? {
             return Err(Error::format(

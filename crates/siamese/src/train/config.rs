@@ -101,9 +101,9 @@ impl TrainConfig {
             ));
         }
         match self.sampling {
-            Sampling::Random { triplets_per_batch } if triplets_per_batch == 0 => {
-                Err(Error::config("triplets per batch", "must be at least 1"))
-            }
+            Sampling::Random {
+                triplets_per_batch: 0,
+            } => Err(Error::config("triplets per batch", "must be at least 1")),
             Sampling::Pk {
                 classes_per_batch,
                 images_per_class,

@@ -138,7 +138,7 @@ fn joint_probabilities(data: &[f32], dim: usize, k: usize, perplexity: f64) -> S
             edges.push((j, i as u32, p));
         }
     }
-    edges.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    edges.sort_unstable_by_key(|e| (e.0, e.1));
     let mut start = vec![0usize; n + 1];
     let mut cols = Vec::with_capacity(edges.len());
     let mut values: Vec<f32> = Vec::with_capacity(edges.len());
@@ -255,202 +255,224 @@ fn optimise(p: &SparseP, y: &mut [[f32; 2]], config: &TsneConfig) {
 }
 
 /// ∂KL/∂y: 4 (exaggeration · Σ_j P_ij q_ij Z (y_i − y_j) − Σ_j q_ij² Z² (y_i − y_j) / Z).
+///
+/// Points are visited (and inserted into the tree) in Morton order of the current layout, so
+/// consecutive points walk nearly the same cells and the tree's arena is laid out along the
+/// same curve: both keep the traversal in cache.
 fn gradient(p: &SparseP, y: &[[f32; 2]], exaggeration: f32, theta: f32) -> Vec<[f32; 2]> {
-    let tree = QuadTree::build(y);
+    let order = morton_order(y);
+    let tree = QuadTree::build(y, &order);
     let theta2 = theta * theta;
-    let forces: Vec<([f32; 2], [f32; 2], f64)> = (0..y.len())
-        .into_par_iter()
+    let forces: Vec<([f32; 2], [f32; 2], f32)> = order
+        .par_iter()
         .map_init(
-            || Vec::with_capacity(64),
-            |stack, i| {
+            || Vec::with_capacity(128),
+            |stack, &i| {
+                let i = i as usize;
                 let yi = y[i];
                 let mut attract = [0f32; 2];
-                for (&j, &pij) in p.cols[p.start[i]..p.start[i + 1]]
-                    .iter()
-                    .zip(&p.values[p.start[i]..p.start[i + 1]])
-                {
+                let row = p.start[i]..p.start[i + 1];
+                for (&j, &pij) in p.cols[row.clone()].iter().zip(&p.values[row]) {
                     let yj = y[j as usize];
                     let (dx, dy) = (yi[0] - yj[0], yi[1] - yj[1]);
                     let w = pij / (1.0 + dx * dx + dy * dy);
                     attract[0] += w * dx;
                     attract[1] += w * dy;
                 }
-                let (repel, sum_q) = tree.repulsion(i, yi, theta2, stack);
+                let (repel, sum_q) = tree.repulsion(i as u32, yi, theta2, stack);
                 (attract, repel, sum_q)
             },
         )
         .collect();
-    let sum_q: f64 = forces.iter().map(|f| f.2).sum::<f64>().max(1e-12);
-    forces
-        .into_iter()
-        .map(|(a, r, _)| {
-            [
-                4.0 * (exaggeration * a[0] - (f64::from(r[0]) / sum_q) as f32),
-                4.0 * (exaggeration * a[1] - (f64::from(r[1]) / sum_q) as f32),
-            ]
+    // Z in a fixed (Morton) order, in f64: the result does not depend on the thread schedule.
+    let sum_q: f64 = forces
+        .iter()
+        .map(|f| f64::from(f.2))
+        .sum::<f64>()
+        .max(1e-12);
+    let mut grad = vec![[0f32; 2]; y.len()];
+    for (&i, (a, r, _)) in order.iter().zip(forces) {
+        grad[i as usize] = [
+            4.0 * (exaggeration * a[0] - (f64::from(r[0]) / sum_q) as f32),
+            4.0 * (exaggeration * a[1] - (f64::from(r[1]) / sum_q) as f32),
+        ];
+    }
+    grad
+}
+
+/// Point indices sorted along a Z-order curve over the layout's bounding box.
+fn morton_order(y: &[[f32; 2]]) -> Vec<u32> {
+    let (lo, hi) = bounds(y);
+    let scale = [
+        65535.0 / (hi[0] - lo[0]).max(f32::MIN_POSITIVE),
+        65535.0 / (hi[1] - lo[1]).max(f32::MIN_POSITIVE),
+    ];
+    let spread = |v: u32| {
+        let mut v = u64::from(v) & 0xffff;
+        v = (v | (v << 8)) & 0x00ff_00ff;
+        v = (v | (v << 4)) & 0x0f0f_0f0f;
+        v = (v | (v << 2)) & 0x3333_3333;
+        (v | (v << 1)) & 0x5555_5555
+    };
+    let mut keyed: Vec<u64> = y
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let qx = ((p[0] - lo[0]) * scale[0]) as u32;
+            let qy = ((p[1] - lo[1]) * scale[1]) as u32;
+            ((spread(qx) | (spread(qy) << 1)) << 32) | i as u64
         })
-        .collect()
+        .collect();
+    keyed.sort_unstable();
+    keyed.into_iter().map(|k| k as u32).collect()
 }
 
-/// A point-region quadtree over the layout, stored in one arena; children of a node are four
-/// consecutive nodes. Each node keeps its point count and centre of mass.
+fn bounds(y: &[[f32; 2]]) -> ([f32; 2], [f32; 2]) {
+    let (mut lo, mut hi) = ([f32::INFINITY; 2], [f32::NEG_INFINITY; 2]);
+    for p in y {
+        for c in 0..2 {
+            lo[c] = lo[c].min(p[c]);
+            hi[c] = hi[c].max(p[c]);
+        }
+    }
+    (lo, hi)
+}
+
+/// A point-region quadtree over the layout in one arena; the children of a node are four
+/// consecutive nodes. The traversal reads only `summary` (centre of mass, count, squared
+/// width: 16 bytes) and `links`; the geometry used while inserting lives apart.
 struct QuadTree {
-    nodes: Vec<Node>,
-}
-
-#[derive(Clone, Copy)]
-struct Node {
-    centre: [f32; 2],
-    half: f32,
-    mass: [f32; 2],
-    count: u32,
-    /// Index of the first child, 0 for a leaf.
-    children: u32,
-    /// The single point of a leaf (u32::MAX when empty).
-    point: u32,
+    /// [centre of mass x, y, point count, (cell width)²].
+    summary: Vec<[f32; 4]>,
+    /// [first child (0 for a leaf), the leaf's point (u32::MAX when empty)].
+    links: Vec<[u32; 2]>,
+    /// [cell centre x, y, half width], for insertion.
+    cells: Vec<[f32; 3]>,
 }
 
 /// Deeper than this, coincident points share a leaf instead of splitting forever.
 const MAX_DEPTH: usize = 48;
 
 impl QuadTree {
-    fn build(y: &[[f32; 2]]) -> Self {
-        let (mut lo, mut hi) = ([f32::INFINITY; 2], [f32::NEG_INFINITY; 2]);
-        for p in y {
-            for c in 0..2 {
-                lo[c] = lo[c].min(p[c]);
-                hi[c] = hi[c].max(p[c]);
-            }
-        }
+    fn build(y: &[[f32; 2]], order: &[u32]) -> Self {
+        let (lo, hi) = bounds(y);
         let centre = [(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0];
         let half = ((hi[0] - lo[0]).max(hi[1] - lo[1]) / 2.0) * (1.0 + 1e-5) + 1e-12;
+        let capacity = 3 * y.len() + 1;
         let mut tree = QuadTree {
-            nodes: Vec::with_capacity(2 * y.len() + 1),
+            summary: Vec::with_capacity(capacity),
+            links: Vec::with_capacity(capacity),
+            cells: Vec::with_capacity(capacity),
         };
-        tree.nodes.push(Node::empty(centre, half));
-        for (i, &p) in y.iter().enumerate() {
-            tree.insert(i as u32, p, y);
+        tree.push_cell([centre[0], centre[1], half]);
+        for &i in order {
+            tree.insert(i, y[i as usize], y);
         }
-        for node in &mut tree.nodes {
-            if node.count > 0 {
-                node.mass = [
-                    node.mass[0] / node.count as f32,
-                    node.mass[1] / node.count as f32,
-                ];
+        for s in &mut tree.summary {
+            if s[2] > 0.0 {
+                s[0] /= s[2];
+                s[1] /= s[2];
             }
         }
         tree
     }
 
+    fn push_cell(&mut self, cell: [f32; 3]) {
+        let width = 2.0 * cell[2];
+        self.summary.push([0.0, 0.0, 0.0, width * width]);
+        self.links.push([0, u32::MAX]);
+        self.cells.push(cell);
+    }
+
     fn insert(&mut self, index: u32, p: [f32; 2], y: &[[f32; 2]]) {
         let mut at = 0usize;
         for depth in 0.. {
-            let node = &mut self.nodes[at];
-            node.count += 1;
-            node.mass[0] += p[0];
-            node.mass[1] += p[1];
-            if node.children == 0 {
-                if node.count == 1 {
-                    node.point = index;
+            let s = &mut self.summary[at];
+            s[0] += p[0];
+            s[1] += p[1];
+            s[2] += 1.0;
+            let count = s[2];
+            if self.links[at][0] == 0 {
+                if count == 1.0 {
+                    self.links[at][1] = index;
                     return;
                 }
-                let other = node.point;
-                if depth >= MAX_DEPTH || y[other as usize] == p {
+                let other = self.links[at][1];
+                let q = y[other as usize];
+                if depth >= MAX_DEPTH || q == p {
                     return; // coincident (or nearly): share this leaf
                 }
                 self.split(at);
-                // Push the resident point one level down, then continue with the new one.
-                let child = self.child_for(at, y[other as usize]);
-                let c = &mut self.nodes[child];
-                c.count = 1;
-                c.mass = y[other as usize];
-                c.point = other;
-                self.nodes[at].point = u32::MAX;
+                // Move the resident point one level down, then go on with the new one.
+                let child = self.child_for(at, q);
+                self.summary[child][0] = q[0];
+                self.summary[child][1] = q[1];
+                self.summary[child][2] = 1.0;
+                self.links[child][1] = other;
+                self.links[at][1] = u32::MAX;
             }
             at = self.child_for(at, p);
         }
     }
 
     fn split(&mut self, at: usize) {
-        let Node { centre, half, .. } = self.nodes[at];
+        let [cx, cy, half] = self.cells[at];
         let h = half / 2.0;
-        let first = self.nodes.len() as u32;
+        let first = self.summary.len() as u32;
         for q in 0..4 {
-            let cx = if q & 1 == 1 {
-                centre[0] + h
-            } else {
-                centre[0] - h
-            };
-            let cy = if q & 2 == 2 {
-                centre[1] + h
-            } else {
-                centre[1] - h
-            };
-            self.nodes.push(Node::empty([cx, cy], h));
+            let x = if q & 1 == 1 { cx + h } else { cx - h };
+            let y = if q & 2 == 2 { cy + h } else { cy - h };
+            self.push_cell([x, y, h]);
         }
-        self.nodes[at].children = first;
+        self.links[at][0] = first;
     }
 
     fn child_for(&self, at: usize, p: [f32; 2]) -> usize {
-        let node = &self.nodes[at];
-        let q = usize::from(p[0] >= node.centre[0]) + 2 * usize::from(p[1] >= node.centre[1]);
-        node.children as usize + q
+        let [cx, cy, _] = self.cells[at];
+        let q = usize::from(p[0] >= cx) + 2 * usize::from(p[1] >= cy);
+        self.links[at][0] as usize + q
     }
 
-    /// Σ_j q_ij² Z² (y_i − y_j) and Σ_j q_ij Z over all j ≠ i, cells summarised when
+    /// Σ_j q_ij² Z² (y_i − y_j) and Σ_j q_ij Z over all j ≠ i; a cell is summarised when
     /// (cell width)² < θ² · distance².
     fn repulsion(
         &self,
-        i: usize,
+        i: u32,
         yi: [f32; 2],
         theta2: f32,
         stack: &mut Vec<u32>,
-    ) -> ([f32; 2], f64) {
-        let mut force = [0f32; 2];
-        let mut sum_q = 0f64;
+    ) -> ([f32; 2], f32) {
+        let (mut fx, mut fy, mut sum_q) = (0f32, 0f32, 0f32);
         stack.clear();
         stack.push(0);
         while let Some(at) = stack.pop() {
-            let node = &self.nodes[at as usize];
-            if node.count == 0 {
-                continue;
-            }
-            let leaf = node.children == 0;
-            let mut count = node.count as f32;
-            if leaf && node.point == i as u32 {
-                count -= 1.0;
-                if count == 0.0 {
-                    continue;
-                }
-            }
-            let (dx, dy) = (yi[0] - node.mass[0], yi[1] - node.mass[1]);
+            let [mx, my, count, width2] = self.summary[at as usize];
+            let [child, point] = self.links[at as usize];
+            let (dx, dy) = (yi[0] - mx, yi[1] - my);
             let d2 = dx * dx + dy * dy;
-            let width = 2.0 * node.half;
-            if leaf || width * width < theta2 * d2 {
-                let q = 1.0 / (1.0 + d2);
-                sum_q += f64::from(count * q);
-                let m = count * q * q;
-                force[0] += m * dx;
-                force[1] += m * dy;
-            } else {
-                for c in 0..4 {
-                    stack.push(node.children + c);
+            let count = if child == 0 {
+                // A leaf: itself excluded.
+                if point == i {
+                    count - 1.0
+                } else {
+                    count
                 }
-            }
+            } else if width2 < theta2 * d2 {
+                count
+            } else {
+                for c in child..child + 4 {
+                    if self.summary[c as usize][2] > 0.0 {
+                        stack.push(c);
+                    }
+                }
+                continue;
+            };
+            let q = 1.0 / (1.0 + d2);
+            let cq = count * q;
+            sum_q += cq;
+            fx += cq * q * dx;
+            fy += cq * q * dy;
         }
-        (force, sum_q)
-    }
-}
-
-impl Node {
-    fn empty(centre: [f32; 2], half: f32) -> Self {
-        Node {
-            centre,
-            half,
-            mass: [0.0; 2],
-            count: 0,
-            children: 0,
-            point: u32::MAX,
-        }
+        ([fx, fy], sum_q)
     }
 }

