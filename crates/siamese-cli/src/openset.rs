@@ -24,6 +24,9 @@ pub struct OpensetArgs {
     /// ../shared/data/omniglot/images_background_small1.zip).
     #[arg(long)]
     pub omniglot: Option<PathBuf>,
+    /// Unknown classes to leave out, comma-separated (e.g. `l,o`: written exactly like 1 and 0)
+    #[arg(long, value_delimiter = ',')]
+    pub exclude: Vec<String>,
     /// Headline gallery mode, `prototypes` or `knn` (both are reported).
     #[arg(long)]
     pub gallery: Option<GalleryMode>,
@@ -44,6 +47,7 @@ pub fn run(args: OpensetArgs) -> anyhow::Result<()> {
     options.gallery = args.gallery;
     options.per_class = args.per_class;
     options.omniglot = args.omniglot.clone();
+    options.exclude_unknown = args.exclude.clone();
     if !args.json {
         eprintln!(
             "evaluating {} against {} ...",
@@ -96,6 +100,20 @@ pub fn run(args: OpensetArgs) -> anyhow::Result<()> {
         );
     }
     println!("  accepted = known test images accepted, acc.|acc. = their accuracy, rejected = unknowns rejected");
+    if report.unknown_rejected_by_class.len() > 1 {
+        let mut by: Vec<(&String, &f64)> = report.unknown_rejected_by_class.iter().collect();
+        by.sort_by(|a, b| a.1.total_cmp(b.1));
+        let worst: Vec<String> = by
+            .iter()
+            .take(8)
+            .map(|(c, v)| format!("{c} {:.0}%", 100.0 * *v))
+            .collect();
+        println!(
+            "  least rejected unknown classes ({}): {}",
+            report.headline.method,
+            worst.join(", ")
+        );
+    }
     println!("histogram: {}", png.display());
     Ok(())
 }

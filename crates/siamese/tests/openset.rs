@@ -231,6 +231,23 @@ fn calibrated_threshold_accepts_its_target_share_of_test_digits() {
     assert!(json["gini"]["auroc"].is_number());
     assert_eq!(json["methods"].as_array().unwrap().len(), 3);
 
+    // Per-letter rejection covers every letter; leaving out the two letters written exactly
+    // like digits (l, o) removes them from it, and an unknown class name is an error.
+    assert_eq!(r.unknown_rejected_by_class.len(), 26);
+    let mut without = OpensetOptions::new(UnknownSource::Letters);
+    without.max_unknown = 2000;
+    without.exclude_unknown = vec!["l".into(), "o".into()];
+    let w = evaluate_openset(run, &without).unwrap().report;
+    assert_eq!(w.unknown_rejected_by_class.len(), 24);
+    assert!(!w.unknown_rejected_by_class.contains_key("l"));
+    assert!(
+        w.unknown_images < 2000 && w.unknown_images > 1800,
+        "{}",
+        w.unknown_images
+    );
+    without.exclude_unknown = vec!["digit".into()];
+    assert!(evaluate_openset(run, &without).is_err());
+
     let png = run.join("hist.png");
     write_distance_histogram(&png, &result).unwrap();
     let img = image::open(&png).unwrap();

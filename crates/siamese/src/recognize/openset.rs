@@ -4,6 +4,7 @@
 //! baseline side by side: AUROC, FPR at 95 % TPR, and at the calibrated threshold the share of
 //! digits accepted, the digit accuracy among them and the share of unknowns rejected.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -159,6 +160,8 @@ pub struct MethodRun {
     pub scores: MethodScores,
     pub known_scores: Vec<f32>,
     pub unknown_scores: Vec<f32>,
+    /// Whether each unknown image was (wrongly) accepted at the threshold.
+    pub unknown_accepted: Vec<bool>,
 }
 
 /// Computes a method's figures from its `(predicted class, score)` pairs.
@@ -209,6 +212,7 @@ pub fn method_scores(
         },
         known_scores: ks,
         unknown_scores: us,
+        unknown_accepted: unknown.iter().map(accepts).collect(),
     }
 }
 
@@ -223,6 +227,9 @@ pub struct OpensetOptions {
     pub per_class: bool,
     /// The Omniglot zip, for `omniglot-*` sources.
     pub omniglot: Option<PathBuf>,
+    /// Unknown classes left out (e.g. `l` and `o`, which are written exactly like the digits
+    /// 1 and 0, so no digit model can call them unknown).
+    pub exclude_unknown: Vec<String>,
     /// Used when the run is not calibrated yet (or was calibrated for another checkpoint).
     pub calibrate: CalibrateOptions,
 }
@@ -236,6 +243,7 @@ impl OpensetOptions {
             gallery: None,
             per_class: false,
             omniglot: None,
+            exclude_unknown: Vec::new(),
             calibrate: CalibrateOptions::default(),
         }
     }
@@ -259,6 +267,9 @@ pub struct OpensetReport {
     pub gini: MethodScores,
     /// Every method: prototypes, knn, gini.
     pub methods: Vec<MethodScores>,
+    /// The headline method's rejection rate for each unknown class (e.g. each letter), so a
+    /// user sees which unknowns pass for known classes.
+    pub unknown_rejected_by_class: BTreeMap<String, f64>,
     /// The distance histogram, when written.
     pub histogram_png: Option<PathBuf>,
 }
@@ -293,6 +304,25 @@ pub fn evaluate_openset(run: &Path, options: &OpensetOptions) -> Result<OpensetR
         config.seed,
         options.omniglot.as_deref(),
     )?;
+    let unknown = if options.exclude_unknown.is_empty() {
+        unknown
+    } else {
+        for name in &options.exclude_unknown {
+            if !unknown.class_names.contains(name) {
+                return Err(Error::config(
+                    "excluded unknown class",
+                    format!("`{name}` is not a class of {}", options.unknown),
+                ));
+            }
+        }
+        let kept: Vec<usize> = (0..unknown.len())
+            .filter(|&i| {
+                let name = &unknown.class_names[unknown.labels[i] as usize];
+                !options.exclude_unknown.contains(name)
+            })
+            .collect();
+        unknown.subset(&kept)
+    };
     let model = load_inference_model(run)?;
     let known_emb = embed(&model, &splits.test)?;
     let unknown_emb = embed(&model, &unknown)?;
@@ -333,9 +363,32 @@ pub fn evaluate_openset(run: &Path, options: &OpensetOptions) -> Result<OpensetR
         .chain(std::iter::once(&gini))
         .map(|r| r.scores.clone())
         .collect();
+    let mut by_class: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (&label, &accepted) in unknown.labels.iter().zip(&headline.unknown_accepted) {
+        let name = unknown
+            .class_names
+            .get(label as usize)
+            .cloned()
+            .unwrap_or_else(|| label.to_string());
+        let entry = by_class.entry(name).or_default();
+        entry.0 += usize::from(!accepted);
+        entry.1 += 1;
+    }
+    let unknown_rejected_by_class = by_class
+        .into_iter()
+        .map(|(name, (rejected, all))| (name, rejected as f64 / all as f64))
+        .collect();
     Ok(OpensetResult {
         report: OpensetReport {
-            unknown_source: options.unknown.to_string(),
+            unknown_source: if options.exclude_unknown.is_empty() {
+                options.unknown.to_string()
+            } else {
+                format!(
+                    "{} without {}",
+                    options.unknown,
+                    options.exclude_unknown.join(",")
+                )
+            },
             known_images: splits.test.len(),
             unknown_images: unknown.len(),
             target_tpr: calibration.target_tpr,
@@ -345,6 +398,7 @@ pub fn evaluate_openset(run: &Path, options: &OpensetOptions) -> Result<OpensetR
             headline: headline.scores.clone(),
             gini: gini.scores,
             methods,
+            unknown_rejected_by_class,
             histogram_png: None,
         },
         headline,

