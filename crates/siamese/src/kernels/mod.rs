@@ -16,6 +16,7 @@ pub mod conv;
 mod flex_ops;
 pub mod pool;
 pub mod winograd;
+mod winograd_rows;
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};

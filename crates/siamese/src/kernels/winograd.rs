@@ -21,6 +21,7 @@
 use rayon::prelude::*;
 
 use super::conv::{gemm_strided, ConvReluGrads, ConvShape, Wanted};
+use super::winograd_rows::{input_grad_row, input_row, output_grad_row, output_row, SplitPlane};
 
 /// Images transformed together: enough tiles for efficient GEMMs, few enough to stay in cache.
 const IMAGES_PER_RUN: usize = 2;
@@ -89,46 +90,32 @@ fn weight_grad_from_transformed(s: &ConvShape, du: &[f32]) -> Vec<f32> {
     gw
 }
 
+/// Per-worker buffers of the tile transforms.
+#[derive(Debug, Default)]
+struct Scratch {
+    plane: SplitPlane,
+    masked: Vec<f32>,
+    t: Vec<f32>,
+    row: Vec<f32>,
+}
+
 /// `V [16, C, T]` for the images of `x_run` (`[n, C, H, W]`).
-fn transform_input(s: &ConvShape, x_run: &[f32], images: usize, v: &mut [f32]) {
+fn transform_input(s: &ConvShape, x_run: &[f32], images: usize, v: &mut [f32], sc: &mut Scratch) {
     let (th, tw) = tiles(s);
-    let t_n = images * th * tw;
+    let (c_n, t_n) = (s.in_channels, images * th * tw);
     let (h, w) = (s.height, s.width);
+    sc.row.clear();
+    sc.row.resize(16 * tw, 0.0);
     for n in 0..images {
-        for c in 0..s.in_channels {
-            let plane = &x_run[(n * s.in_channels + c) * h * w..][..h * w];
+        for c in 0..c_n {
+            sc.plane.reset(2 * th + 2, tw + 1);
+            sc.plane
+                .load(&x_run[(n * c_n + c) * h * w..][..h * w], h, w);
             for ty in 0..th {
-                for tx in 0..tw {
-                    let (y0, x0) = (2 * ty, 2 * tx);
-                    let mut d = [[0.0f32; 4]; 4];
-                    if y0 + 4 <= h && x0 + 4 <= w {
-                        for (i, row) in d.iter_mut().enumerate() {
-                            row.copy_from_slice(&plane[(y0 + i) * w + x0..][..4]);
-                        }
-                    } else {
-                        for (i, row) in d.iter_mut().enumerate() {
-                            for (j, v) in row.iter_mut().enumerate() {
-                                if y0 + i < h && x0 + j < w {
-                                    *v = plane[(y0 + i) * w + x0 + j];
-                                }
-                            }
-                        }
-                    }
-                    // Bᵀ d (rows), then · B (columns).
-                    let mut t = [[0.0f32; 4]; 4];
-                    for j in 0..4 {
-                        t[0][j] = d[0][j] - d[2][j];
-                        t[1][j] = d[1][j] + d[2][j];
-                        t[2][j] = d[2][j] - d[1][j];
-                        t[3][j] = d[1][j] - d[3][j];
-                    }
-                    let tile = (n * th + ty) * tw + tx;
-                    for (i, r) in t.iter().enumerate() {
-                        let vals = [r[0] - r[2], r[1] + r[2], r[2] - r[1], r[1] - r[3]];
-                        for (j, val) in vals.iter().enumerate() {
-                            v[((i * 4 + j) * s.in_channels + c) * t_n + tile] = *val;
-                        }
-                    }
+                input_row(&sc.plane, ty, tw, &mut sc.t, &mut sc.row);
+                let base = c * t_n + (n * th + ty) * tw;
+                for xi in 0..16 {
+                    v[xi * c_n * t_n + base..][..tw].copy_from_slice(&sc.row[xi * tw..][..tw]);
                 }
             }
         }
@@ -136,42 +123,27 @@ fn transform_input(s: &ConvShape, x_run: &[f32], images: usize, v: &mut [f32]) {
 }
 
 /// Adds `B dV Bᵀ` of each tile of `dv [16, C, T]` onto the images' input gradient `gx_run`.
-fn scatter_input_grad(s: &ConvShape, dv: &[f32], images: usize, gx_run: &mut [f32]) {
+fn scatter_input_grad(
+    s: &ConvShape,
+    dv: &[f32],
+    images: usize,
+    gx_run: &mut [f32],
+    sc: &mut Scratch,
+) {
     let (th, tw) = tiles(s);
-    let t_n = images * th * tw;
+    let (c_n, t_n) = (s.in_channels, images * th * tw);
     let (h, w) = (s.height, s.width);
     for n in 0..images {
-        for c in 0..s.in_channels {
-            let plane = &mut gx_run[(n * s.in_channels + c) * h * w..][..h * w];
+        for c in 0..c_n {
+            sc.plane.reset(2 * th + 2, tw + 1);
             for ty in 0..th {
-                for tx in 0..tw {
-                    let tile = (n * th + ty) * tw + tx;
-                    let at =
-                        |i: usize, j: usize| dv[((i * 4 + j) * s.in_channels + c) * t_n + tile];
-                    // B applied to the rows: (B v)[0] = v0, [1] = v1 - v2 + v3, [2] = v2 + v1 - v0, [3] = -v3.
-                    let mut t = [[0.0f32; 4]; 4];
-                    for j in 0..4 {
-                        let (v0, v1, v2, v3) = (at(0, j), at(1, j), at(2, j), at(3, j));
-                        t[0][j] = v0;
-                        t[1][j] = v1 - v2 + v3;
-                        t[2][j] = v1 + v2 - v0;
-                        t[3][j] = -v3;
-                    }
-                    let (y0, x0) = (2 * ty, 2 * tx);
-                    for (i, r) in t.iter().enumerate() {
-                        if y0 + i >= h {
-                            break;
-                        }
-                        let vals = [r[0], r[1] - r[2] + r[3], r[1] + r[2] - r[0], -r[3]];
-                        let row = &mut plane[(y0 + i) * w..][..w];
-                        for (j, val) in vals.iter().enumerate() {
-                            if x0 + j < w {
-                                row[x0 + j] += val;
-                            }
-                        }
-                    }
-                }
+                let base = c * t_n + (n * th + ty) * tw;
+                let rows: [&[f32]; 16] =
+                    std::array::from_fn(|xi| &dv[xi * c_n * t_n + base..][..tw]);
+                input_grad_row(&rows, ty, tw, &mut sc.t, &mut sc.plane);
             }
+            sc.plane
+                .add_into(&mut gx_run[(n * c_n + c) * h * w..][..h * w], h, w);
         }
     }
 }
@@ -218,41 +190,29 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
     y.par_chunks_mut(IMAGES_PER_RUN * s.output_len())
         .zip(x.par_chunks(IMAGES_PER_RUN * s.input_len()))
         .for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(v, m), (y_run, x_run)| {
+            || (Vec::new(), Vec::new(), Vec::new(), Scratch::default()),
+            |(v, m, row, sc), (y_run, x_run)| {
                 let images = y_run.len() / s.output_len();
                 let t_n = images * th * tw;
                 v.resize(16 * c_n * t_n, 0.0);
                 m.resize(16 * o_n * t_n, 0.0);
-                transform_input(s, x_run, images, v);
+                transform_input(s, x_run, images, v, sc);
                 gemm16(o_n, t_n, c_n, m, false, &u, (c_n, 1), v, (t_n, 1));
                 // Aᵀ M A per tile, plus bias, ReLU.
+                row.clear();
+                row.resize(4 * tw, 0.0);
                 for o in 0..o_n {
                     for n in 0..images {
                         let out = &mut y_run[(n * o_n + o) * oh * ow..][..oh * ow];
                         for ty in 0..th {
-                            for tx in 0..tw {
-                                let tile = (n * th + ty) * tw + tx;
-                                let at =
-                                    |i: usize, j: usize| m[((i * 4 + j) * o_n + o) * t_n + tile];
-                                let mut r = [[0.0f32; 4]; 2];
-                                for j in 0..4 {
-                                    let (m0, m1, m2, m3) = (at(0, j), at(1, j), at(2, j), at(3, j));
-                                    r[0][j] = m0 + m1 + m2;
-                                    r[1][j] = m1 - m2 - m3;
-                                }
-                                for (i, row) in r.iter().enumerate() {
-                                    let oy = 2 * ty + i;
-                                    if oy >= oh {
-                                        break;
-                                    }
-                                    let vals = [row[0] + row[1] + row[2], row[1] - row[2] - row[3]];
-                                    for (j, val) in vals.iter().enumerate() {
-                                        let ox = 2 * tx + j;
-                                        if ox < ow {
-                                            out[oy * ow + ox] = (val + bias[o]).max(0.0);
-                                        }
-                                    }
+                            let base = (n * th + ty) * tw;
+                            let tiles: [&[f32]; 16] =
+                                std::array::from_fn(|xi| &m[(xi * o_n + o) * t_n + base..][..tw]);
+                            let (top, bottom) = row.split_at_mut(2 * tw);
+                            output_row(&tiles, tw, bias[o], top, bottom);
+                            for (i, r) in [&*top, &*bottom].into_iter().enumerate() {
+                                if 2 * ty + i < oh {
+                                    out[(2 * ty + i) * ow..][..ow].copy_from_slice(&r[..ow]);
                                 }
                             }
                         }
@@ -285,36 +245,29 @@ pub fn backward(
         let t_n = images * th * tw;
         let mut gb = vec![0.0f32; o_n];
         let mut dm = vec![0.0f32; 16 * o_n * t_n];
+        let mut sc = Scratch::default();
+        sc.row.resize(16 * tw, 0.0);
         // dM = A dz Aᵀ per tile, dz = gy masked by y > 0.
         for o in 0..o_n {
             for n in 0..images {
-                let base = ((first + n) * o_n + o) * oh * ow;
-                let (y_p, gy_p) = (&y[base..base + oh * ow], &gy[base..base + oh * ow]);
+                let at = ((first + n) * o_n + o) * oh * ow..((first + n) * o_n + o + 1) * oh * ow;
+                sc.masked.clear();
+                sc.masked
+                    .extend(
+                        y[at.clone()]
+                            .iter()
+                            .zip(&gy[at])
+                            .map(|(&yv, &g)| if yv > 0.0 { g } else { 0.0 }),
+                    );
+                gb[o] += sc.masked.iter().sum::<f32>();
+                sc.plane.reset(2 * th, tw);
+                sc.plane.load(&sc.masked, oh, ow);
                 for ty in 0..th {
-                    for tx in 0..tw {
-                        let mut dz = [[0.0f32; 2]; 2];
-                        for (i, row) in dz.iter_mut().enumerate() {
-                            for (j, v) in row.iter_mut().enumerate() {
-                                let (oy, ox) = (2 * ty + i, 2 * tx + j);
-                                if oy < oh && ox < ow && y_p[oy * ow + ox] > 0.0 {
-                                    *v = gy_p[oy * ow + ox];
-                                }
-                            }
-                        }
-                        gb[o] += dz[0][0] + dz[0][1] + dz[1][0] + dz[1][1];
-                        // A dz: rows [d0, d0 + d1, d0 - d1, -d1] of each column.
-                        let col = |j: usize| {
-                            let (a, b) = (dz[0][j], dz[1][j]);
-                            [a, a + b, a - b, -b]
-                        };
-                        let (c0, c1) = (col(0), col(1));
-                        let tile = (n * th + ty) * tw + tx;
-                        for i in 0..4 {
-                            let (a, b) = (c0[i], c1[i]);
-                            for (j, val) in [a, a + b, a - b, -b].iter().enumerate() {
-                                dm[((i * 4 + j) * o_n + o) * t_n + tile] = *val;
-                            }
-                        }
+                    output_grad_row(&sc.plane, ty, tw, &mut sc.row);
+                    let base = (n * th + ty) * tw;
+                    for xi in 0..16 {
+                        dm[(xi * o_n + o) * t_n + base..][..tw]
+                            .copy_from_slice(&sc.row[xi * tw..][..tw]);
                     }
                 }
             }
@@ -323,14 +276,14 @@ pub fn backward(
         let mut buf = vec![0.0f32; 16 * c_n * t_n];
         if wanted.weight {
             let x_run = &x[first * s.input_len()..(first + images) * s.input_len()];
-            transform_input(s, x_run, images, &mut buf);
+            transform_input(s, x_run, images, &mut buf, &mut sc);
             // dU[ξ] [O, C] = dM[ξ] [O, T] · V[ξ]ᵀ [T, C]
             gemm16(o_n, c_n, t_n, &mut du, false, &dm, (t_n, 1), &buf, (1, t_n));
         }
         if let Some(gx_run) = gx_run {
             // dV[ξ] [C, T] = U[ξ]ᵀ [C, O] · dM[ξ] [O, T]
             gemm16(c_n, t_n, o_n, &mut buf, false, &u, (1, c_n), &dm, (t_n, 1));
-            scatter_input_grad(s, &buf, images, gx_run);
+            scatter_input_grad(s, &buf, images, gx_run, &mut sc);
         }
         (du, gb)
     };

@@ -60,7 +60,8 @@ pub struct BenchConfig {
     /// Also time each layer alone ([`step_breakdown`]).
     #[serde(default)]
     pub breakdown: bool,
-    /// Also time ours on burn's plain layers (fast kernels off, [`crate::kernels`]).
+    /// Also time ours on burn's plain layers (fast kernels off, [`crate::kernels`]; steps and
+    /// inference only, no epoch).
     #[serde(default)]
     pub plain_too: bool,
 }
@@ -239,9 +240,13 @@ pub fn run_bench(
     ));
     let ours = measure_ours(config, &train, &test)?;
     let plain = if config.plain_too {
-        log("timing ours again on burn's plain layers (fast kernels off)");
+        log("timing ours again on burn's plain layers (fast kernels off; no epoch)");
+        let plain_config = BenchConfig {
+            epoch: false,
+            ..config.clone()
+        };
         Some(crate::kernels::with_kernels(false, || {
-            measure_ours(config, &train, &test)
+            measure_ours(&plain_config, &train, &test)
         })?)
     } else {
         None
