@@ -35,6 +35,9 @@ pub struct BenchArgs {
     /// Time ours with the allocator's default settings (freed large blocks go back to the kernel).
     #[arg(long)]
     pub default_malloc: bool,
+    /// Also time ours on burn's plain layers (fast kernels off) and print the speed-up.
+    #[arg(long)]
+    pub plain_too: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -51,6 +54,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         epoch: !args.no_epoch,
         breakdown: args.breakdown,
         keep_freed_memory: !args.default_malloc,
+        plain_too: args.plain_too,
         ..BenchConfig::default()
     };
     let report = run_bench(&config, !args.no_peer, &mut |line| {
@@ -83,6 +87,9 @@ fn print_table(r: &BenchReport) {
         );
     };
     side("ours ", &r.ours);
+    if let Some(plain) = &r.plain {
+        side("plain", plain);
+    }
     match (&r.keras, &r.peer_error) {
         (Some(k), _) => side("keras", k),
         (None, Some(why)) => println!("keras: not measured: {why}"),
@@ -98,6 +105,13 @@ fn print_table(r: &BenchReport) {
         }
     }
     let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}x"));
+    if r.plain.is_some() {
+        println!(
+            "fast kernels vs burn's plain layers: train {}, infer {}",
+            show(r.train_speedup_vs_plain),
+            show(r.infer_speedup_vs_plain)
+        );
+    }
     println!(
         "ours vs keras: train {}, infer {}, epoch {} (> 1 = ours faster)",
         show(r.train_ratio_vs_keras),

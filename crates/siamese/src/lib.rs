@@ -12,6 +12,7 @@ pub mod error;
 pub mod eval;
 pub mod faces;
 pub mod index;
+pub mod kernels;
 pub mod loss;
 pub mod model;
 pub mod recognize;

@@ -20,6 +20,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, Relu};
 use burn::tensor::{Device, Tensor};
 
 use super::EmbeddingNet;
+use crate::kernels;
 use crate::{Error, Result};
 
 /// Hyper-parameters of [`EmbeddingCnn`]; stored beside every checkpoint as JSON.
@@ -110,9 +111,13 @@ pub struct EmbeddingCnn {
 impl EmbeddingCnn {
     /// Forward pass, `[B, C, H, W] → [B, D]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self.activation.forward(self.conv1.forward(images));
-        let x = self.activation.forward(self.conv2.forward(x));
-        let x = self.dropout_conv.forward(self.pool.forward(x));
+        // conv + bias + ReLU and the pool go through crate::kernels: burn's own layers, or the
+        // fused flex kernels when they apply (identical results within float rounding).
+        let x = kernels::conv2d_relu(&self.conv1, images);
+        let x = kernels::conv2d_relu(&self.conv2, x);
+        let x = self
+            .dropout_conv
+            .forward(kernels::max_pool2d(&self.pool, x));
         let x: Tensor<2> = x.flatten(1, 3);
         let x = self
             .dropout_dense

@@ -60,6 +60,10 @@ pub struct BenchConfig {
     /// Also time each layer alone ([`step_breakdown`]).
     #[serde(default)]
     pub breakdown: bool,
+    /// Also time ours on burn's plain layers (fast kernels off, [`crate::kernels`]; steps and
+    /// inference only, no epoch).
+    #[serde(default)]
+    pub plain_too: bool,
 }
 
 impl Default for BenchConfig {
@@ -78,6 +82,7 @@ impl Default for BenchConfig {
             seed: 1,
             keep_freed_memory: true,
             breakdown: false,
+            plain_too: false,
         }
     }
 }
@@ -161,6 +166,12 @@ pub struct BenchReport {
     pub config: BenchConfig,
     pub ours: SideReport,
     pub keras: Option<SideReport>,
+    /// Which path ours ran: "fast" (crate::kernels) or "plain" (burn's own layers).
+    pub kernels: String,
+    /// Ours on burn's plain layers (with `plain_too`), and fast / plain speed-ups.
+    pub plain: Option<SideReport>,
+    pub train_speedup_vs_plain: Option<f64>,
+    pub infer_speedup_vs_plain: Option<f64>,
     /// Our step split by layer (with `breakdown`).
     pub breakdown: Option<Vec<StageTiming>>,
 }
@@ -196,6 +207,10 @@ impl BenchReport {
             config: config.clone(),
             ours,
             keras,
+            kernels: crate::kernels::kernels_name().into(),
+            plain: None,
+            train_speedup_vs_plain: None,
+            infer_speedup_vs_plain: None,
             breakdown: None,
         }
     }
@@ -224,6 +239,18 @@ pub fn run_bench(
         config.threads
     ));
     let ours = measure_ours(config, &train, &test)?;
+    let plain = if config.plain_too {
+        log("timing ours again on burn's plain layers (fast kernels off; no epoch)");
+        let plain_config = BenchConfig {
+            epoch: false,
+            ..config.clone()
+        };
+        Some(crate::kernels::with_kernels(false, || {
+            measure_ours(&plain_config, &train, &test)
+        })?)
+    } else {
+        None
+    };
     drop((train, test));
     let breakdown = if config.breakdown {
         log("timing each layer alone");
@@ -240,6 +267,11 @@ pub fn run_bench(
         Err(Error::Other("skipped (--no-peer)".into()))
     };
     let mut report = BenchReport::new(config, ours, peer_report);
+    if let Some(plain) = plain {
+        report.train_speedup_vs_plain = Some(report.train_img_per_s / plain.train_img_per_s);
+        report.infer_speedup_vs_plain = Some(report.infer_img_per_s / plain.infer_img_per_s);
+        report.plain = Some(plain);
+    }
     report.breakdown = breakdown;
     Ok(report)
 }

@@ -2,6 +2,8 @@
 //! batch (`B = 3T` images), forward and backward, on the autodiff device in training mode, and
 //! the whole step split into forward+loss, backward and the Adam update.
 //!
+//! The conv and pool stages go through [`crate::kernels`], so they time whichever path is on.
+//!
 //! Shapes: conv1 `[B,1,28,28]→[B,32,26,26]`, conv2 `→[B,64,24,24]`, pool `→[B,64,12,12]`,
 //! dense `[B,9216]→[B,128]`, output `[B,128]→[B,D]`, loss `[B,D]→[1]`.
 
@@ -16,6 +18,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{median, BenchConfig};
+use crate::kernels;
 use crate::loss::TripletLossConfig;
 use crate::model::embedding_cnn::EmbeddingCnnConfig;
 use crate::train::trainer::new_optimizer;
@@ -51,17 +54,17 @@ pub fn step_breakdown(config: &BenchConfig) -> Result<Vec<StageTiming>> {
             config,
             [b, 1, 28, 28],
             &device,
-            |x| relu(conv1.forward(x)),
+            |x| kernels::conv2d_relu(&conv1, x),
         ),
         time_stage(
             "conv2 3x3 32->64 + relu",
             config,
             [b, 32, 26, 26],
             &device,
-            |x| relu(conv2.forward(x)),
+            |x| kernels::conv2d_relu(&conv2, x),
         ),
         time_stage("max-pool 2x2", config, [b, 64, 24, 24], &device, |x| {
-            pool.forward(x)
+            kernels::max_pool2d(&pool, x)
         }),
         time_stage(
             "dropout 0.25 + flatten",

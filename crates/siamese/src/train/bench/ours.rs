@@ -78,7 +78,10 @@ pub fn measure_ours(
     let train_ms = median(&mut train_step_ms.clone());
     let infer_ms = median(&mut infer_batch_ms.clone());
     Ok(SideReport {
-        framework: "siamese (burn 0.22.1, flex CPU backend)".into(),
+        framework: format!(
+            "siamese (burn 0.22.1, flex CPU backend, {} kernels)",
+            crate::kernels::kernels_name()
+        ),
         train_img_per_s: config.images_per_step() as f64 / (train_ms / 1e3),
         train_step_ms,
         infer_img_per_s: batch_len as f64 / (infer_ms / 1e3),

@@ -1,0 +1,269 @@
+//! Valid (unpadded, stride 1) 2-D convolution fused with bias and ReLU, forward and backward, on
+//! raw `f32` slices: im2col per image into a reused buffer, then one packed GEMM per image.
+//!
+//! Shapes: input `x [N, C, H, W]`, weight `w [O, C, KH, KW]`, bias `[O]`,
+//! output `y = relu(conv(x, w) + b)` `[N, O, OH, OW]` with `OH = H - KH + 1`, `OW = W - KW + 1`.
+//! Inside one image the im2col matrix is `col [K, P]` with `K = C·KH·KW`, `P = OH·OW`, so the
+//! output of one image is the row-major product `w [O, K] · col [K, P]` — already NCHW.
+//! Images are spread over the rayon pool; each GEMM runs single-threaded (no nested parallelism).
+
+use rayon::prelude::*;
+
+/// Geometry of one convolution call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub out_channels: usize,
+    pub kernel_h: usize,
+    pub kernel_w: usize,
+}
+
+impl ConvShape {
+    pub fn out_h(&self) -> usize {
+        self.height + 1 - self.kernel_h
+    }
+    pub fn out_w(&self) -> usize {
+        self.width + 1 - self.kernel_w
+    }
+    /// Rows of the im2col matrix (`C·KH·KW`).
+    pub fn col_rows(&self) -> usize {
+        self.in_channels * self.kernel_h * self.kernel_w
+    }
+    /// Columns of the im2col matrix: output pixels of one image (`OH·OW`).
+    pub fn pixels(&self) -> usize {
+        self.out_h() * self.out_w()
+    }
+    pub fn input_len(&self) -> usize {
+        self.in_channels * self.height * self.width
+    }
+    pub fn output_len(&self) -> usize {
+        self.out_channels * self.pixels()
+    }
+}
+
+/// `dst [m, n] = alpha·dst + lhs [m, k] · rhs [k, n]` with explicit (row, column) strides.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_strides: (usize, usize),
+    rhs: &[f32],
+    rhs_strides: (usize, usize),
+) {
+    let max_index = |rows: usize, cols: usize, (rs, cs): (usize, usize)| {
+        (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs
+    };
+    assert!(dst.len() >= m * n);
+    assert!(m == 0 || k == 0 || lhs.len() > max_index(m, k, lhs_strides));
+    assert!(n == 0 || k == 0 || rhs.len() > max_index(k, n, rhs_strides));
+    // SAFETY: every index the strides can reach is inside its slice (asserted above); dst is
+    // row-major [m, n] and does not alias lhs or rhs (distinct borrows). `gemm` computes
+    // dst = alpha·dst + beta·lhs·rhs and reads dst only when `accumulate` is set.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_strides.1 as isize,
+            lhs_strides.0 as isize,
+            rhs.as_ptr(),
+            rhs_strides.1 as isize,
+            rhs_strides.0 as isize,
+            if accumulate { 1.0f32 } else { 0.0f32 },
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Unfolds one image `x [C, H, W]` into `col [K, P]` (row `(c·KH + ky)·KW + kx`, column `oy·OW + ox`).
+fn im2col(s: &ConvShape, x: &[f32], col: &mut [f32]) {
+    let (oh, ow, p) = (s.out_h(), s.out_w(), s.pixels());
+    let mut row = 0;
+    for c in 0..s.in_channels {
+        let plane = &x[c * s.height * s.width..(c + 1) * s.height * s.width];
+        for ky in 0..s.kernel_h {
+            for kx in 0..s.kernel_w {
+                let dst = &mut col[row * p..(row + 1) * p];
+                for oy in 0..oh {
+                    let src = &plane[(oy + ky) * s.width + kx..][..ow];
+                    dst[oy * ow..(oy + 1) * ow].copy_from_slice(src);
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// Adds `col [K, P]` back onto one image's gradient `gx [C, H, W]` (the adjoint of [`im2col`]).
+fn col2im_add(s: &ConvShape, col: &[f32], gx: &mut [f32]) {
+    let (oh, ow, p) = (s.out_h(), s.out_w(), s.pixels());
+    let mut row = 0;
+    for c in 0..s.in_channels {
+        let plane = &mut gx[c * s.height * s.width..(c + 1) * s.height * s.width];
+        for ky in 0..s.kernel_h {
+            for kx in 0..s.kernel_w {
+                let src = &col[row * p..(row + 1) * p];
+                for oy in 0..oh {
+                    let dst = &mut plane[(oy + ky) * s.width + kx..][..ow];
+                    for (d, v) in dst.iter_mut().zip(&src[oy * ow..(oy + 1) * ow]) {
+                        *d += v;
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// Forward: `y = relu(conv(x, w) + b)`, returned as a new `[N, O, OH, OW]` buffer.
+pub fn conv_relu_forward(s: &ConvShape, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+    assert_eq!(x.len(), s.batch * s.input_len());
+    assert_eq!(w.len(), s.out_channels * s.col_rows());
+    assert_eq!(bias.len(), s.out_channels);
+    let (k, p, o) = (s.col_rows(), s.pixels(), s.out_channels);
+    let mut y = vec![0.0f32; s.batch * s.output_len()];
+    if y.is_empty() {
+        return y;
+    }
+    y.par_chunks_mut(s.output_len())
+        .zip(x.par_chunks(s.input_len()))
+        .for_each_init(
+            || vec![0.0f32; k * p],
+            |col, (y_img, x_img)| {
+                im2col(s, x_img, col);
+                // Start from the bias so the GEMM accumulates onto it (no separate pass).
+                for (row, b) in y_img.chunks_exact_mut(p).zip(bias) {
+                    row.fill(*b);
+                }
+                gemm_strided(o, p, k, y_img, true, w, (k, 1), col, (p, 1));
+                for v in y_img.iter_mut() {
+                    *v = v.max(0.0);
+                }
+            },
+        );
+    y
+}
+
+/// Gradients of [`conv_relu_forward`]; each is computed only when asked for.
+#[derive(Debug, Default)]
+pub struct ConvReluGrads {
+    pub x: Option<Vec<f32>>,
+    pub weight: Option<Vec<f32>>,
+    pub bias: Option<Vec<f32>>,
+}
+
+/// Which gradients [`conv_relu_backward`] computes.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted {
+    pub x: bool,
+    pub weight: bool,
+    pub bias: bool,
+}
+
+/// Backward of [`conv_relu_forward`] from its input `x`, weight `w`, output `y` and the output's
+/// gradient `gy`. ReLU's mask is `y > 0`.
+pub fn conv_relu_backward(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    y: &[f32],
+    gy: &[f32],
+    wanted: Wanted,
+) -> ConvReluGrads {
+    let (k, p, o) = (s.col_rows(), s.pixels(), s.out_channels);
+    assert_eq!(y.len(), s.batch * s.output_len());
+    assert_eq!(gy.len(), y.len());
+    assert_eq!(x.len(), s.batch * s.input_len());
+    let need_col = wanted.weight;
+    let need_params = wanted.weight || wanted.bias;
+    // Images are split into one contiguous run per worker, so each worker keeps one partial sum
+    // of the weight and bias gradients and the reduction touches only `threads` partials.
+    let threads = rayon::current_num_threads().max(1);
+    let per_run = s.batch.div_ceil(threads).max(1);
+    let runs = s.batch.div_ceil(per_run);
+    let mut gx = if wanted.x {
+        vec![0.0f32; s.batch * s.input_len()]
+    } else {
+        Vec::new()
+    };
+    let gx_chunk = (per_run * s.input_len()).max(1);
+    let run = |r: usize, mut gx_run: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
+        let mut gw = if wanted.weight {
+            vec![0.0f32; o * k]
+        } else {
+            Vec::new()
+        };
+        let mut gb = vec![0.0f32; if wanted.bias { o } else { 0 }];
+        let mut col = vec![0.0f32; if need_col || wanted.x { k * p } else { 0 }];
+        let mut gz = vec![0.0f32; o * p];
+        let first = r * per_run;
+        let last = (first + per_run).min(s.batch);
+        for n in first..last {
+            let y_img = &y[n * o * p..(n + 1) * o * p];
+            let gy_img = &gy[n * o * p..(n + 1) * o * p];
+            for ((g, &yv), &gv) in gz.iter_mut().zip(y_img).zip(gy_img) {
+                *g = if yv > 0.0 { gv } else { 0.0 };
+            }
+            if wanted.bias {
+                for (b, row) in gb.iter_mut().zip(gz.chunks_exact(p)) {
+                    *b += row.iter().sum::<f32>();
+                }
+            }
+            if need_col {
+                im2col(s, &x[n * s.input_len()..(n + 1) * s.input_len()], &mut col);
+                // gw [O, K] += gz [O, P] · colᵀ [P, K]
+                gemm_strided(o, k, p, &mut gw, true, &gz, (p, 1), &col, (1, p));
+            }
+            if let Some(gx_run) = gx_run.as_deref_mut() {
+                // gcol [K, P] = wᵀ [K, O] · gz [O, P], folded back onto the image.
+                gemm_strided(k, p, o, &mut col, false, w, (1, k), &gz, (p, 1));
+                let local = n - first;
+                col2im_add(
+                    s,
+                    &col,
+                    &mut gx_run[local * s.input_len()..(local + 1) * s.input_len()],
+                );
+            }
+        }
+        (gw, gb)
+    };
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = if wanted.x && !gx.is_empty() {
+        gx.par_chunks_mut(gx_chunk)
+            .enumerate()
+            .map(|(r, chunk)| run(r, Some(chunk)))
+            .collect()
+    } else {
+        (0..runs).into_par_iter().map(|r| run(r, None)).collect()
+    };
+    let mut grads = ConvReluGrads {
+        x: wanted.x.then_some(gx),
+        ..Default::default()
+    };
+    if need_params {
+        let mut gw = vec![0.0f32; if wanted.weight { o * k } else { 0 }];
+        let mut gb = vec![0.0f32; if wanted.bias { o } else { 0 }];
+        for (pw, pb) in &partials {
+            gw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
+            gb.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+        }
+        grads.weight = wanted.weight.then_some(gw);
+        grads.bias = wanted.bias.then_some(gb);
+    }
+    grads
+}

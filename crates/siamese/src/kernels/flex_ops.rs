@@ -1,0 +1,200 @@
+//! The fast kernels as burn operations on the flex backend: a plain `Flex` version (inference) and
+//! an `Autodiff<Flex>` version that registers its own backward step in burn's autodiff graph.
+//!
+//! Shapes as in [`super::conv`] and [`super::pool`]. Tensors cross in and out through burn's
+//! backend-extension API (`Tensor::try_into_primitive` / `Tensor::from_primitive`); the caller
+//! ([`super`]) has already checked that all inputs are f32 flex tensors in one autodiff context.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::{DType, Shape, Tensor, TensorData};
+
+use super::conv::{conv_relu_backward, conv_relu_forward, ConvShape, Wanted};
+use super::pool::{max_pool2x2_backward, max_pool2x2_forward, PoolShape};
+use super::winograd;
+
+/// Autodiff on flex without gradient checkpointing (what `Device::autodiff()` gives).
+type AdFlex = Autodiff<Flex, NoCheckpointing>;
+
+/// The elements of a flex f32 tensor in row-major order (borrowed when already contiguous).
+fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().unwrap().to_vec()),
+    }
+}
+
+fn flex_tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, Shape::from(shape)))
+}
+
+fn dims(t: &FlexTensor) -> Vec<usize> {
+    burn::backend::TensorMetadata::shape(t).to_vec()
+}
+
+fn conv_shape(x: &FlexTensor, w: &FlexTensor) -> ConvShape {
+    let (xs, ws) = (dims(x), dims(w));
+    ConvShape {
+        batch: xs[0],
+        in_channels: xs[1],
+        height: xs[2],
+        width: xs[3],
+        out_channels: ws[0],
+        kernel_h: ws[2],
+        kernel_w: ws[3],
+    }
+}
+
+fn conv_forward_flex(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, winograd: bool) -> FlexTensor {
+    let s = conv_shape(x, w);
+    let y = if winograd && winograd::applies(&s) {
+        winograd::forward(&s, &values(x), &values(w), &values(b))
+    } else {
+        conv_relu_forward(&s, &values(x), &values(w), &values(b))
+    };
+    flex_tensor(y, vec![s.batch, s.out_channels, s.out_h(), s.out_w()])
+}
+
+fn pool_shape(x: &FlexTensor) -> (PoolShape, [usize; 4]) {
+    let d = dims(x);
+    let s = PoolShape {
+        planes: d[0] * d[1],
+        height: d[2],
+        width: d[3],
+    };
+    (s, [d[0], d[1], s.out_h(), s.out_w()])
+}
+
+fn pool_forward_flex(x: &FlexTensor) -> FlexTensor {
+    let (s, out) = pool_shape(x);
+    flex_tensor(max_pool2x2_forward(&s, &values(x)), out.to_vec())
+}
+
+/// Backward step of the fused convolution + bias + ReLU.
+#[derive(Debug)]
+struct ConvReluBackward;
+
+impl Backward<Flex, 3> for ConvReluBackward {
+    /// Input, weight and output (ReLU's mask) of the forward pass, and whether it took Winograd.
+    type State = (FlexTensor, FlexTensor, FlexTensor, bool);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let gy = grads.consume::<Flex>(&ops.node);
+        let (x, w, y, winograd) = ops.state;
+        let s = conv_shape(&x, &w);
+        let wanted = Wanted {
+            x: node_x.is_some(),
+            weight: node_w.is_some(),
+            bias: node_b.is_some(),
+        };
+        let (x_v, w_v, y_v, gy_v) = (values(&x), values(&w), values(&y), values(&gy));
+        let g = if winograd && winograd::applies(&s) {
+            winograd::backward(&s, &x_v, &w_v, &y_v, &gy_v, wanted)
+        } else {
+            conv_relu_backward(&s, &x_v, &w_v, &y_v, &gy_v, wanted)
+        };
+        if let (Some(node), Some(gx)) = (node_x, g.x) {
+            grads.register::<Flex>(node.id, flex_tensor(gx, dims(&x)));
+        }
+        if let (Some(node), Some(gw)) = (node_w, g.weight) {
+            grads.register::<Flex>(node.id, flex_tensor(gw, dims(&w)));
+        }
+        if let (Some(node), Some(gb)) = (node_b, g.bias) {
+            grads.register::<Flex>(node.id, flex_tensor(gb, vec![s.out_channels]));
+        }
+    }
+}
+
+/// Backward step of the 2x2 max-pool.
+#[derive(Debug)]
+struct MaxPoolBackward;
+
+impl Backward<Flex, 1> for MaxPoolBackward {
+    /// Input of the forward pass (the arg-max is recomputed from it).
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let gy = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = node_x {
+            let x = ops.state;
+            let (s, _) = pool_shape(&x);
+            let gx = max_pool2x2_backward(&s, &values(&x), &values(&gy));
+            grads.register::<Flex>(node.id, flex_tensor(gx, dims(&x)));
+        }
+    }
+}
+
+/// `relu(conv2d(x, w) + b)` on flex tensors, with or without autodiff (`autodiff` says which).
+pub(super) fn conv2d_relu(
+    x: Tensor<4>,
+    w: Tensor<4>,
+    b: Tensor<1>,
+    autodiff: bool,
+    winograd: bool,
+) -> Tensor<4> {
+    if !autodiff {
+        let x = x.try_into_primitive::<Flex>().expect("checked: flex");
+        let w = w.try_into_primitive::<Flex>().expect("checked: flex");
+        let b = b.try_into_primitive::<Flex>().expect("checked: flex");
+        return Tensor::from_primitive::<Flex>(conv_forward_flex(&x, &w, &b, winograd));
+    }
+    let x = x
+        .try_into_primitive::<AdFlex>()
+        .expect("checked: autodiff flex");
+    let w = w
+        .try_into_primitive::<AdFlex>()
+        .expect("checked: autodiff flex");
+    let b = b
+        .try_into_primitive::<AdFlex>()
+        .expect("checked: autodiff flex");
+    let prep = ConvReluBackward
+        .prepare::<NoCheckpointing>([x.node(), w.node(), b.node()])
+        .compute_bound()
+        .stateful();
+    let y = conv_forward_flex(x.primitive(), w.primitive(), b.primitive(), winograd);
+    let out = match prep {
+        OpsKind::Tracked(prep) => prep.finish(
+            (
+                x.primitive().clone(),
+                w.primitive().clone(),
+                y.clone(),
+                winograd,
+            ),
+            y,
+        ),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive::<AdFlex>(out)
+}
+
+/// 2x2 stride-2 max-pool on a flex tensor, with or without autodiff.
+pub(super) fn max_pool2x2(x: Tensor<4>, autodiff: bool) -> Tensor<4> {
+    if !autodiff {
+        let x = x.try_into_primitive::<Flex>().expect("checked: flex");
+        return Tensor::from_primitive::<Flex>(pool_forward_flex(&x));
+    }
+    let x = x
+        .try_into_primitive::<AdFlex>()
+        .expect("checked: autodiff flex");
+    let prep = MaxPoolBackward
+        .prepare::<NoCheckpointing>([x.node()])
+        .compute_bound()
+        .stateful();
+    let y = pool_forward_flex(x.primitive());
+    let out = match prep {
+        OpsKind::Tracked(prep) => prep.finish(x.primitive().clone(), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive::<AdFlex>(out)
+}
+
+/// Whether `dtype` is the one the kernels handle.
+pub(super) fn is_f32(dtype: DType) -> bool {
+    dtype == DType::F32
+}

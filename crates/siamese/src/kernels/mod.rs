@@ -1,0 +1,230 @@
+//! Fast CPU kernels for the seeds' CNN on burn's flex backend: a fused "valid" convolution +
+//! bias + ReLU (`[N, C, H, W] → [N, O, H-KH+1, W-KW+1]`) and a 2x2 max-pool
+//! (`[N, C, H, W] → [N, C, H/2, W/2]`), each with its own backward step in burn's autodiff graph.
+//!
+//! Models call [`conv2d_relu`] and [`max_pool2d`] with their plain burn modules (`Conv2d`,
+//! `MaxPool2d`); these take the fast path when it applies (f32 flex tensors, stride 1, no padding,
+//! no dilation, one group, a bias; a 2x2 stride-2 pool) and the switch is on, and otherwise run
+//! exactly burn's own `relu(conv.forward(x))` / `pool.forward(x)`.
+//!
+//! The switch ([`Kernels`]): [`set_kernels`] (process-wide), [`with_kernel_path`] (one thread, one
+//! closure), or the environment variable `SIAMESE_KERNELS` read on first use: `im2col` (the
+//! default, also `fast`: im2col + GEMM), `winograd` (Winograd F(2x2, 3x3) for 3x3 convolutions
+//! with 4+ input channels, im2col for the others) or `plain`.
+
+pub mod conv;
+mod flex_ops;
+pub mod pool;
+pub mod winograd;
+mod winograd_rows;
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use burn::backend::{DispatchAutodiffContext, DispatchTensorKind, GradientCheckpointingStrategy};
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
+use burn::nn::PaddingConfig2d;
+use burn::tensor::activation::relu;
+use burn::tensor::Tensor;
+
+/// Calls that took a fast kernel (lets tests and the benchmark check that the fast path ran).
+static FAST_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many calls of [`conv2d_relu`] and [`max_pool2d`] took a fast kernel in this process.
+pub fn fast_kernel_calls() -> usize {
+    FAST_CALLS.load(Ordering::Relaxed)
+}
+
+/// Which convolution path models take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// Fused kernels; 3x3 convolutions with 4+ input channels use Winograd F(2x2, 3x3).
+    Winograd,
+    /// Fused kernels; every convolution uses im2col + GEMM.
+    Im2col,
+    /// burn's own layers.
+    Plain,
+}
+
+impl Kernels {
+    /// The name used by `SIAMESE_KERNELS` and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernels::Winograd => "winograd",
+            Kernels::Im2col => "im2col",
+            Kernels::Plain => "plain",
+        }
+    }
+
+    /// Parses a `SIAMESE_KERNELS` value (`fast` = [`DEFAULT`], `winograd`, `im2col`, `plain`).
+    pub fn parse(name: &str) -> Option<Kernels> {
+        match name.trim() {
+            "fast" => Some(DEFAULT),
+            "winograd" => Some(Kernels::Winograd),
+            "im2col" => Some(Kernels::Im2col),
+            "plain" => Some(Kernels::Plain),
+            _ => None,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Kernels::Winograd => 1,
+            Kernels::Im2col => 2,
+            Kernels::Plain => 3,
+        }
+    }
+}
+
+/// The path taken when nothing chooses one.
+pub const DEFAULT: Kernels = Kernels::Im2col;
+
+/// 0: not decided yet (read the environment), else [`Kernels::code`].
+static MODE: AtomicU8 = AtomicU8::new(0);
+
+/// Chooses the path for the whole process.
+pub fn set_kernels(kernels: Kernels) {
+    MODE.store(kernels.code(), Ordering::Relaxed);
+}
+
+/// Turns the fast kernels on (Winograd) or off (plain) for the whole process.
+pub fn set_fast_kernels(on: bool) {
+    set_kernels(if on {
+        Kernels::Winograd
+    } else {
+        Kernels::Plain
+    });
+}
+
+thread_local! {
+    /// A per-thread choice that overrides [`MODE`] (see [`with_kernels`]).
+    static OVERRIDE: Cell<Option<Kernels>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with `kernels` on this thread only (tests and the benchmark compare paths in one
+/// process without touching the process-wide choice). The choice is read when a layer runs
+/// forward; its backward step follows that choice.
+pub fn with_kernel_path<T>(kernels: Kernels, f: impl FnOnce() -> T) -> T {
+    let before = OVERRIDE.with(|o| o.replace(Some(kernels)));
+    let out = f();
+    OVERRIDE.with(|o| o.set(before));
+    out
+}
+
+/// [`with_kernel_path`] with the default fast path (`true`) or burn's plain layers (`false`).
+pub fn with_kernels<T>(fast: bool, f: impl FnOnce() -> T) -> T {
+    with_kernel_path(
+        if fast {
+            Kernels::Winograd
+        } else {
+            Kernels::Plain
+        },
+        f,
+    )
+}
+
+/// The path models take now: the thread's override, else the process-wide choice, else
+/// `SIAMESE_KERNELS`, else [`DEFAULT`].
+pub fn kernels() -> Kernels {
+    if let Some(k) = OVERRIDE.with(|o| o.get()) {
+        return k;
+    }
+    match MODE.load(Ordering::Relaxed) {
+        1 => Kernels::Winograd,
+        2 => Kernels::Im2col,
+        3 => Kernels::Plain,
+        _ => {
+            let k = std::env::var("SIAMESE_KERNELS")
+                .ok()
+                .and_then(|v| Kernels::parse(&v))
+                .unwrap_or(DEFAULT);
+            set_kernels(k);
+            k
+        }
+    }
+}
+
+/// Whether models take the fused kernels at all.
+pub fn fast_kernels() -> bool {
+    kernels() != Kernels::Plain
+}
+
+/// Names the path [`kernels`] selects, for reports.
+pub fn kernels_name() -> &'static str {
+    kernels().name()
+}
+
+/// Where a set of tensors can run the fast path: `Some(autodiff)` when they are all f32 flex
+/// tensors and their autodiff contexts agree (all off, or all on without checkpointing).
+fn fast_context<const D: usize>(tensors: &[&Tensor<D>]) -> Option<bool> {
+    let mut autodiff = None;
+    for t in tensors {
+        if !flex_ops::is_f32(t.dtype()) {
+            return None;
+        }
+        let d = (*t).clone().into_dispatch();
+        let flex = match &d.kind {
+            DispatchTensorKind::Autodiff(inner) => matches!(**inner, DispatchTensorKind::Flex(_)),
+            kind => matches!(kind, DispatchTensorKind::Flex(_)),
+        };
+        if !flex {
+            return None;
+        }
+        let on = match d.autodiff {
+            DispatchAutodiffContext::Disabled => false,
+            DispatchAutodiffContext::Enabled(GradientCheckpointingStrategy::Disabled) => true,
+            DispatchAutodiffContext::Enabled(_) => return None,
+        };
+        if *autodiff.get_or_insert(on) != on {
+            return None;
+        }
+    }
+    autodiff
+}
+
+/// `relu(conv.forward(x))` for `x [N, C, H, W]`, through the fused kernel when it applies.
+pub fn conv2d_relu(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let [kh, kw] = conv.kernel_size;
+    let plain_geometry = conv.stride == [1, 1]
+        && conv.dilation == [1, 1]
+        && conv.groups == 1
+        && matches!(
+            conv.padding,
+            PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+        )
+        && h >= kh
+        && w >= kw;
+    if let (true, true, Some(bias)) = (fast_kernels(), plain_geometry, conv.bias.as_ref()) {
+        let (weight, bias) = (conv.weight.val(), bias.val());
+        let context = fast_context(&[&x, &weight]).zip(fast_context(&[&bias]));
+        if let Some((autodiff, bias_autodiff)) = context {
+            if autodiff == bias_autodiff {
+                FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+                let winograd = kernels() == Kernels::Winograd;
+                return flex_ops::conv2d_relu(x, weight, bias, autodiff, winograd);
+            }
+        }
+    }
+    relu(conv.forward(x))
+}
+
+/// `pool.forward(x)` for `x [N, C, H, W]`, through the fast kernel for a 2x2 stride-2 pool.
+pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let applies = pool.kernel_size == [2, 2]
+        && pool.stride == [2, 2]
+        && pool.dilation == [1, 1]
+        && !pool.ceil_mode
+        && matches!(
+            pool.padding,
+            PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+        );
+    if fast_kernels() && applies {
+        if let Some(autodiff) = fast_context(&[&x]) {
+            FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+            return flex_ops::max_pool2x2(x, autodiff);
+        }
+    }
+    pool.forward(x)
+}

@@ -1,0 +1,242 @@
+//! The fast flex kernels (`siamese::kernels`) against burn's own layers: forward values and the
+//! gradients of input, weight and bias agree within 1e-4 (relative to the values' scale) on random
+//! inputs, model shapes and odd ones; a short training run of the seeds' CNN gives the same losses.
+
+use std::sync::Mutex;
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::MaxPool2dConfig;
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use siamese::kernels::{self, fast_kernel_calls, with_kernel_path, with_kernels, Kernels};
+use siamese::loss::TripletLossConfig;
+use siamese::model::embedding_cnn::EmbeddingCnnConfig;
+use siamese::train::trainer::new_optimizer;
+
+/// burn's random generator is per device and shared by this binary's threads: weight
+/// initialisation and dropout masks must not interleave between tests.
+static DEVICE_RNG: Mutex<()> = Mutex::new(());
+
+const TOLERANCE: f32 = 1e-4;
+
+fn random<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = shape.iter().product();
+    let values: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// Largest `|a - b| / max(1, |b|)`; panics on a length mismatch.
+fn max_error(what: &str, a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "{what}: lengths differ");
+    let worst = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
+        .fold(0.0f32, f32::max);
+    println!(
+        "{what}: max relative error {worst:.2e} over {} values",
+        a.len()
+    );
+    assert!(worst <= TOLERANCE, "{what}: error {worst} > {TOLERANCE}");
+    worst
+}
+
+/// Output and gradients `(y, gx, gw, gb)` of `relu(conv(x))` weighted by a fixed random
+/// upstream gradient, through the fast or the plain path.
+fn conv_run(
+    conv: &Conv2d,
+    x: &Tensor<4>,
+    input_grad: bool,
+    path: Kernels,
+) -> (Vec<f32>, Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    let fast = path != Kernels::Plain;
+    let x = if input_grad {
+        x.clone().require_grad()
+    } else {
+        x.clone()
+    };
+    let before = fast_kernel_calls();
+    let y = if fast {
+        with_kernel_path(path, || kernels::conv2d_relu(conv, x.clone()))
+    } else {
+        relu(conv.forward(x.clone()))
+    };
+    if fast {
+        assert!(fast_kernel_calls() > before, "the fast kernel did not run");
+    }
+    let upstream = random(y.dims(), 99, &y.device());
+    let grads = (y.clone() * upstream).sum().backward();
+    let gx = input_grad.then(|| host(x.grad(&grads).unwrap()));
+    let gw = host(conv.weight.val().grad(&grads).unwrap());
+    let gb = host(conv.bias.as_ref().unwrap().val().grad(&grads).unwrap());
+    (host(y), gx, gw, gb)
+}
+
+fn check_conv(input: [usize; 4], out_channels: usize, kernel: [usize; 2], input_grad: bool) {
+    let device = Device::default().autodiff();
+    let conv = {
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        device.seed(5);
+        Conv2dConfig::new([input[1], out_channels], kernel).init(&device)
+    };
+    let x = random(input, 1, &device);
+    let plain = conv_run(&conv, &x, input_grad, Kernels::Plain);
+    for path in [Kernels::Winograd, Kernels::Im2col] {
+        let fast = conv_run(&conv, &x, input_grad, path);
+        let name = format!("{path:?} conv {input:?} -> {out_channels}, kernel {kernel:?}");
+        max_error(&format!("{name}: output"), &fast.0, &plain.0);
+        if input_grad {
+            max_error(
+                &format!("{name}: input gradient"),
+                fast.1.as_ref().unwrap(),
+                plain.1.as_ref().unwrap(),
+            );
+        }
+        max_error(&format!("{name}: weight gradient"), &fast.2, &plain.2);
+        max_error(&format!("{name}: bias gradient"), &fast.3, &plain.3);
+    }
+    // ReLU must have cut something, or the mask is not being tested.
+    let zeros = plain.0.iter().filter(|v| **v == 0.0).count();
+    assert!(zeros > 0 && zeros < plain.0.len());
+}
+
+#[test]
+fn conv_matches_burn_on_model_shapes() {
+    check_conv([2, 1, 28, 28], 32, [3, 3], false);
+    check_conv([2, 1, 28, 28], 32, [3, 3], true);
+    check_conv([3, 32, 26, 26], 64, [3, 3], true);
+}
+
+#[test]
+fn conv_matches_burn_on_odd_shapes() {
+    check_conv([3, 2, 9, 7], 5, [3, 3], true);
+    check_conv([5, 3, 8, 11], 4, [2, 5], true);
+    check_conv([1, 1, 3, 3], 2, [3, 3], true);
+    check_conv([7, 6, 5, 13], 3, [1, 1], true);
+    // Winograd's partial edge tiles: odd output sides, a single output pixel, one image.
+    check_conv([3, 5, 9, 7], 6, [3, 3], true);
+    check_conv([2, 4, 3, 3], 3, [3, 3], true);
+    check_conv([1, 8, 4, 6], 2, [3, 3], false);
+}
+
+#[test]
+fn conv_inference_matches_burn_without_autodiff() {
+    let device = Device::default();
+    let conv = {
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        device.seed(6);
+        Conv2dConfig::new([3, 7], [3, 3]).init(&device)
+    };
+    let x = random([4, 3, 10, 9], 2, &device);
+    let before = fast_kernel_calls();
+    let fast = host(with_kernels(true, || {
+        kernels::conv2d_relu(&conv, x.clone())
+    }));
+    assert!(fast_kernel_calls() > before);
+    let plain = host(relu(conv.forward(x)));
+    max_error("inference conv output", &fast, &plain);
+}
+
+#[test]
+fn max_pool_matches_burn() {
+    let device = Device::default().autodiff();
+    let pool = MaxPool2dConfig::new([2, 2]).init();
+    for (shape, seed) in [([2, 3, 9, 7], 3), ([4, 64, 24, 24], 4), ([1, 1, 2, 2], 5)] {
+        let x = random(shape, seed, &device).require_grad();
+        let run = |fast: bool| {
+            let y = if fast {
+                with_kernels(true, || kernels::max_pool2d(&pool, x.clone()))
+            } else {
+                pool.forward(x.clone())
+            };
+            let upstream = random(y.dims(), 77, &device);
+            let grads = (y.clone() * upstream).sum().backward();
+            (host(y), host(x.grad(&grads).unwrap()))
+        };
+        let before = fast_kernel_calls();
+        let (fast_y, fast_gx) = run(true);
+        assert!(fast_kernel_calls() > before);
+        let (plain_y, plain_gx) = run(false);
+        assert_eq!(
+            fast_y.len(),
+            shape[0] * shape[1] * (shape[2] / 2) * (shape[3] / 2)
+        );
+        max_error(&format!("pool {shape:?}: output"), &fast_y, &plain_y);
+        max_error(
+            &format!("pool {shape:?}: input gradient"),
+            &fast_gx,
+            &plain_gx,
+        );
+    }
+}
+
+/// Losses of `steps` Adam steps of the seeds' CNN (dropout on) on fixed random triplets.
+fn training_losses(path: Kernels, steps: usize) -> Vec<f32> {
+    let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    with_kernel_path(path, || {
+        let device = Device::default().autodiff();
+        device.seed(11);
+        let mut model = EmbeddingCnnConfig::new().init(&device).unwrap();
+        let mut optimizer = new_optimizer();
+        let loss_fn = TripletLossConfig::new().init().unwrap();
+        let t = 8;
+        (0..steps)
+            .map(|step| {
+                let x = random([3 * t, 1, 28, 28], 100 + step as u64, &device);
+                let emb = model.forward(x);
+                let loss = loss_fn.forward(
+                    emb.clone().narrow(0, 0, t),
+                    emb.clone().narrow(0, t, t),
+                    emb.narrow(0, 2 * t, t),
+                );
+                let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &model);
+                let value = loss.clone().into_scalar::<f32>();
+                model = optimizer.step(1e-3, model.clone(), grads);
+                value
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn short_training_gives_the_same_losses() {
+    let steps = 6;
+    let plain = training_losses(Kernels::Plain, steps);
+    assert!(plain[0] > 0.0, "a zero first loss tests nothing");
+    for path in [Kernels::Im2col, Kernels::Winograd] {
+        let fast = training_losses(path, steps);
+        println!("losses {path:?} {fast:?}\nlosses plain {plain:?}");
+        for (i, (f, p)) in fast.iter().zip(&plain).enumerate() {
+            assert!(
+                (f - p).abs() <= 1e-3 * p.abs().max(1.0),
+                "{path:?} step {i}: loss {f} vs plain {p}"
+            );
+        }
+    }
+    // The model moved: the losses are not all equal.
+    assert!(plain.iter().any(|l| (l - plain[0]).abs() > 1e-6));
+}
+
+#[test]
+fn embedding_cnn_inference_is_the_same_on_both_paths() {
+    let device = Device::default();
+    let model = {
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        device.seed(12);
+        EmbeddingCnnConfig::new().init(&device).unwrap()
+    };
+    let model = model.valid();
+    let x = random([5, 1, 28, 28], 21, &device);
+    let fast = host(with_kernels(true, || model.forward(x.clone())));
+    let plain = host(with_kernels(false, || model.forward(x)));
+    max_error("EmbeddingCnn embeddings", &fast, &plain);
+}
