@@ -1,4 +1,4 @@
-//! `siamese faces verify|eval-lfw|embed|cluster|search|plot|eval-cluster`: the face pipeline
+//! `siamese faces verify|eval-lfw|embed|cluster|search|plot|eval-cluster|bench`: the face pipeline
 //! (SeetaFace detection, dlib landmarks and alignment, dlib's ResNet) from the command line.
 
 use std::path::{Path, PathBuf};
@@ -38,6 +38,8 @@ enum FacesCommand {
     Plot(PlotArgs),
     /// Clustering quality on LFW people with at least N photos: pairwise P/R/F1, NMI, AMI.
     EvalCluster(EvalClusterArgs),
+    /// Faces/s of detection + alignment + embedding and of the network alone.
+    Bench(crate::faces_bench::FaceBenchArgs),
 }
 
 /// Settings shared by every command that embeds photos.
@@ -167,7 +169,7 @@ struct GroupingArgs {
     /// Same-person threshold the defaults derive from (default: the LFW-calibrated one).
     #[arg(long)]
     threshold: Option<f32>,
-    /// DBSCAN radius (default 0.85 x threshold).
+    /// DBSCAN radius (default 0.65 x threshold).
     #[arg(long)]
     eps: Option<f32>,
     /// DBSCAN: faces within eps a face needs (itself included) to seed a group.
@@ -176,10 +178,11 @@ struct GroupingArgs {
     /// Agglomerative linkage.
     #[arg(long, value_enum, default_value = "average")]
     linkage: LinkageArg,
-    /// Distance cut for agglomerative and chinese whispers (default: the threshold).
+    /// Distance cut for agglomerative and chinese whispers (default 0.82 x threshold for
+    /// agglomerative, 0.74 x threshold for chinese whispers).
     #[arg(long)]
     cut: Option<f32>,
-    /// k-means clusters (default: the number agglomerative finds at the threshold).
+    /// k-means clusters (default: the number agglomerative finds at its default cut).
     #[arg(long)]
     k: Option<usize>,
     #[arg(long, default_value_t = 1)]
@@ -292,6 +295,7 @@ pub fn run(args: FacesArgs) -> anyhow::Result<()> {
         FacesCommand::Search(a) => search(a),
         FacesCommand::Plot(a) => plot(a),
         FacesCommand::EvalCluster(a) => eval_cluster(a),
+        FacesCommand::Bench(a) => crate::faces_bench::run(a),
     }
 }
 

@@ -8,6 +8,7 @@ mod demo;
 mod embed;
 mod eval;
 mod faces;
+mod faces_bench;
 mod fetch;
 mod openset;
 mod plot;

@@ -8,6 +8,7 @@
 //! ```
 
 pub mod align;
+pub mod bench;
 pub mod detect;
 pub mod eval_lfw;
 pub mod gallery;

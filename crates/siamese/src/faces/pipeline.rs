@@ -251,6 +251,18 @@ impl FacePipeline {
         Ok((img.width(), img.height(), faces))
     }
 
+    /// The aligned 150x150 chips of each photo (detection, landmarks and alignment, no
+    /// network), photos in parallel; a photo that cannot be read gets its own error.
+    pub fn chips_of_files(&self, paths: &[PathBuf]) -> Vec<Result<Vec<RgbImage>>> {
+        paths
+            .par_iter()
+            .map(|p| {
+                self.prepare_file(p)
+                    .map(|(_, _, faces)| faces.into_iter().map(|f| f.chip).collect())
+            })
+            .collect()
+    }
+
     /// Embeds 150x150 chips, `batch_size` per forward pass; one 128-d vector per chip.
     pub fn embed_chips(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
         let mut bytes = Vec::with_capacity(chips.len() * 150 * 150 * 3);
