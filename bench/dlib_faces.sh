@@ -100,7 +100,7 @@ run_dlib system
 OPENBLAS_DIR="$CACHE/openblas"
 OPENBLAS_LIB="$OPENBLAS_DIR/usr/lib/x86_64-linux-gnu/openblas-pthread"
 if [ ! -f "$OPENBLAS_LIB/libblas.so.3" ]; then
-    mkdir -p "$WORK/deb"
+    mkdir -p "$WORK/deb" && chmod 777 "$WORK/deb" # apt-get download drops to the _apt user
     if (cd "$WORK/deb" && apt-get download -q libopenblas0-pthread >&2); then
         dpkg -x "$WORK"/deb/libopenblas0-pthread_*.deb "$OPENBLAS_DIR"
     fi
