@@ -16,6 +16,7 @@ use crate::cluster::{cluster, Method};
 use crate::eval::clustering::{nmi, pairwise_scores};
 use crate::faces::align::aligned_chip;
 use crate::faces::eval_lfw::{evaluate_lfw, lfw_options};
+use crate::faces::grouping::CHINESE_WHISPERS_CUT_FACTOR;
 use crate::faces::lfw::{people, read_pairs, resolve_images};
 use crate::faces::load::load_rgb;
 use crate::faces::pipeline::{euclidean, FacePipeline, PipelineOptions, Timings};
@@ -77,6 +78,15 @@ fn face_thumb(img: &RgbImage, face: &StoredFace, side: u32) -> RgbImage {
     imageops::resize(&crop, side, side, imageops::FilterType::Triangle)
 }
 
+/// Chinese whispers at the library's default cut (a factor of the LFW threshold chosen on LFW
+/// people with 2–4 photos: at the full threshold it chains different people together).
+fn default_grouping() -> Method {
+    Method::ChineseWhispers {
+        threshold: CHINESE_WHISPERS_CUT_FACTOR * LFW_THRESHOLD,
+        max_rounds: CW_ROUNDS,
+    }
+}
+
 /// Number of distinct cluster ids.
 fn count_clusters(labels: &[u32]) -> usize {
     let mut l = labels.to_vec();
@@ -120,15 +130,7 @@ fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<()> {
         .iter()
         .flat_map(|(_, f)| f.embedding.clone())
         .collect();
-    let labels = cluster(
-        &data,
-        store::DIM,
-        &Method::ChineseWhispers {
-            threshold: LFW_THRESHOLD,
-            max_rounds: CW_ROUNDS,
-        },
-        ctx.seed,
-    )?;
+    let labels = cluster(&data, store::DIM, &default_grouping(), ctx.seed)?;
     // Clusters by size (largest first); a cluster's display index picks its colour.
     let mut members: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
     for (j, &l) in labels.iter().enumerate() {
@@ -155,8 +157,8 @@ fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<()> {
         "No --lfw folder was given, so this stage runs on the {} sample photos that ship in npm \
          {}. Every face is detected (SeetaFace), aligned to dlib's 150x150 chip with dlib's \
          5-point landmarks and embedded with dlib's ResNet (128-d, stored by file hash so a \
-         second run embeds nothing); faces closer than the LFW threshold {LFW_THRESHOLD} are \
-         grouped into people with chinese whispers. Pass --lfw DIR for LFW's verification \
+         second run embeds nothing); faces are grouped into people \
+         with chinese whispers at {CHINESE_WHISPERS_CUT_FACTOR} × the LFW threshold {LFW_THRESHOLD}. Pass --lfw DIR for LFW's verification \
          protocol and identity clustering with known names.",
         photos.len(),
         super::samples::SAMPLES_PACKAGE
@@ -211,7 +213,12 @@ fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<()> {
     // Search: for the first faces, the nearest face in another photo.
     let mut s = Table::new(
         "Nearest-face search (exact, Euclidean): each query's nearest face in the other photos",
-        &["query", "nearest", "distance", "verdict at 0.6"],
+        &[
+            "query",
+            "nearest",
+            "distance",
+            &format!("verdict at {LFW_THRESHOLD}"),
+        ],
     );
     for q in 0..n.min(8) {
         let best = (0..n)
@@ -473,20 +480,12 @@ fn faces_lfw(ctx: &DemoContext, lfw: &Path, rec: &mut StageRecord) -> Result<()>
         }
     }
     let truth_kept: Vec<u32> = kept.iter().map(|&i| truth[i]).collect();
-    let labels = cluster(
-        &data,
-        store::DIM,
-        &Method::ChineseWhispers {
-            threshold: LFW_THRESHOLD,
-            max_rounds: CW_ROUNDS,
-        },
-        ctx.seed,
-    )?;
+    let labels = cluster(&data, store::DIM, &default_grouping(), ctx.seed)?;
     let pw = pairwise_scores(&truth_kept, &labels);
     let found = count_clusters(&labels);
     rec.summary.push(format!(
         "Clustering: {} photos of the first {} people (alphabetically) with at least {} photos \
-         (at most {} each), chinese whispers at the threshold {LFW_THRESHOLD}.",
+         (at most {} each), chinese whispers at {CHINESE_WHISPERS_CUT_FACTOR} × the threshold {LFW_THRESHOLD}.",
         kept.len(),
         chosen.len(),
         plan.lfw_cluster_min_images,
