@@ -179,13 +179,18 @@ fn max_pool_matches_burn() {
     }
 }
 
-/// Losses of `steps` Adam steps of the seeds' CNN (dropout on) on fixed random triplets.
+/// Losses of `steps` Adam steps of the seeds' CNN (dropout off) on fixed random triplets.
 fn training_losses(path: Kernels, steps: usize) -> Vec<f32> {
     let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
     with_kernel_path(path, || {
         let device = Device::default().autodiff();
         device.seed(11);
-        let mut model = EmbeddingCnnConfig::new().init(&device).unwrap();
+        // No dropout: the fast path draws its masks differently (tested on its own below).
+        let mut model = EmbeddingCnnConfig::new()
+            .with_dropout_conv(0.0)
+            .with_dropout_dense(0.0)
+            .init(&device)
+            .unwrap();
         let mut optimizer = new_optimizer();
         let loss_fn = TripletLossConfig::new().init().unwrap();
         let t = 8;
@@ -239,4 +244,33 @@ fn embedding_cnn_inference_is_the_same_on_both_paths() {
     let fast = host(with_kernels(true, || model.forward(x.clone())));
     let plain = host(with_kernels(false, || model.forward(x)));
     max_error("EmbeddingCnn embeddings", &fast, &plain);
+}
+
+#[test]
+fn dropout_kernel_keeps_the_expected_fraction_and_passes_its_mask_back() {
+    let device = Device::default().autodiff();
+    let drop = burn::nn::DropoutConfig::new(0.25).init();
+    let run = |seed: u64| {
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        device.seed(seed);
+        let x = Tensor::<2>::ones([64, 1000], &device).require_grad();
+        let before = fast_kernel_calls();
+        let y = with_kernels(true, || kernels::dropout(&drop, x.clone()));
+        assert!(fast_kernel_calls() > before, "the fast kernel did not run");
+        let grads = y.clone().sum().backward();
+        (host(y), host(x.grad(&grads).unwrap()))
+    };
+    let (y, gx) = run(3);
+    let kept = y.iter().filter(|v| **v != 0.0).count() as f64 / y.len() as f64;
+    println!("kept fraction {kept:.4}");
+    assert!((kept - 0.75).abs() < 0.01, "kept {kept}");
+    assert!(y.iter().all(|v| *v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+    // d(sum y)/dx = mask / keep = y for x = 1.
+    assert_eq!(gx, y);
+    // Deterministic under the device seed, different for another seed.
+    assert_eq!(run(3).0, y);
+    assert_ne!(run(4).0, y);
+    // Not training (inner device): the identity, as burn's Dropout.
+    let plain = Tensor::<2>::ones([4, 5], &Device::default());
+    assert_eq!(host(kernels::dropout(&drop, plain)), vec![1.0; 20]);
 }

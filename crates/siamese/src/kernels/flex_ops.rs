@@ -14,6 +14,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::{DType, Shape, Tensor, TensorData};
 
 use super::conv::{conv_relu_backward, conv_relu_forward, ConvShape, Wanted};
+use super::dropout::apply_mask;
 use super::pool::{max_pool2x2_backward, max_pool2x2_forward, PoolShape};
 use super::winograd;
 
@@ -189,6 +190,50 @@ pub(super) fn max_pool2x2(x: Tensor<4>, autodiff: bool) -> Tensor<4> {
     let y = pool_forward_flex(x.primitive());
     let out = match prep {
         OpsKind::Tracked(prep) => prep.finish(x.primitive().clone(), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive::<AdFlex>(out)
+}
+
+/// Backward step of the hashed dropout mask.
+#[derive(Debug)]
+struct DropoutBackward;
+
+impl Backward<Flex, 1> for DropoutBackward {
+    /// The mask's seed and threshold, and the scale of kept elements.
+    type State = (u32, u64, f32);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let gy = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = node_x {
+            let (seed, threshold, scale) = ops.state;
+            let gx = apply_mask(seed, threshold, scale, &values(&gy));
+            grads.register::<Flex>(node.id, flex_tensor(gx, dims(&gy)));
+        }
+    }
+}
+
+/// Dropout of an autodiff flex tensor with the hashed mask of `seed` (see [`super::dropout`]).
+pub(super) fn dropout<const D: usize>(
+    x: Tensor<D>,
+    seed: u32,
+    threshold: u64,
+    scale: f32,
+) -> Tensor<D> {
+    let x = x
+        .try_into_primitive::<AdFlex>()
+        .expect("checked: autodiff flex");
+    let prep = DropoutBackward
+        .prepare::<NoCheckpointing>([x.node()])
+        .compute_bound()
+        .stateful();
+    let y = flex_tensor(
+        apply_mask(seed, threshold, scale, &values(x.primitive())),
+        dims(x.primitive()),
+    );
+    let out = match prep {
+        OpsKind::Tracked(prep) => prep.finish((seed, threshold, scale), y),
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
     Tensor::from_primitive::<AdFlex>(out)

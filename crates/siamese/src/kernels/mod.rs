@@ -1,6 +1,7 @@
 //! Fast CPU kernels for the seeds' CNN on burn's flex backend: a fused "valid" convolution +
 //! bias + ReLU (`[N, C, H, W] → [N, O, H-KH+1, W-KW+1]`) and a 2x2 max-pool
-//! (`[N, C, H, W] → [N, C, H/2, W/2]`), each with its own backward step in burn's autodiff graph.
+//! (`[N, C, H, W] → [N, C, H/2, W/2]`), each with its own backward step in burn's autodiff graph,
+//! and a dropout whose mask is a counter-based hash (recomputed, not stored, for the backward).
 //!
 //! Models call [`conv2d_relu`] and [`max_pool2d`] with their plain burn modules (`Conv2d`,
 //! `MaxPool2d`); these take the fast path when it applies (f32 flex tensors, stride 1, no padding,
@@ -13,6 +14,7 @@
 //! with 4+ input channels, im2col for the others) or `plain`.
 
 pub mod conv;
+pub mod dropout;
 mod flex_ops;
 pub mod pool;
 pub mod winograd;
@@ -24,9 +26,9 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use burn::backend::{DispatchAutodiffContext, DispatchTensorKind, GradientCheckpointingStrategy};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
-use burn::nn::PaddingConfig2d;
+use burn::nn::{Dropout, PaddingConfig2d};
 use burn::tensor::activation::relu;
-use burn::tensor::Tensor;
+use burn::tensor::{Distribution, Tensor};
 
 /// Calls that took a fast kernel (lets tests and the benchmark check that the fast path ran).
 static FAST_CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -227,4 +229,30 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
         }
     }
     pool.forward(x)
+}
+
+/// `drop.forward(x)`; while training on an autodiff flex device, through the hashed-mask kernel
+/// ([`dropout`]) seeded from the device's random generator (so deterministic under
+/// `device.seed`, but not the same mask as burn's `Dropout`). Inference: the identity, as burn's.
+pub fn dropout<const D: usize>(drop: &Dropout, x: Tensor<D>) -> Tensor<D> {
+    let training = drop.training.is_enabled() && drop.prob > 0.0 && x.device().is_autodiff();
+    if fast_kernels() && training && fast_context(&[&x]) == Some(true) {
+        // 32 bits of seed from two 24-bit uniform draws of the device generator.
+        let draws = Tensor::<1>::random([2], Distribution::Default, &x.device())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        if let [a, b] = draws[..] {
+            let seed = ((a * 16_777_216.0) as u32) ^ (((b * 16_777_216.0) as u32) << 8);
+            let keep = 1.0 - drop.prob;
+            FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+            return flex_ops::dropout(
+                x,
+                seed,
+                self::dropout::keep_threshold(keep),
+                (1.0 / keep) as f32,
+            );
+        }
+    }
+    drop.forward(x)
 }

@@ -2,7 +2,8 @@
 //!
 //! Shapes: `x [N, C, H, W] → y [N, C, H/2, W/2]` (an odd last row or column is dropped).
 //! The backward pass recomputes each window's arg-max from `x` instead of storing indices: the
-//! first maximum in row-major window order takes the gradient, as in burn's own kernel.
+//! first maximum in row-major window order takes the gradient. Both loops are branch-free over
+//! a row of windows.
 
 use rayon::prelude::*;
 
@@ -26,19 +27,6 @@ impl PoolShape {
 /// Planes handed to one rayon task (keeps the task count modest on small planes).
 const PLANES_PER_TASK: usize = 16;
 
-/// Index (0..4) of the first maximum of a window `[a, b; c, d]`, and that maximum.
-#[inline]
-fn window_argmax(a: f32, b: f32, c: f32, d: f32) -> (usize, f32) {
-    let (mut best, mut at) = (a, 0);
-    for (i, v) in [(1, b), (2, c), (3, d)] {
-        if v > best || best.is_nan() && !v.is_nan() {
-            best = v;
-            at = i;
-        }
-    }
-    (at, best)
-}
-
 /// Forward: the maximum of each 2x2 window.
 pub fn max_pool2x2_forward(s: &PoolShape, x: &[f32]) -> Vec<f32> {
     let (h, w, oh, ow) = (s.height, s.width, s.out_h(), s.out_w());
@@ -54,17 +42,13 @@ pub fn max_pool2x2_forward(s: &PoolShape, x: &[f32]) -> Vec<f32> {
                 .chunks_exact_mut(oh * ow)
                 .zip(x_run.chunks_exact(h * w))
             {
-                for i in 0..oh {
-                    let top = &x_plane[2 * i * w..];
-                    let bottom = &x_plane[(2 * i + 1) * w..];
-                    for (j, out) in y_plane[i * ow..(i + 1) * ow].iter_mut().enumerate() {
-                        let (_, m) = window_argmax(
-                            top[2 * j],
-                            top[2 * j + 1],
-                            bottom[2 * j],
-                            bottom[2 * j + 1],
-                        );
-                        *out = m;
+                for (i, out) in y_plane.chunks_exact_mut(ow).enumerate() {
+                    let top = &x_plane[2 * i * w..][..2 * ow];
+                    let bottom = &x_plane[(2 * i + 1) * w..][..2 * ow];
+                    for j in 0..ow {
+                        out[j] = top[2 * j]
+                            .max(top[2 * j + 1])
+                            .max(bottom[2 * j].max(bottom[2 * j + 1]));
                     }
                 }
             }
@@ -72,7 +56,8 @@ pub fn max_pool2x2_forward(s: &PoolShape, x: &[f32]) -> Vec<f32> {
     y
 }
 
-/// Backward: routes each output gradient `gy [N, C, H/2, W/2]` to its window's arg-max in `x`.
+/// Backward: routes each output gradient `gy [N, C, H/2, W/2]` to its window's arg-max in `x`
+/// (the first element, in row-major window order, equal to the window's maximum).
 pub fn max_pool2x2_backward(s: &PoolShape, x: &[f32], gy: &[f32]) -> Vec<f32> {
     let (h, w, oh, ow) = (s.height, s.width, s.out_h(), s.out_w());
     assert_eq!(x.len(), s.planes * h * w);
@@ -90,21 +75,25 @@ pub fn max_pool2x2_backward(s: &PoolShape, x: &[f32], gy: &[f32]) -> Vec<f32> {
                 .zip(x_run.chunks_exact(h * w))
                 .zip(gy_run.chunks_exact(oh * ow))
             {
-                for i in 0..oh {
+                for (i, g) in gy_plane.chunks_exact(ow).enumerate() {
+                    let top = &x_plane[2 * i * w..][..2 * ow];
+                    let bottom = &x_plane[(2 * i + 1) * w..][..2 * ow];
+                    let (g_top, g_bottom) = gx_plane[2 * i * w..].split_at_mut(w);
+                    let (g_top, g_bottom) = (&mut g_top[..2 * ow], &mut g_bottom[..2 * ow]);
                     for j in 0..ow {
-                        let at = [
-                            2 * i * w + 2 * j,
-                            2 * i * w + 2 * j + 1,
-                            (2 * i + 1) * w + 2 * j,
-                            (2 * i + 1) * w + 2 * j + 1,
-                        ];
-                        let (k, _) = window_argmax(
-                            x_plane[at[0]],
-                            x_plane[at[1]],
-                            x_plane[at[2]],
-                            x_plane[at[3]],
-                        );
-                        gx_plane[at[k]] += gy_plane[i * ow + j];
+                        let (a, b, c, d) =
+                            (top[2 * j], top[2 * j + 1], bottom[2 * j], bottom[2 * j + 1]);
+                        let m = a.max(b).max(c.max(d));
+                        // Branch-free first match; an all-NaN window sends it to the last.
+                        let is_a = a == m;
+                        let is_b = !is_a && b == m;
+                        let is_c = !is_a && !is_b && c == m;
+                        let is_d = !(is_a || is_b || is_c);
+                        let pick = |hit: bool| if hit { g[j] } else { 0.0 };
+                        g_top[2 * j] = pick(is_a);
+                        g_top[2 * j + 1] = pick(is_b);
+                        g_bottom[2 * j] = pick(is_c);
+                        g_bottom[2 * j + 1] = pick(is_d);
                     }
                 }
             }

@@ -111,17 +111,17 @@ pub struct EmbeddingCnn {
 impl EmbeddingCnn {
     /// Forward pass, `[B, C, H, W] → [B, D]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        // conv + bias + ReLU and the pool go through crate::kernels: burn's own layers, or the
-        // fused flex kernels when they apply (identical results within float rounding).
+        // conv + bias + ReLU, the pool and dropout go through crate::kernels: burn's own layers,
+        // or the flex kernels when they apply (the same results within float rounding; dropout
+        // draws its masks its own way).
         let x = kernels::conv2d_relu(&self.conv1, images);
         let x = kernels::conv2d_relu(&self.conv2, x);
-        let x = self
-            .dropout_conv
-            .forward(kernels::max_pool2d(&self.pool, x));
+        let x = kernels::dropout(&self.dropout_conv, kernels::max_pool2d(&self.pool, x));
         let x: Tensor<2> = x.flatten(1, 3);
-        let x = self
-            .dropout_dense
-            .forward(self.activation.forward(self.dense.forward(x)));
+        let x = kernels::dropout(
+            &self.dropout_dense,
+            self.activation.forward(self.dense.forward(x)),
+        );
         let x = self.output.forward(x);
         if self.l2_normalize {
             l2_normalize_rows(x)

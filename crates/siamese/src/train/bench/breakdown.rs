@@ -2,7 +2,7 @@
 //! batch (`B = 3T` images), forward and backward, on the autodiff device in training mode, and
 //! the whole step split into forward+loss, backward and the Adam update.
 //!
-//! The conv and pool stages go through [`crate::kernels`], so they time whichever path is on.
+//! The conv, pool and dropout stages go through [`crate::kernels`], so they time whichever path is on.
 //!
 //! Shapes: conv1 `[B,1,28,28]→[B,32,26,26]`, conv2 `→[B,64,24,24]`, pool `→[B,64,12,12]`,
 //! dense `[B,9216]→[B,128]`, output `[B,128]→[B,D]`, loss `[B,D]→[1]`.
@@ -71,14 +71,14 @@ pub fn step_breakdown(config: &BenchConfig) -> Result<Vec<StageTiming>> {
             config,
             [b, 64, 12, 12],
             &device,
-            |x| drop_conv.forward(x).flatten::<2>(1, 3),
+            |x| kernels::dropout(&drop_conv, x).flatten::<2>(1, 3),
         ),
         time_stage(
             "dense 9216->128 + relu + dropout",
             config,
             [b, 9216],
             &device,
-            |x| drop_dense.forward(relu(dense.forward(x))),
+            |x| kernels::dropout(&drop_dense, relu(dense.forward(x))),
         ),
         time_stage("dense 128->D", config, [b, 128], &device, |x| {
             output.forward(x)
