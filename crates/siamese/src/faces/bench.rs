@@ -10,6 +10,7 @@ use image::RgbImage;
 
 use super::pipeline::FacePipeline;
 use crate::assets::write_atomic;
+use crate::train::bench::median;
 use crate::{Error, Result};
 
 /// What `siamese faces bench` reports.
@@ -38,26 +39,9 @@ pub struct FaceBenchReport {
     pub chips_dir: Option<PathBuf>,
 }
 
-/// The 1-minute load average, where the system reports one.
-pub fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// Median of a non-empty slice.
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+/// The 1-minute load average, where the system reports one (`None` serialises as `null`).
+fn load_average() -> Option<f64> {
+    Some(crate::train::bench::load_average()).filter(|v| v.is_finite())
 }
 
 /// Writes `chips` as `chip_00000.png`, … into `dir` (each file atomically).
@@ -127,7 +111,7 @@ pub fn bench_faces(
         threads: rayon::current_num_threads(),
         prepare_s,
         pipeline_faces_per_s: chips.len() as f64 / (prepare_s + first_embed_s),
-        embed_faces_per_s: median(&rates),
+        embed_faces_per_s: median(&mut rates.clone()),
         embed_rounds_faces_per_s: rates,
         load_before,
         load_after: load_average(),
