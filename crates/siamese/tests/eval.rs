@@ -1,6 +1,9 @@
 //! Tests of crate::eval: retrieval metrics on hand-computed galleries, k-NN search against brute
 //! force, NMI/AMI/pairwise scores against scikit-learn, k-means, and open-set scores.
 
+mod common;
+use common::cpu_seconds;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use siamese::eval::clustering::{kmeans_with, noise_as_singletons, KMeansConfig, NOISE};
@@ -431,25 +434,4 @@ fn retrieval_timing_mnist_scale() {
     timed("k-means 10k x 64, k=10", &mut || {
         format!("nmi {:.4}", nmi(&ql, &kmeans(&q, dim, 10, 0, 100)))
     });
-}
-
-/// CPU time of this process (user + system, all threads) from /proc: on a shared machine
-/// it says what a run costs better than wall time does. 0 where /proc is missing.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }

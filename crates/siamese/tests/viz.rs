@@ -1,5 +1,8 @@
 //! Tests of crate::viz: PCA and t-SNE recover structure; plots are real PNGs of the stated size.
 
+mod common;
+use common::cpu_seconds;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use siamese::viz::pca::pca_2d_fit;
@@ -326,25 +329,4 @@ fn unwritable_output_is_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("file"), "{err}");
-}
-
-/// CPU time of this process (user + system, all threads) from /proc: on a shared machine
-/// it says what a run costs better than wall time does. 0 where /proc is missing.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
