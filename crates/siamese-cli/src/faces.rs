@@ -58,6 +58,10 @@ struct PipelineArgs {
     /// Average each face's embedding with its mirror image's (twice the network time).
     #[arg(long)]
     flip: bool,
+    /// Also average in the embeddings of this many jittered copies of each chip (dlib's
+    /// jitter: ±3°, ±2 % shifts, mirrored half of the time; N+1 times the network time).
+    #[arg(long, default_value_t = 0)]
+    jitter: usize,
     /// Another dlib shape predictor (e.g. shape_predictor_68_face_landmarks.dat) instead of the
     /// fetched 5-point model.
     #[arg(long)]
@@ -79,6 +83,7 @@ impl PipelineArgs {
             selection,
             batch_size: self.batch_size,
             flip: self.flip,
+            jitter: self.jitter,
             ..PipelineOptions::default()
         };
         o.detector.min_face = self.min_face;
@@ -336,6 +341,7 @@ fn eval_lfw(args: EvalLfwArgs) -> anyhow::Result<()> {
     let mut options = lfw_options(!args.pipeline.no_align);
     options.batch_size = args.pipeline.batch_size;
     options.flip = args.pipeline.flip;
+    options.jitter = args.pipeline.jitter;
     options.detector.min_face = args.pipeline.min_face;
     let pipeline = args.pipeline.load(options)?;
     let store = args
@@ -585,6 +591,7 @@ fn eval_cluster(args: EvalClusterArgs) -> anyhow::Result<()> {
     let mut options = lfw_options(!args.pipeline.no_align);
     options.batch_size = args.pipeline.batch_size;
     options.flip = args.pipeline.flip;
+    options.jitter = args.pipeline.jitter;
     options.detector.min_face = args.pipeline.min_face;
     let pipeline = args.pipeline.load(options)?;
     let store = args

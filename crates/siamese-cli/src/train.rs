@@ -57,6 +57,12 @@ pub struct TrainArgs {
     /// Randomly shift training images by up to this many pixels (0 turns augmentation off).
     #[arg(long, default_value_t = 2)]
     pub augment_shift: usize,
+    /// Randomly rotate training images by up to this many degrees (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub augment_rotate: f64,
+    /// Randomly scale training images by a factor in [1 - s, 1 + s] (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub augment_scale: f64,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -97,6 +103,8 @@ impl TrainArgs {
             val_fraction: self.val_fraction,
             seed: self.seed,
             augment_shift: self.augment_shift,
+            augment_rotate: self.augment_rotate,
+            augment_scale: self.augment_scale,
         };
         config.check()?;
         Ok(config)

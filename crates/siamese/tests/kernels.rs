@@ -274,3 +274,45 @@ fn dropout_kernel_keeps_the_expected_fraction_and_passes_its_mask_back() {
     let plain = Tensor::<2>::ones([4, 5], &Device::default());
     assert_eq!(host(kernels::dropout(&drop, plain)), vec![1.0; 20]);
 }
+
+/// The inference convolution (`kernels::conv2d_bias`) equals burn's `conv2d` on the face
+/// ResNet's geometries: the 7x7/2 stem, 3x3 "same" convolutions and 3x3/2 "valid" downsampling.
+#[test]
+fn inference_conv_matches_burn_on_face_network_shapes() {
+    let device = Device::default();
+    let cases = [
+        ([2, 3, 40, 40], 8, 7, 2, 0),
+        ([2, 16, 18, 18], 16, 3, 1, 1),
+        ([2, 16, 18, 18], 32, 3, 2, 0),
+        ([1, 32, 9, 9], 32, 3, 1, 1),
+    ];
+    for (i, (input, out_channels, k, stride, padding)) in cases.into_iter().enumerate() {
+        let seed = 100 + 3 * i as u64;
+        let x = random(input, seed, &device);
+        let w = random([out_channels, input[1], k, k], seed + 1, &device);
+        let b = random([out_channels], seed + 2, &device);
+        for relu_after in [false, true] {
+            let run = |path| {
+                with_kernel_path(path, || {
+                    host(kernels::conv2d_bias(
+                        x.clone(),
+                        w.clone(),
+                        b.clone(),
+                        [stride; 2],
+                        [padding; 2],
+                        relu_after,
+                    ))
+                })
+            };
+            let before = fast_kernel_calls();
+            let fast = run(Kernels::Im2col);
+            assert!(fast_kernel_calls() > before, "the fast path did not run");
+            let plain = run(Kernels::Plain);
+            max_error(
+                &format!("conv {k}x{k}/{stride} pad {padding} relu {relu_after}"),
+                &fast,
+                &plain,
+            );
+        }
+    }
+}

@@ -40,6 +40,8 @@ fn calibrated_run() -> &'static Path {
             epochs: 5,
             seed: 11,
             augment_shift: 0,
+            augment_rotate: 0.0,
+            augment_scale: 0.0,
             ..TrainConfig::default()
         };
         let splits = source.load(config.val_fraction, config.seed).unwrap();

@@ -20,6 +20,8 @@ fn short_mnist_run_learns_an_embedding() {
         epochs: 8,
         seed: 7,
         augment_shift: 0,
+        augment_rotate: 0.0,
+        augment_scale: 0.0,
         ..TrainConfig::default()
     };
     let splits = source.load(config.val_fraction, config.seed).unwrap();

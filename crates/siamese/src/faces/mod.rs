@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! photo ─► load (checked header) ─► detect (SeetaFace) ─► landmarks (dlib 5-point)
-//!       ─► align (dlib chip, 150x150, padding 0.25) ─► model::face_resnet ─► store
+//!       ─► align (dlib chip, 150x150, padding 0.25) ─► [flip / jitter copies]
+//!       ─► model::face_resnet ─► store
 //!       ─► { verify, eval-lfw, cluster, search, plot }
 //! ```
 
@@ -13,6 +14,7 @@ pub mod detect;
 pub mod eval_lfw;
 pub mod gallery;
 pub mod grouping;
+pub mod jitter;
 pub mod landmarks;
 pub mod lfw;
 pub mod load;

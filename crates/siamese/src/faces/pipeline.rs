@@ -16,6 +16,7 @@ use super::align::{aligned_chip_any, unaligned_chip};
 use super::detect::{
     assumed_to_dlib, centered_box, seeta_to_dlib, DetectorOptions, FaceBox, FaceDetector,
 };
+use super::jitter::{chip_rng, jitter_chip};
 use super::landmarks::{GreyImage, ShapePredictor};
 use super::load::load_rgb;
 use crate::assets::face_models::{self, FaceModelPaths};
@@ -46,6 +47,10 @@ pub struct PipelineOptions {
     /// Also embed each chip's mirror image and average the two (test-time augmentation:
     /// twice the network time).
     pub flip: bool,
+    /// Also embed this many randomly jittered copies of each chip (dlib's `jitter_image`: ±3°,
+    /// ±2 % shifts, slightly larger boxes, mirrored half of the time) and average them in.
+    #[serde(default)]
+    pub jitter: usize,
     /// Landmarks of the shape predictor in use (5, or 68 with dlib's 68-point model); set by
     /// [`FacePipeline::load`] from the model file.
     pub landmark_points: usize,
@@ -60,6 +65,7 @@ impl Default for PipelineOptions {
             assume_centered: false,
             batch_size: 32,
             flip: false,
+            jitter: 0,
             landmark_points: 5,
             detector: DetectorOptions::default(),
         }
@@ -69,6 +75,11 @@ impl Default for PipelineOptions {
 impl PipelineOptions {
     /// A string naming every setting that changes the embeddings.
     pub fn fingerprint(&self) -> String {
+        // `jitter` is named only when on, so stores made before it existed stay valid.
+        let jitter = match self.jitter {
+            0 => String::new(),
+            n => format!(";jitter={n}"),
+        };
         format!(
             "dlib-resnet-v1/face-api.js-0.10.0;align={};landmarks={};pad=0.25;flip={};select={:?};assume_centered={};seeta(min={},thr={},max_side={})",
             self.align,
@@ -78,8 +89,8 @@ impl PipelineOptions {
             self.assume_centered,
             self.detector.min_face,
             self.detector.score_threshold,
-            self.detector.max_side
-        )
+            self.detector.max_side,
+        ) + &jitter
     }
 }
 
@@ -263,25 +274,35 @@ impl FacePipeline {
             .collect()
     }
 
-    /// Embeds 150x150 chips, `batch_size` per forward pass; one 128-d vector per chip.
+    /// Embeds 150x150 chips, `batch_size` per forward pass; one 128-d vector per chip (the
+    /// mean over the chip, its mirror image with `flip`, and `jitter` jittered copies).
     pub fn embed_chips(&self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
-        let mut bytes = Vec::with_capacity(chips.len() * 150 * 150 * 3);
+        let (flip, jitter) = (self.options.flip, self.options.jitter);
+        let variants = 1 + flip as usize + jitter;
+        let mut bytes = Vec::with_capacity(chips.len() * variants * 150 * 150 * 3);
         for chip in chips {
             bytes.extend_from_slice(chip.as_raw());
+            if flip {
+                bytes.extend_from_slice(image::imageops::flip_horizontal(chip).as_raw());
+            }
+            if jitter > 0 {
+                let mut rng = chip_rng(chip);
+                for _ in 0..jitter {
+                    bytes.extend_from_slice(jitter_chip(chip, &mut rng).as_raw());
+                }
+            }
         }
         let flat = self.net.embed_rgb_chips(&bytes, self.options.batch_size)?;
-        if !self.options.flip {
-            return Ok(flat.chunks_exact(128).map(|c| c.to_vec()).collect());
-        }
-        bytes.clear();
-        for chip in chips {
-            bytes.extend_from_slice(image::imageops::flip_horizontal(chip).as_raw());
-        }
-        let mirrored = self.net.embed_rgb_chips(&bytes, self.options.batch_size)?;
         Ok(flat
-            .chunks_exact(128)
-            .zip(mirrored.chunks_exact(128))
-            .map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x + y) / 2.0).collect())
+            .chunks_exact(128 * variants)
+            .map(|group| {
+                let mut mean = group[..128].to_vec();
+                for copy in group[128..].chunks_exact(128) {
+                    mean.iter_mut().zip(copy).for_each(|(m, x)| *m += x);
+                }
+                mean.iter_mut().for_each(|m| *m /= variants as f32);
+                mean
+            })
             .collect())
     }
 

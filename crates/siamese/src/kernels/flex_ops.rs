@@ -14,6 +14,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::{DType, Shape, Tensor, TensorData};
 
 use super::conv::{conv_relu_backward, conv_relu_forward, ConvShape, Wanted};
+use super::conv_infer::{conv_forward, InferConvShape};
 use super::dropout::apply_mask;
 use super::pool::{max_pool2x2_backward, max_pool2x2_forward, PoolShape};
 use super::winograd;
@@ -172,6 +173,37 @@ pub(super) fn conv2d_relu(
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
     Tensor::from_primitive::<AdFlex>(out)
+}
+
+/// Inference convolution + bias (+ ReLU) on flex tensors without autodiff (see
+/// [`super::conv_infer`]).
+pub(super) fn conv2d_infer(
+    x: Tensor<4>,
+    w: Tensor<4>,
+    b: Tensor<1>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    relu: bool,
+) -> Tensor<4> {
+    let x = x.try_into_primitive::<Flex>().expect("checked: flex");
+    let w = w.try_into_primitive::<Flex>().expect("checked: flex");
+    let b = b.try_into_primitive::<Flex>().expect("checked: flex");
+    let (xs, ws) = (dims(&x), dims(&w));
+    let s = InferConvShape {
+        batch: xs[0],
+        in_channels: xs[1],
+        height: xs[2],
+        width: xs[3],
+        out_channels: ws[0],
+        kernel: [ws[2], ws[3]],
+        stride,
+        padding,
+    };
+    let y = conv_forward(&s, &values(&x), &values(&w), &values(&b), relu);
+    Tensor::from_primitive::<Flex>(flex_tensor(
+        y,
+        vec![s.batch, s.out_channels, s.out_h(), s.out_w()],
+    ))
 }
 
 /// 2x2 stride-2 max-pool on a flex tensor, with or without autodiff.

@@ -8,12 +8,16 @@
 //! no dilation, one group, a bias; a 2x2 stride-2 pool) and the switch is on, and otherwise run
 //! exactly burn's own `relu(conv.forward(x))` / `pool.forward(x)`.
 //!
+//! [`conv2d_bias`] is the inference-only convolution (any kernel, stride, zero padding; no
+//! backward) that pretrained networks such as dlib's face ResNet run through.
+//!
 //! The switch ([`Kernels`]): [`set_kernels`] (process-wide), [`with_kernel_path`] (one thread, one
 //! closure), or the environment variable `SIAMESE_KERNELS` read on first use: `im2col` (the
 //! default, also `fast`: im2col + GEMM), `winograd` (Winograd F(2x2, 3x3) for 3x3 convolutions
 //! with 4+ input channels, im2col for the others) or `plain`.
 
 pub mod conv;
+pub mod conv_infer;
 pub mod dropout;
 mod flex_ops;
 pub mod pool;
@@ -210,6 +214,33 @@ pub fn conv2d_relu(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         }
     }
     relu(conv.forward(x))
+}
+
+/// `conv2d(x, weight, bias)` with `stride` and symmetric zero `padding` (then ReLU when `relu`),
+/// for inference: through [`conv_infer`] on flex tensors without autodiff when the fast kernels
+/// are on, else burn's `conv2d`. `weight [O, C, KH, KW]` (one group, no dilation), `bias [O]`.
+pub fn conv2d_bias(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    relu_after: bool,
+) -> Tensor<4> {
+    let inference = fast_context(&[&x, &weight]) == Some(false)
+        && fast_context(&[&bias]) == Some(false)
+        && x.dims()[1] == weight.dims()[1];
+    if fast_kernels() && inference {
+        FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+        return flex_ops::conv2d_infer(x, weight, bias, stride, padding, relu_after);
+    }
+    let options = burn::tensor::ops::ConvOptions::new(stride, padding, [1, 1], 1);
+    let y = burn::tensor::module::conv2d(x, weight, Some(bias), options);
+    if relu_after {
+        relu(y)
+    } else {
+        y
+    }
 }
 
 /// `pool.forward(x)` for `x [N, C, H, W]`, through the fast kernel for a 2x2 stride-2 pool.

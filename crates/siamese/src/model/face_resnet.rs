@@ -27,8 +27,8 @@
 
 use std::path::Path;
 
-use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
-use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions, PadMode};
+use burn::tensor::module::{avg_pool2d, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions, PadMode};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::EmbeddingNet;
@@ -55,8 +55,20 @@ struct FoldedConv {
 
 impl FoldedConv {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let options = ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1);
-        conv2d(x, self.weight.clone(), Some(self.bias.clone()), options)
+        self.forward_relu(x, false)
+    }
+
+    /// The convolution, then ReLU when `relu`; the fast inference kernel on the CPU backend
+    /// (`kernels::conv2d_bias`), burn's `conv2d` elsewhere.
+    fn forward_relu(&self, x: Tensor<4>, relu: bool) -> Tensor<4> {
+        crate::kernels::conv2d_bias(
+            x,
+            self.weight.clone(),
+            self.bias.clone(),
+            [self.stride; 2],
+            [self.padding; 2],
+            relu,
+        )
     }
 }
 
@@ -70,7 +82,7 @@ struct Residual {
 
 impl Residual {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = self.conv1.forward(x.clone()).clamp_min(0.0);
+        let out = self.conv1.forward_relu(x.clone(), true);
         let mut out = self.conv2.forward(out);
         if !self.down {
             return (out + x).clamp_min(0.0);
@@ -227,7 +239,7 @@ impl FaceResNet {
         let mean = Tensor::<1>::from_data(TensorData::new(RGB_MEAN.to_vec(), [3]), &self.device)
             .reshape([1, 3, 1, 1]);
         let x = (rgb255 - mean) / 256.0;
-        let x = self.stem.forward(x).clamp_min(0.0);
+        let x = self.stem.forward_relu(x, true);
         let mut x = max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2]));
         for block in &self.blocks {
             x = block.forward(x);

@@ -52,6 +52,8 @@ impl SweepOptions {
             base: TrainConfig {
                 epochs: 4,
                 augment_shift: 0,
+                augment_rotate: 0.0,
+                augment_scale: 0.0,
                 ..TrainConfig::default()
             },
             limit: Some(6000),

@@ -44,6 +44,12 @@ pub struct TrainConfig {
     /// Random translation of training images by up to this many pixels (0 = off). Default 2.
     #[serde(default)]
     pub augment_shift: usize,
+    /// Random rotation of training images by up to this many degrees (0 = off).
+    #[serde(default)]
+    pub augment_rotate: f64,
+    /// Random scaling of training images by a factor in `[1 - s, 1 + s]` (0 = off).
+    #[serde(default)]
+    pub augment_scale: f64,
 }
 
 impl Default for TrainConfig {
@@ -62,6 +68,8 @@ impl Default for TrainConfig {
             val_fraction: 0.1,
             seed: 42,
             augment_shift: 2,
+            augment_rotate: 0.0,
+            augment_scale: 0.0,
         }
     }
 }
@@ -83,6 +91,18 @@ impl TrainConfig {
                     "{} px is too much for {} px images",
                     self.augment_shift, self.model.image_size
                 ),
+            ));
+        }
+        if !(0.0..=45.0).contains(&self.augment_rotate) {
+            return Err(Error::config(
+                "augment rotate",
+                format!("{}° is not in [0, 45]", self.augment_rotate),
+            ));
+        }
+        if !(0.0..0.5).contains(&self.augment_scale) {
+            return Err(Error::config(
+                "augment scale",
+                format!("{} is not in [0, 0.5)", self.augment_scale),
             ));
         }
         if self.epochs == 0 {
@@ -113,6 +133,15 @@ impl TrainConfig {
                 format!("{classes_per_batch}×{images_per_class}: need P ≥ 2 and K ≥ 2"),
             )),
             _ => Ok(()),
+        }
+    }
+
+    /// The random distortions of training images these settings ask for.
+    pub fn augmentation(&self) -> crate::train::augment::Augmentation {
+        crate::train::augment::Augmentation {
+            max_shift: self.augment_shift,
+            max_rotate: self.augment_rotate,
+            max_scale: self.augment_scale,
         }
     }
 

@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::augment::random_shift;
+use super::augment::Augmentation;
 use super::checkpoint::{self, RunState};
 use super::config::{Sampling, TrainConfig};
 use super::history::{EpochRecord, History};
@@ -128,7 +128,7 @@ pub fn train(
             let x = augmented_batch(
                 train,
                 &batch.indices,
-                config.augment_shift,
+                config.augmentation(),
                 &mut aug_rng,
                 &device,
             );
@@ -349,25 +349,24 @@ fn validate(
     ))
 }
 
-/// The batch's images as a tensor, each randomly shifted by up to `max_shift` pixels.
+/// The batch's images as a tensor, each randomly distorted by `augmentation`.
 fn augmented_batch(
     data: &LabelledImages,
     indices: &[usize],
-    max_shift: usize,
+    augmentation: Augmentation,
     rng: &mut ChaCha8Rng,
     device: &Device,
 ) -> Tensor<4> {
-    if max_shift == 0 {
+    if augmentation.is_identity() {
         return batch_tensor(data, indices, device);
     }
     let mut pixels = Vec::with_capacity(indices.len() * data.image_size());
     for &i in indices {
-        random_shift(
+        augmentation.apply(
             data.image(i),
             data.channels,
             data.height,
             data.width,
-            max_shift,
             rng,
             &mut pixels,
         );

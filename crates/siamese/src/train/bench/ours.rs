@@ -70,6 +70,7 @@ pub fn measure_ours(
     };
     let peak_rss_mb = peak_rss_mb()?;
 
+    let framework = framework_name(&stepper.device);
     let model = stepper
         .model
         .take()
@@ -78,10 +79,7 @@ pub fn measure_ours(
     let train_ms = median(&mut train_step_ms.clone());
     let infer_ms = median(&mut infer_batch_ms.clone());
     Ok(SideReport {
-        framework: format!(
-            "siamese (burn 0.22.1, flex CPU backend, {} kernels)",
-            crate::kernels::kernels_name()
-        ),
+        framework,
         train_img_per_s: config.images_per_step() as f64 / (train_ms / 1e3),
         train_step_ms,
         infer_img_per_s: batch_len as f64 / (infer_ms / 1e3),
@@ -98,6 +96,20 @@ pub fn measure_ours(
             format!("keep_freed_memory={}", config.keep_freed_memory),
         ],
     })
+}
+
+/// Our side's name: the backend, and on flex which kernels ran (the fast kernels are flex-only;
+/// on a GPU backend burn's own layers run).
+fn framework_name(device: &Device) -> String {
+    let backend = format!("{device:?}");
+    if backend.to_lowercase().contains("flex") {
+        format!(
+            "siamese (burn 0.22.1, flex CPU backend, {} kernels)",
+            crate::kernels::kernels_name()
+        )
+    } else {
+        format!("siamese (burn 0.22.1, {backend}, burn's layers)")
+    }
 }
 
 /// The state of a benchmark training run; `step` does one timed step and returns its seconds.

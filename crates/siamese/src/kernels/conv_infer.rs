@@ -1,0 +1,232 @@
+//! Inference-only 2-D convolution with any kernel size, stride and symmetric zero padding, plus
+//! bias: im2col per image (padding and stride folded into the unfolding) into a reused buffer,
+//! then one packed GEMM per image that starts from the bias. No backward step: this is the path
+//! of pretrained networks used for embedding only (dlib's face ResNet).
+//!
+//! Shapes: input `x [N, C, H, W]`, weight `w [O, C, KH, KW]`, bias `[O]`, output
+//! `y [N, O, OH, OW]` with `OH = (H + 2·PH − KH) / SH + 1` (likewise `OW`). Inside one image the
+//! im2col matrix is `col [K, P]`, `K = C·KH·KW`, `P = OH·OW`; `w [O, K] · col [K, P]` is NCHW.
+//! Images are spread over the rayon pool; each GEMM runs single-threaded.
+
+use rayon::prelude::*;
+
+use super::conv::gemm_strided;
+
+/// Geometry of one inference convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InferConvShape {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub out_channels: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl InferConvShape {
+    /// Output height; 0 when the kernel does not fit.
+    pub fn out_h(&self) -> usize {
+        let span = self.height + 2 * self.padding[0];
+        if span < self.kernel[0] {
+            0
+        } else {
+            (span - self.kernel[0]) / self.stride[0] + 1
+        }
+    }
+    /// Output width; 0 when the kernel does not fit.
+    pub fn out_w(&self) -> usize {
+        let span = self.width + 2 * self.padding[1];
+        if span < self.kernel[1] {
+            0
+        } else {
+            (span - self.kernel[1]) / self.stride[1] + 1
+        }
+    }
+    fn col_rows(&self) -> usize {
+        self.in_channels * self.kernel[0] * self.kernel[1]
+    }
+    fn pixels(&self) -> usize {
+        self.out_h() * self.out_w()
+    }
+    fn input_len(&self) -> usize {
+        self.in_channels * self.height * self.width
+    }
+    fn output_len(&self) -> usize {
+        self.out_channels * self.pixels()
+    }
+}
+
+/// Unfolds one image `x [C, H, W]` into `col [K, P]` with zero padding and stride.
+fn im2col_padded(s: &InferConvShape, x: &[f32], col: &mut [f32]) {
+    let (oh, ow, p) = (s.out_h(), s.out_w(), s.pixels());
+    let ([kh, kw], [sh, sw], [ph, pw]) = (s.kernel, s.stride, s.padding);
+    let (h, w) = (s.height as isize, s.width as isize);
+    let mut row = 0;
+    for c in 0..s.in_channels {
+        let plane = &x[c * s.height * s.width..(c + 1) * s.height * s.width];
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let dst = &mut col[row * p..(row + 1) * p];
+                // Output columns whose input column `ox·sw + kx − pw` lies inside the image.
+                let first = (pw as isize - kx as isize).max(0) as usize;
+                let first = first.div_ceil(sw).min(ow);
+                let last = {
+                    let limit = w - 1 + pw as isize - kx as isize; // ox·sw ≤ limit
+                    if limit < 0 {
+                        0
+                    } else {
+                        ((limit as usize) / sw + 1).min(ow)
+                    }
+                };
+                for oy in 0..oh {
+                    let out = &mut dst[oy * ow..(oy + 1) * ow];
+                    let iy = (oy * sh + ky) as isize - ph as isize;
+                    if iy < 0 || iy >= h || first >= last {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[iy as usize * s.width..(iy as usize + 1) * s.width];
+                    out[..first].fill(0.0);
+                    out[last..].fill(0.0);
+                    let x0 = first * sw + kx - pw;
+                    if sw == 1 {
+                        out[first..last].copy_from_slice(&src[x0..x0 + (last - first)]);
+                    } else {
+                        for (o, v) in out[first..last]
+                            .iter_mut()
+                            .zip(src[x0..].iter().step_by(sw))
+                        {
+                            *o = *v;
+                        }
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// `y = conv(x, w) + b` (then `max(y, 0)` when `relu`), as a new `[N, O, OH, OW]` buffer.
+pub fn conv_forward(
+    s: &InferConvShape,
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    relu: bool,
+) -> Vec<f32> {
+    assert_eq!(x.len(), s.batch * s.input_len());
+    assert_eq!(w.len(), s.out_channels * s.col_rows());
+    assert_eq!(bias.len(), s.out_channels);
+    assert!(s.stride[0] > 0 && s.stride[1] > 0);
+    let (k, p, o) = (s.col_rows(), s.pixels(), s.out_channels);
+    let mut y = vec![0.0f32; s.batch * s.output_len()];
+    if y.is_empty() {
+        return y;
+    }
+    y.par_chunks_mut(s.output_len())
+        .zip(x.par_chunks(s.input_len()))
+        .for_each_init(
+            || vec![0.0f32; k * p],
+            |col, (y_img, x_img)| {
+                im2col_padded(s, x_img, col);
+                for (row, b) in y_img.chunks_exact_mut(p).zip(bias) {
+                    row.fill(*b);
+                }
+                gemm_strided(o, p, k, y_img, true, w, (k, 1), col, (p, 1));
+                if relu {
+                    for v in y_img.iter_mut() {
+                        *v = v.max(0.0);
+                    }
+                }
+            },
+        );
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct convolution, the definition.
+    fn reference(s: &InferConvShape, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+        let (oh, ow) = (s.out_h(), s.out_w());
+        let mut y = vec![0.0; s.batch * s.out_channels * oh * ow];
+        for n in 0..s.batch {
+            for o in 0..s.out_channels {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = b[o];
+                        for c in 0..s.in_channels {
+                            for ky in 0..s.kernel[0] {
+                                for kx in 0..s.kernel[1] {
+                                    let iy =
+                                        (oy * s.stride[0] + ky) as isize - s.padding[0] as isize;
+                                    let ix =
+                                        (ox * s.stride[1] + kx) as isize - s.padding[1] as isize;
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= s.height as isize
+                                        || ix >= s.width as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv = x[((n * s.in_channels + c) * s.height + iy as usize)
+                                        * s.width
+                                        + ix as usize];
+                                    let wv = w[((o * s.in_channels + c) * s.kernel[0] + ky)
+                                        * s.kernel[1]
+                                        + kx];
+                                    acc += xv * wv;
+                                }
+                            }
+                        }
+                        y[((n * s.out_channels + o) * oh + oy) * ow + ox] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn matches_the_definition_for_padded_and_strided_geometries() {
+        let geometries = [
+            ([3, 3], [1, 1], [1, 1]),
+            ([3, 3], [2, 2], [0, 0]),
+            ([7, 7], [2, 2], [0, 0]),
+            ([3, 3], [2, 2], [1, 1]),
+            ([5, 3], [1, 2], [2, 1]),
+        ];
+        let mut seed = 1u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / 16_777_216.0 - 0.5
+        };
+        for (kernel, stride, padding) in geometries {
+            let s = InferConvShape {
+                batch: 2,
+                in_channels: 3,
+                height: 11,
+                width: 9,
+                out_channels: 4,
+                kernel,
+                stride,
+                padding,
+            };
+            let x: Vec<f32> = (0..s.batch * s.input_len()).map(|_| next()).collect();
+            let w: Vec<f32> = (0..s.out_channels * s.col_rows()).map(|_| next()).collect();
+            let b: Vec<f32> = (0..s.out_channels).map(|_| next()).collect();
+            let got = conv_forward(&s, &x, &w, &b, false);
+            let want = reference(&s, &x, &w, &b);
+            assert_eq!(got.len(), want.len());
+            for (g, r) in got.iter().zip(&want) {
+                assert!(
+                    (g - r).abs() < 1e-5,
+                    "{kernel:?}/{stride:?}/{padding:?}: {g} vs {r}"
+                );
+            }
+        }
+    }
+}
