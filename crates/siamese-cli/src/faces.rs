@@ -13,7 +13,7 @@ use siamese::faces::grouping::{
 };
 use siamese::faces::pipeline::{euclidean, FacePipeline, FaceSelection, PipelineOptions};
 use siamese::faces::search::StoreIndex;
-use siamese::faces::verify::{check_threshold, verdict, LFW_THRESHOLD};
+use siamese::faces::verify::{check_threshold, lfw_threshold, verdict};
 use siamese::faces::{plot as face_plot, store};
 
 #[derive(Args)]
@@ -195,10 +195,10 @@ struct GroupingArgs {
 }
 
 impl GroupingArgs {
-    fn params(&self) -> anyhow::Result<GroupingParams> {
-        let mut p = GroupingParams::from_threshold(check_threshold(
-            self.threshold.unwrap_or(LFW_THRESHOLD),
-        )?);
+    /// The parameters; `calibrated` is the LFW threshold of the pipeline settings in use.
+    fn params(&self, calibrated: f32) -> anyhow::Result<GroupingParams> {
+        let mut p =
+            GroupingParams::from_threshold(check_threshold(self.threshold.unwrap_or(calibrated))?);
         p.eps = self.eps;
         p.min_points = self.min_points;
         p.linkage = match self.linkage {
@@ -305,10 +305,9 @@ pub fn run(args: FacesArgs) -> anyhow::Result<()> {
 }
 
 fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let threshold = check_threshold(args.threshold.unwrap_or(LFW_THRESHOLD))?;
-    let pipeline = args
-        .pipeline
-        .load(args.pipeline.options(FaceSelection::All))?;
+    let options = args.pipeline.options(FaceSelection::All);
+    let threshold = check_threshold(args.threshold.unwrap_or(lfw_threshold(&options)))?;
+    let pipeline = args.pipeline.load(options)?;
     let a = pipeline.embed_one(&args.a)?;
     let b = pipeline.embed_one(&args.b)?;
     let v = verdict(euclidean(&a.embedding, &b.embedding), threshold);
@@ -462,7 +461,9 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
 }
 
 fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
-    let params = args.grouping.params()?;
+    let params = args
+        .grouping
+        .params(lfw_threshold(&args.pipeline.options(FaceSelection::All)))?;
     let store_path = args
         .store
         .clone()
@@ -526,7 +527,8 @@ fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
 }
 
 fn search(args: SearchArgs) -> anyhow::Result<()> {
-    let threshold = check_threshold(args.threshold.unwrap_or(LFW_THRESHOLD))?;
+    let calibrated = lfw_threshold(&args.pipeline.options(FaceSelection::All));
+    let threshold = check_threshold(args.threshold.unwrap_or(calibrated))?;
     let st = store::EmbeddingStore::load(&args.store)?;
     let index = StoreIndex::new(&st)?;
     let pipeline = args
@@ -587,12 +589,12 @@ fn plot(args: PlotArgs) -> anyhow::Result<()> {
 }
 
 fn eval_cluster(args: EvalClusterArgs) -> anyhow::Result<()> {
-    let params = args.grouping.params()?;
     let mut options = lfw_options(!args.pipeline.no_align);
     options.batch_size = args.pipeline.batch_size;
     options.flip = args.pipeline.flip;
     options.jitter = args.pipeline.jitter;
     options.detector.min_face = args.pipeline.min_face;
+    let params = args.grouping.params(lfw_threshold(&options))?;
     let pipeline = args.pipeline.load(options)?;
     let store = args
         .store

@@ -19,13 +19,13 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Passes over the training data.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
     pub epochs: usize,
     /// Adam learning rate (cosine-decayed to 5 % of it).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
     pub lr: f64,
     /// Triplet margin alpha.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = TrainConfig::default().margin)]
     pub margin: f64,
     /// euclidean, squared_euclidean, cosine or l1.
     #[arg(long, default_value = "euclidean")]
@@ -33,11 +33,14 @@ pub struct TrainArgs {
     /// Embedding dimension.
     #[arg(long, default_value_t = 64)]
     pub dim: usize,
-    /// L2-normalise embeddings.
-    #[arg(long)]
+    /// L2-normalise embeddings (the default).
+    #[arg(long, overrides_with = "no_l2")]
     pub l2: bool,
+    /// Do not L2-normalise embeddings.
+    #[arg(long)]
+    pub no_l2: bool,
     /// batch-hard, batch-all, semi-hard (online, P×K batches) or random (the seeds' generator).
-    #[arg(long, default_value = "semi-hard")]
+    #[arg(long, default_value = "batch-all")]
     pub mining: String,
     /// Classes per batch (P) for online mining.
     #[arg(long, default_value_t = 10)]
@@ -94,7 +97,7 @@ impl TrainArgs {
         let config = TrainConfig {
             model: EmbeddingCnnConfig::new()
                 .with_dim(self.dim)
-                .with_l2_normalize(self.l2),
+                .with_l2_normalize(!self.no_l2),
             margin: self.margin,
             distance: self.distance,
             sampling,

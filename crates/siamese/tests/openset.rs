@@ -42,7 +42,7 @@ fn calibrated_run() -> &'static Path {
             augment_shift: 0,
             augment_rotate: 0.0,
             augment_scale: 0.0,
-            ..TrainConfig::default()
+            ..TrainConfig::semi_hard_unnormalised()
         };
         let splits = source.load(config.val_fraction, config.seed).unwrap();
         save_data_source(&dir, &source).unwrap();

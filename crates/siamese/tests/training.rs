@@ -22,7 +22,7 @@ fn short_mnist_run_learns_an_embedding() {
         augment_shift: 0,
         augment_rotate: 0.0,
         augment_scale: 0.0,
-        ..TrainConfig::default()
+        ..TrainConfig::semi_hard_unnormalised()
     };
     let splits = source.load(config.val_fraction, config.seed).unwrap();
     assert_eq!(splits.train.len() + splits.val.len(), 2000);

@@ -9,6 +9,23 @@ use crate::{Error, Result};
 /// thresholds of `siamese faces eval-lfw`, 0.6120); dlib documents 0.6 for its own pipeline.
 pub const LFW_THRESHOLD: f32 = 0.612;
 
+/// Same-person threshold with `--flip` (mean of the fold thresholds, 0.602).
+pub const LFW_THRESHOLD_FLIP: f32 = 0.602;
+/// Same-person threshold with `--flip --jitter 4` (mean of the fold thresholds, 0.5865).
+pub const LFW_THRESHOLD_JITTER: f32 = 0.586;
+
+/// The LFW-calibrated threshold for these pipeline settings: averaging an embedding over more
+/// views of the face (mirror, jittered copies) shrinks same-person distances, so the cut moves
+/// down. Settings not measured take the nearest measured ones (any jitter: the `--flip
+/// --jitter 4` value).
+pub fn lfw_threshold(options: &super::pipeline::PipelineOptions) -> f32 {
+    match (options.flip, options.jitter) {
+        (false, 0) => LFW_THRESHOLD,
+        (true, 0) => LFW_THRESHOLD_FLIP,
+        _ => LFW_THRESHOLD_JITTER,
+    }
+}
+
 /// The verdict on one pair.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Verdict {

@@ -153,11 +153,20 @@ pub fn stage_train(ctx: &DemoContext, rec: &mut StageRecord) -> Result<PathBuf> 
     };
     rec.summary.push(format!(
         "The seeds' CNN (conv 32 → conv 64 → max-pool → dropout → dense 128 → dropout → dense {}) \
-         trained with triplet loss only (margin {}, {} distance, P×K batches with semi-hard mining, Adam) \
+         trained with triplet loss only (margin {}, {} distance{}, P×K batches with {} mining, Adam) \
          on {images} ({} % held out for validation), {} epochs; {} ({:.0} s of training).",
         config.model.dim,
         config.margin,
         config.distance,
+        if config.model.l2_normalize {
+            " between L2-normalised embeddings"
+        } else {
+            ""
+        },
+        match config.sampling {
+            crate::train::Sampling::Pk { mining, .. } => mining.name(),
+            crate::train::Sampling::Random { .. } => "random-triplet",
+        },
         (100.0 * config.val_fraction).round(),
         config.epochs,
         action.describe(),

@@ -31,7 +31,7 @@ pub struct TrainConfig {
     pub margin: f64,
     /// Distance in the loss (and in evaluation). Default Euclidean.
     pub distance: Distance,
-    /// Triplet formation. Default P×K = 16×16 with batch-hard mining... see [`TrainConfig::default`].
+    /// Triplet formation. Default P×K = 10×16 with batch-all mining (see [`TrainConfig::default`]).
     pub sampling: Sampling,
     /// Passes over the training split.
     pub epochs: usize,
@@ -53,15 +53,19 @@ pub struct TrainConfig {
 }
 
 impl Default for TrainConfig {
+    /// The best recipe measured on full MNIST (10k test vs 60k train): L2-normalised 64-d
+    /// embeddings, Euclidean distance, margin 0.2, P×K = 10×16 with batch-all mining, ±2 px
+    /// shifts, Adam 1e-3 cosine-decayed. Batch-all + L2 reached P@1 0.9876 in 5 epochs where
+    /// semi-hard without L2 reached 0.9869 in 6 (see README's results).
     fn default() -> Self {
         TrainConfig {
-            model: EmbeddingCnnConfig::new(),
+            model: EmbeddingCnnConfig::new().with_l2_normalize(true),
             margin: 0.2,
             distance: Distance::Euclidean,
             sampling: Sampling::Pk {
                 classes_per_batch: 10,
                 images_per_class: 16,
-                mining: MiningStrategy::SemiHard,
+                mining: MiningStrategy::BatchAll,
             },
             epochs: 4,
             learning_rate: 1e-3,
@@ -75,6 +79,20 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The setup of the seeds' margin figure and of the short test runs whose floors were
+    /// measured with it: semi-hard mining, no L2 normalisation, otherwise the defaults.
+    pub fn semi_hard_unnormalised() -> Self {
+        TrainConfig {
+            model: EmbeddingCnnConfig::new(),
+            sampling: Sampling::Pk {
+                classes_per_batch: 10,
+                images_per_class: 16,
+                mining: MiningStrategy::SemiHard,
+            },
+            ..TrainConfig::default()
+        }
+    }
+
     /// Checks every value, naming the first one out of range.
     pub fn check(&self) -> Result<()> {
         self.model.check()?;
