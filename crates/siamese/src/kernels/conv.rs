@@ -9,6 +9,8 @@
 
 use rayon::prelude::*;
 
+use super::conv_infer::{conv_forward, InferConvShape};
+
 /// Geometry of one convolution call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvShape {
@@ -131,33 +133,20 @@ fn col2im_add(s: &ConvShape, col: &[f32], gx: &mut [f32]) {
     }
 }
 
-/// Forward: `y = relu(conv(x, w) + b)`, returned as a new `[N, O, OH, OW]` buffer.
+/// Forward: `y = relu(conv(x, w) + b)`, returned as a new `[N, O, OH, OW]` buffer (the
+/// inference convolution of [`super::conv_infer`] with stride 1, no padding and ReLU).
 pub fn conv_relu_forward(s: &ConvShape, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
-    assert_eq!(x.len(), s.batch * s.input_len());
-    assert_eq!(w.len(), s.out_channels * s.col_rows());
-    assert_eq!(bias.len(), s.out_channels);
-    let (k, p, o) = (s.col_rows(), s.pixels(), s.out_channels);
-    let mut y = vec![0.0f32; s.batch * s.output_len()];
-    if y.is_empty() {
-        return y;
-    }
-    y.par_chunks_mut(s.output_len())
-        .zip(x.par_chunks(s.input_len()))
-        .for_each_init(
-            || vec![0.0f32; k * p],
-            |col, (y_img, x_img)| {
-                im2col(s, x_img, col);
-                // Start from the bias so the GEMM accumulates onto it (no separate pass).
-                for (row, b) in y_img.chunks_exact_mut(p).zip(bias) {
-                    row.fill(*b);
-                }
-                gemm_strided(o, p, k, y_img, true, w, (k, 1), col, (p, 1));
-                for v in y_img.iter_mut() {
-                    *v = v.max(0.0);
-                }
-            },
-        );
-    y
+    let shape = InferConvShape {
+        batch: s.batch,
+        in_channels: s.in_channels,
+        height: s.height,
+        width: s.width,
+        out_channels: s.out_channels,
+        kernel: [s.kernel_h, s.kernel_w],
+        stride: [1, 1],
+        padding: [0, 0],
+    };
+    conv_forward(&shape, x, w, bias, true)
 }
 
 /// Gradients of [`conv_relu_forward`]; each is computed only when asked for.
