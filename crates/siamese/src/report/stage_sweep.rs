@@ -7,6 +7,7 @@ use super::document::{StageRecord, Table};
 use super::stage_mnist::{mnist_config, push_figure, train_or_reuse};
 use crate::recognize::openset::{evaluate_openset, OpensetOptions, UnknownSource};
 use crate::run::{evaluate, DataSource};
+use crate::train::TrainConfig;
 use crate::Result;
 
 /// One margin's figures.
@@ -40,7 +41,13 @@ pub fn stage_sweep(ctx: &DemoContext, rec: &mut StageRecord) -> Result<Vec<Sweep
         }
         let started = std::time::Instant::now();
         let dir = ctx.work_dir(&format!("sweep{}/margin-{margin:.2}", plan.suffix));
-        let config = mnist_config(ctx, plan.sweep_epochs, margin);
+        // The seeds' setup (semi-hard, no L2), as `siamese sweep margin`, so α is on the scale
+        // of their figure.
+        let config = TrainConfig {
+            model: TrainConfig::semi_hard_unnormalised().model,
+            sampling: TrainConfig::semi_hard_unnormalised().sampling,
+            ..mnist_config(ctx, plan.sweep_epochs, margin)
+        };
         let trained = train_or_reuse(&dir, &source, &config, ctx.progress)?;
         let eval = evaluate(&dir)?;
         let mut options = OpensetOptions::new(UnknownSource::Letters);
