@@ -16,6 +16,9 @@ use siamese::faces::search::StoreIndex;
 use siamese::faces::verify::{check_threshold, lfw_threshold, verdict};
 use siamese::faces::{plot as face_plot, store};
 
+mod cluster;
+use cluster::{run_cluster, run_eval_cluster, ClusterArgs, EvalClusterArgs};
+
 #[derive(Args)]
 pub struct FacesArgs {
     #[command(subcommand)]
@@ -139,99 +142,6 @@ struct EmbedArgs {
     json: bool,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum MethodArg {
-    Dbscan,
-    Kmeans,
-    Agglomerative,
-    ChineseWhispers,
-}
-
-impl MethodArg {
-    fn name(self) -> MethodName {
-        match self {
-            MethodArg::Dbscan => MethodName::Dbscan,
-            MethodArg::Kmeans => MethodName::Kmeans,
-            MethodArg::Agglomerative => MethodName::Agglomerative,
-            MethodArg::ChineseWhispers => MethodName::ChineseWhispers,
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LinkageArg {
-    Average,
-    Complete,
-    Single,
-}
-
-/// Clustering parameters; every default derives from the LFW-calibrated threshold.
-#[derive(Args, Clone)]
-struct GroupingArgs {
-    /// Clustering method.
-    #[arg(long, value_enum, default_value = "chinese-whispers")]
-    method: MethodArg,
-    /// Same-person threshold the defaults derive from (default: the LFW-calibrated one).
-    #[arg(long)]
-    threshold: Option<f32>,
-    /// DBSCAN radius (default 0.65 x threshold).
-    #[arg(long)]
-    eps: Option<f32>,
-    /// DBSCAN: faces within eps a face needs (itself included) to seed a group.
-    #[arg(long, default_value_t = 2)]
-    min_points: usize,
-    /// Agglomerative linkage.
-    #[arg(long, value_enum, default_value = "average")]
-    linkage: LinkageArg,
-    /// Distance cut for agglomerative and chinese whispers (default 0.82 x threshold for
-    /// agglomerative, 0.74 x threshold for chinese whispers).
-    #[arg(long)]
-    cut: Option<f32>,
-    /// k-means clusters (default: the number agglomerative finds at its default cut).
-    #[arg(long)]
-    k: Option<usize>,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-}
-
-impl GroupingArgs {
-    /// The parameters; `calibrated` is the LFW threshold of the pipeline settings in use.
-    fn params(&self, calibrated: f32) -> anyhow::Result<GroupingParams> {
-        let mut p =
-            GroupingParams::from_threshold(check_threshold(self.threshold.unwrap_or(calibrated))?);
-        p.eps = self.eps;
-        p.min_points = self.min_points;
-        p.linkage = match self.linkage {
-            LinkageArg::Average => Linkage::Average,
-            LinkageArg::Complete => Linkage::Complete,
-            LinkageArg::Single => Linkage::Single,
-        };
-        p.cut = self.cut;
-        p.k = self.k;
-        p.seed = self.seed;
-        Ok(p)
-    }
-}
-
-#[derive(Args)]
-struct ClusterArgs {
-    /// Folder of photos (searched recursively).
-    dir: PathBuf,
-    /// Output folder: clusters.csv, montages/, faces/, index.html.
-    #[arg(long, default_value = "face-clusters")]
-    out: PathBuf,
-    /// Embedding store (default `<out>/faces.store`); a second run embeds only new photos.
-    #[arg(long)]
-    store: Option<PathBuf>,
-    #[command(flatten)]
-    grouping: GroupingArgs,
-    #[command(flatten)]
-    pipeline: PipelineArgs,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    json: bool,
-}
-
 #[derive(Args)]
 struct SearchArgs {
     /// Store file made by `faces embed` or `faces cluster`.
@@ -271,35 +181,15 @@ struct PlotArgs {
     json: bool,
 }
 
-#[derive(Args)]
-struct EvalClusterArgs {
-    /// LFW: the deep-funneled tarball or its unpacked folder.
-    #[arg(long)]
-    lfw: PathBuf,
-    /// People with at least this many photos.
-    #[arg(long, default_value_t = 5)]
-    min_images: usize,
-    /// Embedding store (default: the one eval-lfw uses).
-    #[arg(long)]
-    store: Option<PathBuf>,
-    #[command(flatten)]
-    grouping: GroupingArgs,
-    #[command(flatten)]
-    pipeline: PipelineArgs,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    json: bool,
-}
-
 pub fn run(args: FacesArgs) -> anyhow::Result<()> {
     match args.command {
         FacesCommand::Verify(a) => verify(a),
         FacesCommand::EvalLfw(a) => eval_lfw(a),
         FacesCommand::Embed(a) => embed(a),
-        FacesCommand::Cluster(a) => cluster(a),
+        FacesCommand::Cluster(a) => run_cluster(a),
         FacesCommand::Search(a) => search(a),
         FacesCommand::Plot(a) => plot(a),
-        FacesCommand::EvalCluster(a) => eval_cluster(a),
+        FacesCommand::EvalCluster(a) => run_eval_cluster(a),
         FacesCommand::Bench(a) => crate::faces_bench::run(a),
     }
 }
@@ -460,72 +350,6 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
-    let params = args
-        .grouping
-        .params(lfw_threshold(&args.pipeline.options(FaceSelection::All)))?;
-    let store_path = args
-        .store
-        .clone()
-        .unwrap_or_else(|| args.out.join("faces.store"));
-    let options = args.pipeline.options(FaceSelection::All);
-    let (st, keys, report) =
-        embed_folder(&args.dir, &store_path, &args.pipeline, options, args.json)?;
-    let mut faces = Vec::new();
-    let mut data = Vec::new();
-    for k in &keys {
-        if let Some(photo) = st.get(k) {
-            for (i, f) in photo.faces.iter().enumerate() {
-                data.extend_from_slice(&f.embedding);
-                faces.push(GalleryFace {
-                    photo: PathBuf::from(&photo.path),
-                    face: i,
-                    bbox: f.bbox,
-                    landmarks: f.landmarks.clone(),
-                    cluster: 0,
-                });
-            }
-        }
-    }
-    if faces.is_empty() {
-        anyhow::bail!("{}: no face found in any photo", args.dir.display());
-    }
-    let method = resolve_method(args.grouping.method.name(), &params, &data, store::DIM)?;
-    let labels = siamese::cluster::cluster(&data, store::DIM, &method, params.seed)?;
-    for (f, l) in faces.iter_mut().zip(&labels) {
-        f.cluster = *l;
-    }
-    let title = format!("Faces of {} ({})", args.dir.display(), method.name());
-    let out = write_gallery(&args.out, &faces, &title)?;
-    if args.json {
-        let json = serde_json::json!({
-            "method": method, "people": out.people, "ungrouped_faces": out.ungrouped,
-            "faces": faces.len(), "photos": keys.len(),
-            "clusters_csv": out.csv, "index_html": out.html, "montages": out.montages,
-            "store": store_path, "embedded_photos": report.embedded_photos,
-            "reused_photos": report.reused_photos, "embedded_faces": report.embedded_faces,
-            "skipped": report.skipped.iter().map(|(_, m)| m).collect::<Vec<_>>(),
-        });
-        println!("{json}");
-    } else {
-        println!(
-            "{} people (groups of 2+ faces), {} ungrouped faces, {} faces in {} photos ({})",
-            out.people,
-            out.ungrouped,
-            faces.len(),
-            keys.len(),
-            method.name()
-        );
-        println!(
-            "wrote {}, {} and {} montages",
-            out.csv.display(),
-            out.html.display(),
-            out.montages.len()
-        );
-    }
-    Ok(())
-}
-
 fn search(args: SearchArgs) -> anyhow::Result<()> {
     let calibrated = lfw_threshold(&args.pipeline.options(FaceSelection::All));
     let threshold = check_threshold(args.threshold.unwrap_or(calibrated))?;
@@ -585,50 +409,5 @@ fn plot(args: PlotArgs) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
-}
-
-fn eval_cluster(args: EvalClusterArgs) -> anyhow::Result<()> {
-    let mut options = lfw_options(!args.pipeline.no_align);
-    options.batch_size = args.pipeline.batch_size;
-    options.flip = args.pipeline.flip;
-    options.jitter = args.pipeline.jitter;
-    options.detector.min_face = args.pipeline.min_face;
-    let params = args.grouping.params(lfw_threshold(&options))?;
-    let pipeline = args.pipeline.load(options)?;
-    let store = args
-        .store
-        .clone()
-        .unwrap_or_else(|| default_lfw_store(pipeline.options()));
-    let r = evaluate_lfw_clustering(
-        &args.lfw,
-        args.min_images,
-        args.grouping.method.name(),
-        &params,
-        &pipeline,
-        &store,
-        !args.json,
-    )?;
-    if args.json {
-        println!("{}", serde_json::to_string(&r)?);
-        return Ok(());
-    }
-    println!(
-        "LFW people with >= {} photos: {} people, {} photos, {} faces ({} with no detected face)",
-        r.min_images, r.people, r.photos, r.faces, r.detection_failures
-    );
-    println!(
-        "{}: {} clusters found vs {} true ({} noise); pairwise precision {:.4} recall {:.4} F1 {:.4}; NMI {:.4}, AMI {:.4}",
-        r.method.name(),
-        r.clusters_found,
-        r.clusters_true,
-        r.noise,
-        r.pairwise_precision,
-        r.pairwise_recall,
-        r.pairwise_f1,
-        r.nmi,
-        r.ami
-    );
-    print_speed(&r.timings, r.embedded_photos, r.reused_photos);
     Ok(())
 }
