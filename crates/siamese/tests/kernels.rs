@@ -21,6 +21,12 @@ use siamese::train::trainer::new_optimizer;
 /// initialisation and dropout masks must not interleave between tests.
 static DEVICE_RNG: Mutex<()> = Mutex::new(());
 
+/// Every test of this binary runs alone: run side by side, the same-seed training and dropout
+/// runs differed about one time in seven (30 of 30 passed with one test thread), as burn's
+/// device state is shared by the binary's threads. Taken first by each test; [`DEVICE_RNG`]
+/// stays for the helpers.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 const TOLERANCE: f32 = 1e-4;
 
 fn random<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
@@ -111,6 +117,7 @@ fn check_conv(input: [usize; 4], out_channels: usize, kernel: [usize; 2], input_
 
 #[test]
 fn conv_matches_burn_on_model_shapes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     check_conv([2, 1, 28, 28], 32, [3, 3], false);
     check_conv([2, 1, 28, 28], 32, [3, 3], true);
     check_conv([3, 32, 26, 26], 64, [3, 3], true);
@@ -118,6 +125,7 @@ fn conv_matches_burn_on_model_shapes() {
 
 #[test]
 fn conv_matches_burn_on_odd_shapes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     check_conv([3, 2, 9, 7], 5, [3, 3], true);
     check_conv([5, 3, 8, 11], 4, [2, 5], true);
     check_conv([1, 1, 3, 3], 2, [3, 3], true);
@@ -130,6 +138,7 @@ fn conv_matches_burn_on_odd_shapes() {
 
 #[test]
 fn conv_inference_matches_burn_without_autodiff() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::default();
     let conv = {
         let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
@@ -148,6 +157,7 @@ fn conv_inference_matches_burn_without_autodiff() {
 
 #[test]
 fn max_pool_matches_burn() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::default().autodiff();
     let pool = MaxPool2dConfig::new([2, 2]).init();
     for (shape, seed) in [([2, 3, 9, 7], 3), ([4, 64, 24, 24], 4), ([1, 1, 2, 2], 5)] {
@@ -214,6 +224,7 @@ fn training_losses(path: Kernels, steps: usize) -> Vec<f32> {
 
 #[test]
 fn short_training_gives_the_same_losses() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let steps = 6;
     let plain = training_losses(Kernels::Plain, steps);
     assert!(plain[0] > 0.0, "a zero first loss tests nothing");
@@ -233,6 +244,7 @@ fn short_training_gives_the_same_losses() {
 
 #[test]
 fn embedding_cnn_inference_is_the_same_on_both_paths() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::default();
     let model = {
         let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
@@ -248,6 +260,7 @@ fn embedding_cnn_inference_is_the_same_on_both_paths() {
 
 #[test]
 fn dropout_kernel_keeps_the_expected_fraction_and_passes_its_mask_back() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::default().autodiff();
     let drop = burn::nn::DropoutConfig::new(0.25).init();
     let run = |seed: u64| {
@@ -273,46 +286,4 @@ fn dropout_kernel_keeps_the_expected_fraction_and_passes_its_mask_back() {
     // Not training (inner device): the identity, as burn's Dropout.
     let plain = Tensor::<2>::ones([4, 5], &Device::default());
     assert_eq!(host(kernels::dropout(&drop, plain)), vec![1.0; 20]);
-}
-
-/// The inference convolution (`kernels::conv2d_bias`) equals burn's `conv2d` on the face
-/// ResNet's geometries: the 7x7/2 stem, 3x3 "same" convolutions and 3x3/2 "valid" downsampling.
-#[test]
-fn inference_conv_matches_burn_on_face_network_shapes() {
-    let device = Device::default();
-    let cases = [
-        ([2, 3, 40, 40], 8, 7, 2, 0),
-        ([2, 16, 18, 18], 16, 3, 1, 1),
-        ([2, 16, 18, 18], 32, 3, 2, 0),
-        ([1, 32, 9, 9], 32, 3, 1, 1),
-    ];
-    for (i, (input, out_channels, k, stride, padding)) in cases.into_iter().enumerate() {
-        let seed = 100 + 3 * i as u64;
-        let x = random(input, seed, &device);
-        let w = random([out_channels, input[1], k, k], seed + 1, &device);
-        let b = random([out_channels], seed + 2, &device);
-        for relu_after in [false, true] {
-            let run = |path| {
-                with_kernel_path(path, || {
-                    host(kernels::conv2d_bias(
-                        x.clone(),
-                        w.clone(),
-                        b.clone(),
-                        [stride; 2],
-                        [padding; 2],
-                        relu_after,
-                    ))
-                })
-            };
-            let before = fast_kernel_calls();
-            let fast = run(Kernels::Im2col);
-            assert!(fast_kernel_calls() > before, "the fast path did not run");
-            let plain = run(Kernels::Plain);
-            max_error(
-                &format!("conv {k}x{k}/{stride} pad {padding} relu {relu_after}"),
-                &fast,
-                &plain,
-            );
-        }
-    }
 }
