@@ -1,35 +1,14 @@
 //! The inference-only convolution (`siamese::kernels::conv2d_bias`, used by the face ResNet)
-//! against burn's `conv2d`. A test binary of its own: run beside the training-kernel tests of
-//! `kernels.rs` in one process, it made their same-seed runs differ now and then (burn's device
-//! state is shared by a binary's threads).
+//! against burn's `conv2d`. It needs no turn-taking on burn's device state, so it runs apart from
+//! the serialised training-kernel tests of `kernels.rs`.
 
-use burn::tensor::{Device, Tensor, TensorData};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use burn::tensor::Device;
 
 use siamese::kernels::{self, fast_kernel_calls, with_kernel_path, Kernels};
 
-fn random<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let n = shape.iter().product();
-    let values: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
-
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
-
-/// Asserts the largest `|a - b| / max(1, |b|)` is within 1e-4.
-fn max_error(what: &str, a: &[f32], b: &[f32]) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths differ");
-    let worst = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
-        .fold(0.0f32, f32::max);
-    assert!(worst <= 1e-4, "{what}: error {worst}");
-}
+#[path = "common/tensors.rs"]
+mod tensors;
+use tensors::{host, max_error, random};
 
 /// The inference convolution (`kernels::conv2d_bias`) equals burn's `conv2d` on the face
 /// ResNet's geometries: the 7x7/2 stem, 3x3 "same" convolutions and 3x3/2 "valid" downsampling.

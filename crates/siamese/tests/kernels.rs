@@ -8,14 +8,16 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::MaxPool2dConfig;
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor, TensorData};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use burn::tensor::{Device, Tensor};
 
 use siamese::kernels::{self, fast_kernel_calls, with_kernel_path, with_kernels, Kernels};
 use siamese::loss::TripletLossConfig;
 use siamese::model::embedding_cnn::EmbeddingCnnConfig;
 use siamese::train::trainer::new_optimizer;
+
+#[path = "common/tensors.rs"]
+mod tensors;
+use tensors::{host, max_error, random};
 
 /// burn's random generator is per device and shared by this binary's threads: weight
 /// initialisation and dropout masks must not interleave between tests.
@@ -26,35 +28,6 @@ static DEVICE_RNG: Mutex<()> = Mutex::new(());
 /// device state is shared by the binary's threads. Taken first by each test; [`DEVICE_RNG`]
 /// stays for the helpers.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-const TOLERANCE: f32 = 1e-4;
-
-fn random<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let n = shape.iter().product();
-    let values: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
-
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
-
-/// Largest `|a - b| / max(1, |b|)`; panics on a length mismatch.
-fn max_error(what: &str, a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "{what}: lengths differ");
-    let worst = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
-        .fold(0.0f32, f32::max);
-    println!(
-        "{what}: max relative error {worst:.2e} over {} values",
-        a.len()
-    );
-    assert!(worst <= TOLERANCE, "{what}: error {worst} > {TOLERANCE}");
-    worst
-}
 
 /// Output and gradients `(y, gx, gw, gb)` of `relu(conv(x))` weighted by a fixed random
 /// upstream gradient, through the fast or the plain path.

@@ -183,11 +183,7 @@ pub(super) fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
 }
 
 pub(super) fn run_eval_cluster(args: EvalClusterArgs) -> anyhow::Result<()> {
-    let mut options = lfw_options(!args.pipeline.no_align);
-    options.batch_size = args.pipeline.batch_size;
-    options.flip = args.pipeline.flip;
-    options.jitter = args.pipeline.jitter;
-    options.detector.min_face = args.pipeline.min_face;
+    let options = args.pipeline.lfw_options();
     let params = args.grouping.params(lfw_threshold(&options))?;
     let pipeline = args.pipeline.load(options)?;
     let store = args

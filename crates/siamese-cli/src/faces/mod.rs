@@ -80,17 +80,27 @@ impl PipelineArgs {
         )?)
     }
 
+    /// The defaults with these arguments and `selection`.
     fn options(&self, selection: FaceSelection) -> PipelineOptions {
-        let mut o = PipelineOptions {
-            align: !self.no_align,
+        self.applied_to(PipelineOptions {
             selection,
-            batch_size: self.batch_size,
-            flip: self.flip,
-            jitter: self.jitter,
             ..PipelineOptions::default()
-        };
-        o.detector.min_face = self.min_face;
-        o
+        })
+    }
+
+    /// LFW's settings (central face, assumed box when nothing is detected) with these arguments.
+    fn lfw_options(&self) -> PipelineOptions {
+        self.applied_to(lfw_options(!self.no_align))
+    }
+
+    /// `base` with every setting these arguments name.
+    fn applied_to(&self, mut base: PipelineOptions) -> PipelineOptions {
+        base.align = !self.no_align;
+        base.batch_size = self.batch_size;
+        base.flip = self.flip;
+        base.jitter = self.jitter;
+        base.detector.min_face = self.min_face;
+        base
     }
 }
 
@@ -227,11 +237,7 @@ fn default_lfw_store(options: &PipelineOptions) -> PathBuf {
 }
 
 fn eval_lfw(args: EvalLfwArgs) -> anyhow::Result<()> {
-    let mut options = lfw_options(!args.pipeline.no_align);
-    options.batch_size = args.pipeline.batch_size;
-    options.flip = args.pipeline.flip;
-    options.jitter = args.pipeline.jitter;
-    options.detector.min_face = args.pipeline.min_face;
+    let options = args.pipeline.lfw_options();
     let pipeline = args.pipeline.load(options)?;
     let store = args
         .store

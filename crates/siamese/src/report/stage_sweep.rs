@@ -43,9 +43,10 @@ pub fn stage_sweep(ctx: &DemoContext, rec: &mut StageRecord) -> Result<Vec<Sweep
         let dir = ctx.work_dir(&format!("sweep{}/margin-{margin:.2}", plan.suffix));
         // The seeds' setup (semi-hard, no L2), as `siamese sweep margin`, so α is on the scale
         // of their figure.
+        let seeds = TrainConfig::semi_hard_unnormalised();
         let config = TrainConfig {
-            model: TrainConfig::semi_hard_unnormalised().model,
-            sampling: TrainConfig::semi_hard_unnormalised().sampling,
+            model: seeds.model,
+            sampling: seeds.sampling,
             ..mnist_config(ctx, plan.sweep_epochs, margin)
         };
         let trained = train_or_reuse(&dir, &source, &config, ctx.progress)?;
