@@ -31,8 +31,15 @@ pub struct TrainArgs {
     #[arg(long, default_value = "euclidean")]
     pub distance: Distance,
     /// Embedding dimension.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = TrainConfig::default().model.dim)]
     pub dim: usize,
+    /// Dropout rate after the pooling layer (the seeds' 0.25).
+    #[arg(long, default_value_t = TrainConfig::default().model.dropout_conv)]
+    pub dropout_conv: f64,
+    /// Dropout rate after the 128-unit dense layer (the seeds' 0.5; training with triplet loss
+    /// is better without it, see README).
+    #[arg(long, default_value_t = TrainConfig::default().model.dropout_dense)]
+    pub dropout_dense: f64,
     /// L2-normalise embeddings (the default).
     #[arg(long, overrides_with = "no_l2")]
     pub l2: bool,
@@ -52,22 +59,25 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 64)]
     pub triplets_per_batch: usize,
     /// Fraction of the training data held out for validation loss.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = TrainConfig::default().val_fraction)]
     pub val_fraction: f64,
     /// Train on a stratified subset of this many MNIST images.
     #[arg(long)]
     pub limit: Option<usize>,
     /// Randomly shift training images by up to this many pixels (0 turns augmentation off).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = TrainConfig::default().augment_shift)]
     pub augment_shift: usize,
     /// Randomly rotate training images by up to this many degrees (0 = off).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = TrainConfig::default().augment_rotate)]
     pub augment_rotate: f64,
     /// Randomly scale training images by a factor in [1 - s, 1 + s] (0 = off).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = TrainConfig::default().augment_scale)]
     pub augment_scale: f64,
+    /// Deliver an exponential moving average of the weights with this per-step decay (0 = off).
+    #[arg(long, default_value_t = TrainConfig::default().ema_decay)]
+    pub ema_decay: f64,
     /// Seed of every random choice.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
     pub seed: u64,
     /// Continue an interrupted run from its last checkpoint.
     #[arg(long)]
@@ -97,7 +107,9 @@ impl TrainArgs {
         let config = TrainConfig {
             model: EmbeddingCnnConfig::new()
                 .with_dim(self.dim)
-                .with_l2_normalize(!self.no_l2),
+                .with_l2_normalize(!self.no_l2)
+                .with_dropout_conv(self.dropout_conv)
+                .with_dropout_dense(self.dropout_dense),
             margin: self.margin,
             distance: self.distance,
             sampling,
@@ -108,6 +120,7 @@ impl TrainArgs {
             augment_shift: self.augment_shift,
             augment_rotate: self.augment_rotate,
             augment_scale: self.augment_scale,
+            ema_decay: self.ema_decay,
         };
         config.check()?;
         Ok(config)

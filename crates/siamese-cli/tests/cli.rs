@@ -48,6 +48,9 @@ fn train_args(out: &Path, epochs: usize) -> Vec<String> {
         &epochs.to_string(),
         "--seed",
         "5",
+        // Resuming must continue the weight average too (`training.safetensors`).
+        "--ema-decay",
+        "0.99",
         "--quiet",
         "--out",
     ]
@@ -105,6 +108,10 @@ fn resume_continues_an_interrupted_run() {
     // The epochs before the kill were kept, not retrained.
     assert_eq!(state["history"]["epochs"][0], first_epoch);
     assert_eq!(state["history"]["epochs"].as_array().unwrap().len(), 4);
+    assert!(
+        out.join("checkpoint/training.safetensors").is_file(),
+        "an averaged run keeps the optimizer's own weights for --resume"
+    );
 
     // eval --json prints one object with the documented keys.
     let eval = run(with_home(&mut siamese(), home.as_deref())

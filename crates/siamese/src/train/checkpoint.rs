@@ -1,6 +1,7 @@
-//! Run folders: `config.json`, and `checkpoint/` holding `model.safetensors`,
-//! `optimizer.bpk` (Adam's moments, so `--resume` continues exactly) and `state.json`
-//! (epochs done, loss history).
+//! Run folders: `config.json`, and `checkpoint/` holding `model.safetensors` (the weights the
+//! run delivers), `optimizer.bpk` (Adam's moments, so `--resume` continues exactly),
+//! `state.json` (epochs done, loss history) and, when the weights are averaged,
+//! `training.safetensors` (the optimizer's own weights, which `--resume` continues from).
 //!
 //! A checkpoint is written whole into `checkpoint.tmp/` and then swapped in by renames, so an
 //! interrupted save never leaves a model from one epoch beside the history of another.
@@ -19,6 +20,7 @@ use crate::model::embedding_cnn::EmbeddingCnn;
 use crate::{assets, Error, Result};
 
 const MODEL_FILE: &str = "model.safetensors";
+const TRAINING_FILE: &str = "training.safetensors";
 const OPTIMIZER_FILE: &str = "optimizer.bpk";
 const STATE_FILE: &str = "state.json";
 
@@ -56,10 +58,12 @@ pub fn load_config(run: &Path) -> Result<TrainConfig> {
     Ok(config)
 }
 
-/// Saves weights, optimizer state and run state as one checkpoint.
+/// Saves weights, optimizer state and run state as one checkpoint. With `averaged` weights,
+/// those become the run's model and `model`'s own are kept for `--resume`.
 pub fn save_checkpoint(
     run: &Path,
     model: &EmbeddingCnn,
+    averaged: Option<&EmbeddingCnn>,
     optimizer: &ModuleOptimizer,
     state: &RunState,
 ) -> Result<()> {
@@ -68,12 +72,13 @@ pub fn save_checkpoint(
         std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let model_path = tmp.join(MODEL_FILE);
-    let mut store = SafetensorsStore::from_file(&model_path).overwrite(true);
-    model
-        .valid()
-        .save_into(&mut store)
-        .map_err(|e| Error::format(&model_path, format!("cannot save weights: {e}")))?;
+    match averaged {
+        Some(averaged) => {
+            save_weights(averaged, &tmp.join(MODEL_FILE))?;
+            save_weights(model, &tmp.join(TRAINING_FILE))?;
+        }
+        None => save_weights(model, &tmp.join(MODEL_FILE))?,
+    }
     let optim_path = tmp.join(OPTIMIZER_FILE);
     optimizer
         .to_record()
@@ -98,6 +103,14 @@ pub fn save_checkpoint(
     Ok(())
 }
 
+fn save_weights(model: &EmbeddingCnn, path: &Path) -> Result<()> {
+    let mut store = SafetensorsStore::from_file(path).overwrite(true);
+    model
+        .valid()
+        .save_into(&mut store)
+        .map_err(|e| Error::format(path, format!("cannot save weights: {e}")))
+}
+
 /// The newest complete checkpoint folder (falls back to `checkpoint.old` when a crash hit
 /// between the two renames).
 fn latest_checkpoint(run: &Path) -> Option<PathBuf> {
@@ -120,12 +133,27 @@ pub fn load_state(run: &Path) -> Result<RunState> {
     serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))
 }
 
-/// Loads the latest checkpoint's weights into a freshly built model on `device`.
+/// Loads the latest checkpoint's weights (the averaged ones when the run averages) into a
+/// freshly built model on `device`.
 pub fn load_model(run: &Path, device: &Device) -> Result<EmbeddingCnn> {
+    load_weights(run, MODEL_FILE, device)
+}
+
+/// Loads the weights the optimizer left at the latest checkpoint (where `--resume` continues).
+pub fn load_training_model(run: &Path, device: &Device) -> Result<EmbeddingCnn> {
+    let averaged = latest_checkpoint(run).is_some_and(|d| d.join(TRAINING_FILE).is_file());
+    load_weights(
+        run,
+        if averaged { TRAINING_FILE } else { MODEL_FILE },
+        device,
+    )
+}
+
+fn load_weights(run: &Path, file: &str, device: &Device) -> Result<EmbeddingCnn> {
     let config = load_config(run)?;
     let dir = latest_checkpoint(run)
         .ok_or_else(|| Error::format(run, "no checkpoint in this run folder (train it first)"))?;
-    let path = dir.join(MODEL_FILE);
+    let path = dir.join(file);
     let mut model = config.model.init(device)?;
     let mut store = SafetensorsStore::from_file(&path);
     let result = model

@@ -1,6 +1,7 @@
 //! Training: hyper-parameters, the loop, loss history and checkpoints in a run folder.
 
 pub mod augment;
+pub mod average;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;

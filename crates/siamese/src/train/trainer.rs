@@ -16,6 +16,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::augment::Augmentation;
+use super::average::WeightAverage;
 use super::checkpoint::{self, RunState};
 use super::config::{Sampling, TrainConfig};
 use super::history::{EpochRecord, History};
@@ -87,7 +88,7 @@ pub fn train(
                     "--resume with different hyper-parameters than the interrupted run",
                 ));
             }
-            let model = checkpoint::load_model(run_dir, &device)?
+            let model = checkpoint::load_training_model(run_dir, &device)?
                 .fork(&device)
                 .train();
             let optimizer = checkpoint::load_optimizer(run_dir, AdamConfig::new().init())?;
@@ -110,6 +111,18 @@ pub fn train(
     let val_batches = fixed_val_batches(val, config)?;
     let steps_per_epoch = (train.len() / config.images_per_step()).max(1);
     let total_steps = steps_per_epoch * config.epochs;
+    // A resumed run continues the average saved as its model.
+    let mut average = if config.ema_decay > 0.0 {
+        let start = if state.epochs_done > 0 {
+            checkpoint::load_model(run_dir, &device)?
+        } else {
+            model.clone()
+        };
+        let steps_done = state.epochs_done * steps_per_epoch;
+        Some(WeightAverage::new(&start, config.ema_decay, steps_done))
+    } else {
+        None
+    };
 
     while state.epochs_done < config.epochs {
         let epoch = state.epochs_done + 1;
@@ -154,12 +167,17 @@ pub fn train(
             mined_sum += loss_value as f64;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(lr, model, grads);
+            if let Some(average) = &mut average {
+                average.update(&model);
+            }
             bar.inc(1);
             bar.set_message(format!("loss {:.4}", loss_sum / (step + 1) as f64));
         }
         bar.finish_and_clear();
         let seconds = started.elapsed().as_secs_f64();
-        let (val_loss, val_mean_distance) = validate(&model, val, &val_batches, config)?;
+        let averaged = average.as_ref().map(|a| a.averaged(&model));
+        let delivered = averaged.as_ref().unwrap_or(&model);
+        let (val_loss, val_mean_distance) = validate(delivered, val, &val_batches, config)?;
         state.history.epochs.push(EpochRecord {
             epoch,
             train_loss: loss_sum / batches.len() as f64,
@@ -171,7 +189,7 @@ pub fn train(
             images_per_second: (batches.len() * config.images_per_step()) as f64 / seconds,
         });
         state.epochs_done = epoch;
-        checkpoint::save_checkpoint(run_dir, &model, &optimizer, &state)?;
+        checkpoint::save_checkpoint(run_dir, &model, averaged.as_ref(), &optimizer, &state)?;
         crate::viz::plot::loss_curves_png(
             run_dir.join("loss.png"),
             &state.history.train_losses(),
