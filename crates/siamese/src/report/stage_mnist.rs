@@ -152,9 +152,16 @@ pub fn stage_train(ctx: &DemoContext, rec: &mut StageRecord) -> Result<PathBuf> 
         None => "the 60,000 MNIST training images".to_string(),
     };
     rec.summary.push(format!(
-        "The seeds' CNN (conv 32 → conv 64 → max-pool → dropout → dense 128 → dropout → dense {}) \
+        "The seeds' CNN (conv 32 → conv 64 → max-pool → dropout {} → dense 128 → {} → dense {}) \
          trained with triplet loss only (margin {}, {} distance{}, P×K batches with {} mining, Adam) \
-         on {images} ({} % held out for validation), {} epochs; {} ({:.0} s of training).",
+         on {images} ({} % held out for validation; augmented with ±{} px shifts, ±{}° rotations, \
+         ±{} % scaling), {} epochs; {} ({:.0} s of training).",
+        config.model.dropout_conv,
+        if config.model.dropout_dense > 0.0 {
+            format!("dropout {}", config.model.dropout_dense)
+        } else {
+            "no dropout (the seeds' 0.5 held P@1 near 0.989)".to_string()
+        },
         config.model.dim,
         config.margin,
         config.distance,
@@ -168,6 +175,9 @@ pub fn stage_train(ctx: &DemoContext, rec: &mut StageRecord) -> Result<PathBuf> 
             crate::train::Sampling::Random { .. } => "random-triplet",
         },
         (100.0 * config.val_fraction).round(),
+        config.augment_shift,
+        config.augment_rotate,
+        (100.0 * config.augment_scale).round(),
         config.epochs,
         action.describe(),
         secs
