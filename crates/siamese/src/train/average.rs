@@ -12,35 +12,33 @@ use crate::model::embedding_cnn::EmbeddingCnn;
 
 /// The running average `avg ← d·avg + (1 − d)·w` after every optimizer step.
 ///
-/// `d` ramps up as `min(decay, (1 + t) / (10 + t))` at step `t`, so the first steps do not
-/// drag the random initial weights along (TensorFlow's `ExponentialMovingAverage` with
-/// `num_updates`).
+/// At the run's step `t`, `d = min(decay, (1 + t) / (10 + t))` (TensorFlow's
+/// `ExponentialMovingAverage` with `num_updates`): the random initial weights are forgotten at
+/// once, and until `t` reaches about `9 / (1 − decay)` steps (4,490 for 0.998) the average
+/// spans roughly the last ninth of the steps taken.
 #[derive(Debug, Clone)]
 pub struct WeightAverage {
     decay: f64,
-    steps: usize,
     values: Vec<Tensor<1>>,
 }
 
 impl WeightAverage {
-    /// Starts the average at `model`'s weights, as if `steps` updates had happened (0 for a
-    /// fresh run; a resumed run passes the steps already taken).
-    pub fn new(model: &EmbeddingCnn, decay: f64, steps: usize) -> Self {
+    /// Starts the average at `model`'s weights (a fresh model, or the average a resumed run
+    /// saved).
+    pub fn new(model: &EmbeddingCnn, decay: f64) -> Self {
         WeightAverage {
             decay,
-            steps,
             values: flat_weights(model),
         }
     }
 
-    /// Folds `model`'s current weights into the average.
-    pub fn update(&mut self, model: &EmbeddingCnn) {
-        let t = self.steps as f64;
+    /// Folds `model`'s weights after the run's step `step` (counted from 0) into the average.
+    pub fn update(&mut self, model: &EmbeddingCnn, step: usize) {
+        let t = step as f64;
         let d = self.decay.min((1.0 + t) / (10.0 + t));
         for (avg, w) in self.values.iter_mut().zip(flat_weights(model)) {
             *avg = avg.clone().mul_scalar(d).add(w.mul_scalar(1.0 - d));
         }
-        self.steps += 1;
     }
 
     /// A copy of `model` (for inference) carrying the averaged weights.
@@ -112,16 +110,16 @@ mod tests {
         assert_ne!(wa, wb);
 
         // After 100 steps the ramp (101/110) is above the decay, so d = 0.9.
-        let mut average = WeightAverage::new(&a, 0.9, 100);
-        average.update(&b);
+        let mut average = WeightAverage::new(&a, 0.9);
+        average.update(&b, 100);
         let got = first_weights(&average.averaged(&a));
         for ((g, x), y) in got.iter().zip(&wa).zip(&wb) {
             assert!((g - (0.9 * x + 0.1 * y)).abs() < 1e-6, "{g} vs {x}, {y}");
         }
 
         // At the first step the ramp gives d = 1/10: the average jumps most of the way.
-        let mut fresh = WeightAverage::new(&a, 0.999, 0);
-        fresh.update(&b);
+        let mut fresh = WeightAverage::new(&a, 0.999);
+        fresh.update(&b, 0);
         let got = first_weights(&fresh.averaged(&a));
         for ((g, x), y) in got.iter().zip(&wa).zip(&wb) {
             assert!((g - (0.1 * x + 0.9 * y)).abs() < 1e-6, "{g} vs {x}, {y}");

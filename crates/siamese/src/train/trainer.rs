@@ -118,8 +118,7 @@ pub fn train(
         } else {
             model.clone()
         };
-        let steps_done = state.epochs_done * steps_per_epoch;
-        Some(WeightAverage::new(&start, config.ema_decay, steps_done))
+        Some(WeightAverage::new(&start, config.ema_decay))
     } else {
         None
     };
@@ -168,7 +167,7 @@ pub fn train(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(lr, model, grads);
             if let Some(average) = &mut average {
-                average.update(&model);
+                average.update(&model, global_step);
             }
             bar.inc(1);
             bar.set_message(format!("loss {:.4}", loss_sum / (step + 1) as f64));
