@@ -117,14 +117,12 @@ pub(super) struct EvalClusterArgs {
 }
 
 pub(super) fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
-    let params = args
-        .grouping
-        .params(lfw_threshold(&args.pipeline.options(FaceSelection::All)))?;
+    let options = args.pipeline.options(FaceSelection::All);
+    let params = args.grouping.params(lfw_threshold(&options))?;
     let store_path = args
         .store
         .clone()
         .unwrap_or_else(|| args.out.join("faces.store"));
-    let options = args.pipeline.options(FaceSelection::All);
     let (st, keys, report) =
         embed_folder(&args.dir, &store_path, &args.pipeline, options, args.json)?;
     let mut faces = Vec::new();

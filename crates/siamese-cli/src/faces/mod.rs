@@ -357,13 +357,11 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
 }
 
 fn search(args: SearchArgs) -> anyhow::Result<()> {
-    let calibrated = lfw_threshold(&args.pipeline.options(FaceSelection::All));
-    let threshold = check_threshold(args.threshold.unwrap_or(calibrated))?;
+    let options = args.pipeline.options(FaceSelection::All);
+    let threshold = check_threshold(args.threshold.unwrap_or(lfw_threshold(&options)))?;
     let st = store::EmbeddingStore::load(&args.store)?;
     let index = StoreIndex::new(&st)?;
-    let pipeline = args
-        .pipeline
-        .load(args.pipeline.options(FaceSelection::All))?;
+    let pipeline = args.pipeline.load(options)?;
     if st.fingerprint() != pipeline.options().fingerprint() {
         anyhow::bail!(
             "{}: made with other pipeline settings ({}); pass the flags it was made with",

@@ -136,24 +136,26 @@ pub fn load_state(run: &Path) -> Result<RunState> {
 /// Loads the latest checkpoint's weights (the averaged ones when the run averages) into a
 /// freshly built model on `device`.
 pub fn load_model(run: &Path, device: &Device) -> Result<EmbeddingCnn> {
-    load_weights(run, MODEL_FILE, device)
+    load_weights(run, &[MODEL_FILE], device)
 }
 
-/// Loads the weights the optimizer left at the latest checkpoint (where `--resume` continues).
+/// Loads the weights the optimizer left at the latest checkpoint (where `--resume` continues):
+/// `training.safetensors` when the run averages, else the model itself.
 pub fn load_training_model(run: &Path, device: &Device) -> Result<EmbeddingCnn> {
-    let averaged = latest_checkpoint(run).is_some_and(|d| d.join(TRAINING_FILE).is_file());
-    load_weights(
-        run,
-        if averaged { TRAINING_FILE } else { MODEL_FILE },
-        device,
-    )
+    load_weights(run, &[TRAINING_FILE, MODEL_FILE], device)
 }
 
-fn load_weights(run: &Path, file: &str, device: &Device) -> Result<EmbeddingCnn> {
+/// Loads the first of `files` present in the latest checkpoint (the last one when none is, so
+/// the error names it).
+fn load_weights(run: &Path, files: &[&str], device: &Device) -> Result<EmbeddingCnn> {
     let config = load_config(run)?;
     let dir = latest_checkpoint(run)
         .ok_or_else(|| Error::format(run, "no checkpoint in this run folder (train it first)"))?;
-    let path = dir.join(file);
+    let path = files
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| dir.join(files[files.len() - 1]));
     let mut model = config.model.init(device)?;
     let mut store = SafetensorsStore::from_file(&path);
     let result = model
