@@ -4,7 +4,7 @@
 
 use super::demo::DemoContext;
 use super::document::{StageRecord, Table};
-use super::stage_mnist::{mnist_config, push_figure, train_or_reuse};
+use super::stage_mnist::{push_figure, train_or_reuse};
 use crate::recognize::openset::{evaluate_openset, OpensetOptions, UnknownSource};
 use crate::run::{evaluate, DataSource};
 use crate::train::TrainConfig;
@@ -41,13 +41,13 @@ pub fn stage_sweep(ctx: &DemoContext, rec: &mut StageRecord) -> Result<Vec<Sweep
         }
         let started = std::time::Instant::now();
         let dir = ctx.work_dir(&format!("sweep{}/margin-{margin:.2}", plan.suffix));
-        // The seeds' setup (semi-hard, no L2), as `siamese sweep margin`, so α is on the scale
-        // of their figure.
-        let seeds = TrainConfig::semi_hard_unnormalised();
+        // The seeds' setup (semi-hard, no L2, their dropout, shifts only, no averaging), as
+        // `siamese sweep margin`, so α is on the scale of their figure.
         let config = TrainConfig {
-            model: seeds.model,
-            sampling: seeds.sampling,
-            ..mnist_config(ctx, plan.sweep_epochs, margin)
+            epochs: plan.sweep_epochs,
+            margin,
+            seed: ctx.seed,
+            ..TrainConfig::semi_hard_unnormalised()
         };
         let trained = train_or_reuse(&dir, &source, &config, ctx.progress)?;
         let eval = evaluate(&dir)?;
