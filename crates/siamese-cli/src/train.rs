@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use siamese::eval::distance::Distance;
+use siamese::distance::Distance;
 use siamese::model::embedding_cnn::EmbeddingCnnConfig;
 use siamese::run::{save_data_source, DataSource};
 use siamese::sampling::MiningStrategy;

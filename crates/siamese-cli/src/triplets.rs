@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use siamese::data::triplet_file::{
     list_classes, make_triplets, read_triplets, split_classes, write_triplets, MakeOptions,
 };
-use siamese::eval::distance::Distance;
+use siamese::distance::Distance;
 use siamese::model::backbone::{Backbone, BackboneKind, FeatureExtractor};
 use siamese::model::feature_cache;
 use siamese::model::head::TripletHeadConfig;

@@ -10,10 +10,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::kmeans::kmeans;
 use crate::data::idx::{load_mnist, MnistSplit};
 use crate::data::LabelledImages;
 use crate::embed::{embed_images, Embeddings};
-use crate::eval::clustering::{ami, kmeans, nmi};
+use crate::eval::clustering::{ami, nmi};
 use crate::eval::retrieval::retrieval_metrics;
 use crate::model::embedding_cnn::EmbeddingCnn;
 use crate::train::checkpoint;

@@ -9,10 +9,10 @@ use burn::tensor::Device;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use siamese::assets::face_models;
+use siamese::distance::euclidean;
 use siamese::faces::align::{aligned_chip, chip_placement, CHIP_PADDING};
 use siamese::faces::landmarks::{DlibRect, GreyImage, ShapePredictor};
 use siamese::faces::lfw;
-use siamese::faces::pipeline::euclidean;
 use siamese::model::face_resnet::FaceResNet;
 
 #[path = "common/test_data.rs"]

@@ -11,7 +11,8 @@ use image::RgbImage;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use siamese::assets::face_models;
-use siamese::faces::pipeline::{euclidean, FacePipeline, PipelineOptions};
+use siamese::distance::euclidean;
+use siamese::faces::pipeline::{FacePipeline, PipelineOptions};
 use siamese::model::face_resnet::FaceResNet;
 
 fn models() -> face_models::FaceModelPaths {

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use siamese::data::triplet_file::{
     list_classes, make_triplets, read_triplets, split_classes, write_triplets, MakeOptions, Triplet,
 };
-use siamese::eval::distance::Distance;
+use siamese::distance::Distance;
 use siamese::model::backbone::{Backbone, BackboneKind, FeatureExtractor};
 use siamese::model::head::TripletHeadConfig;
 use siamese::train::head::{

@@ -1,5 +1,5 @@
 //! Clustering embeddings into groups (people, for faces): DBSCAN, agglomerative (average,
-//! complete or single linkage), chinese whispers, and k-means (from `crate::eval::clustering`),
+//! complete or single linkage), chinese whispers, and k-means (`kmeans`),
 //! behind one [`Method`] so callers pick by name. Labels are `u32`;
 //! [`crate::eval::clustering::NOISE`] marks points left out (DBSCAN only).
 //!
@@ -9,8 +9,9 @@
 pub mod agglomerative;
 pub mod chinese_whispers;
 pub mod dbscan;
+pub mod kmeans;
 
-use crate::eval::distance::Distance;
+use crate::distance::Distance;
 use crate::eval::retrieval::pairwise_distances;
 use crate::{Error, Result};
 
@@ -56,7 +57,7 @@ pub fn cluster(data: &[f32], dim: usize, method: &Method, seed: u64) -> Result<V
         if *k == 0 || *k > n {
             return Err(Error::config("k", format!("{k} clusters for {n} points")));
         }
-        return Ok(crate::eval::clustering::kmeans(data, dim, *k, seed, 100));
+        return Ok(kmeans::kmeans(data, dim, *k, seed, 100));
     }
     let dist = pairwise_distances(data, data, dim, Distance::Euclidean)?;
     match *method {

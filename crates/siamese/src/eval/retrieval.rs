@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::distance::Distance;
+use crate::distance::Distance;
 use crate::{Error, Result};
 
 /// Queries per distance block: 64 × 60 000 gallery rows is 15 MB of f32 per worker.

@@ -2,7 +2,7 @@
 //! `crate::eval::retrieval::nearest`). Fast enough for a person's photo collection: 100,000
 //! faces × 128 dimensions is 51 MB and a query scans it in milliseconds.
 
-use crate::eval::distance::Distance;
+use crate::distance::Distance;
 use crate::eval::retrieval::nearest;
 use crate::{Error, Result};
 

@@ -7,7 +7,8 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use super::distance::{row_distance, Distance};
+use super::distance::row_distance;
+use crate::distance::Distance;
 use crate::{Error, Result};
 
 /// Configuration of [`TripletLoss`].

@@ -17,7 +17,7 @@ use std::str::FromStr;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::eval::distance::Distance;
+use crate::distance::Distance;
 use crate::eval::retrieval::nearest;
 use crate::{assets, Error, Result};
 

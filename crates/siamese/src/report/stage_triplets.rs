@@ -15,7 +15,7 @@ use crate::data::idx::{load_mnist, MnistSplit};
 use crate::data::triplet_file::{
     list_classes, make_triplets, read_triplets, split_classes, write_triplets, MakeOptions,
 };
-use crate::eval::distance::Distance;
+use crate::distance::Distance;
 use crate::faces::lfw::resolve_images;
 use crate::model::backbone::{Backbone, BackboneKind, FeatureExtractor};
 use crate::model::feature_cache;

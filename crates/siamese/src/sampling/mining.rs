@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::eval::distance::Distance;
+use crate::distance::Distance;
 use crate::Error;
 
 /// How triplets are chosen in a batch.

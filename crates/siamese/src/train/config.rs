@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::eval::distance::Distance;
+use crate::distance::Distance;
 use crate::model::embedding_cnn::EmbeddingCnnConfig;
 use crate::sampling::MiningStrategy;
 use crate::{Error, Result};

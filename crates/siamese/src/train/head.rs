@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::triplet_file::{read_triplets, TripletFile};
-use crate::eval::distance::Distance;
+use crate::distance::Distance;
 use crate::loss::TripletLossConfig;
 use crate::model::backbone::{Backbone, BackboneKind, FeatureExtractor};
 use crate::model::feature_cache::{CacheStats, ExtractOptions, FeatureCache};
