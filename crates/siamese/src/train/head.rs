@@ -71,12 +71,7 @@ impl HeadRunConfig {
                 format!("{} must be > 0", self.learning_rate),
             ));
         }
-        if !(self.margin.is_finite() && self.margin >= 0.0) {
-            return Err(Error::config(
-                "margin",
-                format!("{} must be ≥ 0", self.margin),
-            ));
-        }
+        crate::loss::triplet::check_margin("margin", self.margin)?;
         if !(0.0..1.0).contains(&self.val_fraction) {
             return Err(Error::config(
                 "val-fraction",
