@@ -12,9 +12,8 @@ use siamese::distance::Distance;
 use siamese::model::backbone::{Backbone, BackboneKind, FeatureExtractor};
 use siamese::model::feature_cache;
 use siamese::model::head::TripletHeadConfig;
-use siamese::train::head::{
-    predict_triplet_file, train_head, triplet_file_features, HeadRunConfig,
-};
+use siamese::train::head::{train_head, HeadRunConfig};
+use siamese::train::head_predict::{predict_triplet_file, triplet_file_features};
 
 #[derive(Args)]
 pub struct TripletsArgs {

@@ -14,9 +14,9 @@ use siamese::data::triplet_file::{
 use siamese::distance::Distance;
 use siamese::model::backbone::{Backbone, BackboneKind, FeatureExtractor};
 use siamese::model::head::TripletHeadConfig;
-use siamese::train::head::{
-    closer_to_second, embed_features, load_head, predict_triplet_file, train_head,
-    triplet_file_features, HeadRunConfig, TripletFeatures, LOSS_PNG,
+use siamese::train::head::{load_head, train_head, HeadRunConfig, TripletFeatures, LOSS_PNG};
+use siamese::train::head_predict::{
+    closer_to_second, embed_features, predict_triplet_file, triplet_file_features,
 };
 
 #[path = "common/test_data.rs"]

@@ -19,9 +19,8 @@ use crate::faces::lfw::resolve_images;
 use crate::model::backbone::{Backbone, BackboneKind, FeatureExtractor};
 use crate::model::feature_cache;
 use crate::run::stratified_subset;
-use crate::train::head::{
-    predict_triplet_file, train_head, triplet_file_features, HeadRunConfig, LOSS_PNG,
-};
+use crate::train::head::{train_head, HeadRunConfig, LOSS_PNG};
+use crate::train::head_predict::{predict_triplet_file, triplet_file_features};
 use crate::{Error, Result};
 
 type Classes = BTreeMap<String, Vec<String>>;
