@@ -5,7 +5,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::eval::retrieval::dot_block;
+use crate::eval::knn::dot_block;
 use crate::{Error, Result};
 
 /// Settings of [`kmeans_with`].

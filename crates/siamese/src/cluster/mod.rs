@@ -4,7 +4,7 @@
 //! [`crate::eval::clustering::NOISE`] marks points left out (DBSCAN only).
 //!
 //! The threshold-based methods work on the full distance matrix (`n²` floats: 6,000 points use
-//! 144 MB), computed once with `crate::eval::retrieval::pairwise_distances`.
+//! 144 MB), computed once with `crate::eval::knn::pairwise_distances`.
 
 pub mod agglomerative;
 pub mod chinese_whispers;
@@ -12,7 +12,7 @@ pub mod dbscan;
 pub mod kmeans;
 
 use crate::distance::Distance;
-use crate::eval::retrieval::pairwise_distances;
+use crate::eval::knn::pairwise_distances;
 use crate::{Error, Result};
 
 pub use agglomerative::Linkage;

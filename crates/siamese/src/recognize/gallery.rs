@@ -18,7 +18,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::distance::Distance;
-use crate::eval::retrieval::nearest;
+use crate::eval::knn::nearest;
 use crate::{assets, Error, Result};
 
 /// How a query is matched against the gallery.
