@@ -16,6 +16,7 @@ pub mod index;
 pub mod kernels;
 pub mod loss;
 pub mod model;
+pub mod output;
 pub mod recognize;
 pub mod report;
 pub mod run;
