@@ -13,6 +13,7 @@ pub mod error;
 pub mod eval;
 pub mod faces;
 pub mod index;
+pub mod input;
 pub mod kernels;
 pub mod loss;
 pub mod model;

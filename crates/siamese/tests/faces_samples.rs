@@ -164,3 +164,70 @@ fn sample_faces_match_their_mirror_images_before_anybody_else() {
         }
     }
 }
+
+/// A JPEG with an EXIF APP1 segment (orientation `orientation`) inserted after its SOI marker.
+fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec(); // big-endian TIFF, first IFD at 8
+    tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
+    tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_be_bytes()); // one value
+    tiff.extend_from_slice(&orientation.to_be_bytes());
+    tiff.extend_from_slice(&[0, 0]); // value padding
+    tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// A phone photo stored sideways with EXIF orientation 6 ("turn 90° clockwise to view") and the
+/// same photo as WebP are read upright: the same faces are found, each matching the JPEG's.
+#[test]
+fn exif_rotated_and_webp_photos_are_found_and_matched() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline =
+        FacePipeline::load(&models(), PipelineOptions::default(), &Device::default()).unwrap();
+    let original = sample_photo("sample3.jpg");
+    let upright = image::open(&original).unwrap();
+    let reference = pipeline.process_image(&upright.to_rgb8()).unwrap();
+    assert_eq!(reference.len(), 3);
+
+    // Stored as the sensor saw it: the upright picture turned 90° anticlockwise.
+    let mut sideways = Vec::new();
+    upright
+        .rotate270()
+        .write_to(
+            &mut std::io::Cursor::new(&mut sideways),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    let phone = dir.path().join("phone.jpg");
+    std::fs::write(&phone, with_exif_orientation(&sideways, 6)).unwrap();
+    let webp = dir.path().join("photo.webp");
+    upright.save(&webp).unwrap();
+
+    for path in [&phone, &webp] {
+        let img = siamese::faces::load::load_rgb(path).unwrap();
+        assert_eq!(
+            (img.width(), img.height()),
+            (upright.width(), upright.height()),
+            "{}",
+            path.display()
+        );
+        let faces = pipeline.process_image(&img).unwrap();
+        assert_eq!(faces.len(), reference.len(), "{}", path.display());
+        for f in &faces {
+            let nearest = reference
+                .iter()
+                .map(|r| euclidean(&f.embedding, &r.embedding))
+                .fold(f32::INFINITY, f32::min);
+            // Re-encoding (JPEG quality) moves a face a little; another person is ≥ 0.5 away.
+            assert!(nearest < 0.3, "{}: nearest {nearest}", path.display());
+        }
+    }
+}

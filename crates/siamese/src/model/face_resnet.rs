@@ -169,7 +169,7 @@ impl FaceResNet {
     /// Loads face-api.js's `face_recognition_model.weights`; a file of the wrong size is an error
     /// naming the file.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::input::read_file(path)?;
         if bytes.len() != WEIGHT_COUNT * 4 {
             return Err(Error::format(
                 path,
