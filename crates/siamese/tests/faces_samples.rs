@@ -231,3 +231,43 @@ fn exif_rotated_and_webp_photos_are_found_and_matched() {
         }
     }
 }
+
+/// A corrupted weights file of the right size: the cache check names it as corrupt, and a network
+/// loaded from it anyway refuses to hand on non-finite embeddings (no "distance NaN").
+#[test]
+fn corrupt_weights_are_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = models();
+    for f in [
+        "face_recognition_model.weights",
+        "shape_predictor_5_face_landmarks.dat",
+        "seeta_fd_frontal_v1.0.bin",
+    ] {
+        std::fs::copy(good.recognition.with_file_name(f), dir.path().join(f)).unwrap();
+    }
+    let weights = dir.path().join("face_recognition_model.weights");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    // Finite but huge values in the first convolution: the activations overflow to inf / NaN.
+    for v in bytes[..4 * 64].chunks_exact_mut(4) {
+        v.copy_from_slice(&3.0e38f32.to_le_bytes());
+    }
+    std::fs::write(&weights, &bytes).unwrap();
+    let err = face_models::locate_in(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("face_recognition_model.weights")
+            && err.contains("corrupt")
+            && err.contains("siamese fetch face-models")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    let net = FaceResNet::load(&weights, &Device::default()).unwrap();
+    let chip = sample_chips().remove(0);
+    let err = net
+        .embed_rgb_chips(chip.as_raw(), 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("face_recognition_model.weights") && err.contains("not finite"),
+        "{err}"
+    );
+}
