@@ -271,3 +271,56 @@ fn corrupt_weights_are_errors_naming_the_file() {
         "{err}"
     );
 }
+
+/// Garbage detector models of the right size (random bytes; the real file with its middle
+/// scrambled) are one-line errors naming the file, never a panic of the third-party parser.
+#[test]
+fn garbage_detector_models_are_errors_not_panics() {
+    use siamese::faces::detect::{DetectorOptions, FaceDetector};
+    let dir = tempfile::tempdir().unwrap();
+    let real = std::fs::read(models().detector).unwrap();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut random = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 24) as u8
+    };
+    let noise: Vec<u8> = (0..real.len()).map(|_| random()).collect();
+    let mut scrambled = real.clone();
+    let mid = real.len() / 2;
+    for b in &mut scrambled[mid - 4096..mid + 4096] {
+        *b = random();
+    }
+    let mut head_only = real.clone();
+    for b in &mut head_only[64..] {
+        *b = 0xFF;
+    }
+    for (name, bytes) in [
+        ("noise.bin", noise),
+        ("scrambled.bin", scrambled),
+        ("head.bin", head_only),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        match FaceDetector::load(&path, DetectorOptions::default()) {
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(name) && msg.lines().count() == 1,
+                    "{name}: {msg}"
+                );
+            }
+            // A scrambled stretch can happen to parse; then it must still detect without a panic.
+            Ok(d) => {
+                let img = image::open(sample_photo("sample2.jpg")).unwrap().to_luma8();
+                let grey = siamese::faces::landmarks::GreyImage {
+                    width: img.width() as usize,
+                    height: img.height() as usize,
+                    pixels: img.into_raw(),
+                };
+                let _ = d.detect(&grey);
+            }
+        }
+    }
+}
