@@ -8,6 +8,7 @@ pub mod config;
 pub mod head;
 pub mod head_predict;
 pub mod history;
+pub mod memory;
 pub mod trainer;
 
 pub use config::{Sampling, TrainConfig};

@@ -59,6 +59,7 @@ pub fn train(
     options: &TrainOptions,
 ) -> Result<TrainOutcome> {
     config.check()?;
+    super::memory::check_step_memory(config)?;
     if train.channels != config.model.channels
         || train.height != config.model.image_size
         || train.width != config.model.image_size

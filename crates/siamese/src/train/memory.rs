@@ -1,0 +1,145 @@
+//! What one training step needs in memory, estimated before the first step, and the refusal of a
+//! configuration that cannot fit (`train --k 1000` would otherwise grow until the kernel kills it).
+//!
+//! The estimate counts, for a batch of `n = P·K` images: the seeds' CNN's activations per image
+//! (both convolutions, the pooled map, the dense layer, the embedding) kept for the backward pass
+//! and their gradients; the `n × n` distance matrix of the host-side miner; and per mined triplet
+//! its index triple and the three gathered embedding rows with their gradients. Batch-all keeps
+//! every valid triplet: `n · (K − 1) · (n − K)`, cubic in the batch.
+
+use crate::{Error, Result};
+
+use super::config::{Sampling, TrainConfig};
+use crate::sampling::MiningStrategy;
+
+/// Bytes of one step's peak memory under `config` (an upper-bound estimate), and the number of
+/// triplets a step can hold.
+pub fn step_memory(config: &TrainConfig) -> (u64, u64) {
+    let s = config.model.image_size as u64;
+    let c = config.model.channels as u64;
+    let dim = config.model.dim as u64;
+    // Activations of one image, in floats: input, conv 32 (s−2)², conv 64 (s−4)², pooled, dense
+    // 128, embedding; ×3 for what autodiff keeps, the gradients and the kernels' buffers.
+    let conv1 = 32 * s.saturating_sub(2).pow(2);
+    let conv2 = 64 * s.saturating_sub(4).pow(2);
+    let per_image = 3 * (c * s * s + conv1 + conv2 + conv2 / 4 + 128 + dim) * 4;
+    let (n, triplets) = match config.sampling {
+        Sampling::Random { triplets_per_batch } => {
+            (3 * triplets_per_batch as u64, triplets_per_batch as u64)
+        }
+        Sampling::Pk {
+            classes_per_batch,
+            images_per_class,
+            mining,
+        } => {
+            let (p, k) = (classes_per_batch as u64, images_per_class as u64);
+            let n = p * k;
+            let triplets = match mining {
+                MiningStrategy::BatchAll => n * k.saturating_sub(1) * (n - k),
+                MiningStrategy::SemiHard => n * k.saturating_sub(1),
+                _ => n,
+            };
+            (n, triplets)
+        }
+    };
+    // Per triplet: three indices (24 bytes) and three gathered rows with their gradients.
+    let per_triplet = 24 + 2 * 3 * dim * 4;
+    let bytes = n * per_image + n * n * 4 + triplets * per_triplet;
+    (bytes, triplets)
+}
+
+/// Memory this process may use: `$SIAMESE_MAX_MEMORY` (bytes, or with a K/M/G suffix) when set,
+/// else the kernel's `MemAvailable`; `None` when neither can be read.
+pub fn memory_limit() -> Result<Option<u64>> {
+    if let Ok(v) = std::env::var("SIAMESE_MAX_MEMORY") {
+        return parse_bytes(&v).map(Some).ok_or_else(|| {
+            Error::config(
+                "SIAMESE_MAX_MEMORY",
+                format!("{v:?} is not a size like 8G, 512M or 1000000"),
+            )
+        });
+    }
+    let Ok(meminfo) = std::fs::read_to_string("/proc/meminfo") else {
+        return Ok(None);
+    };
+    Ok(meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024))
+}
+
+/// `8G`, `512M`, `64K` or plain bytes.
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (number, scale) = match t.chars().last()? {
+        'k' | 'K' => (&t[..t.len() - 1], 1u64 << 10),
+        'm' | 'M' => (&t[..t.len() - 1], 1 << 20),
+        'g' | 'G' => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let value: f64 = number.trim().parse().ok()?;
+    (value.is_finite() && value >= 0.0).then_some((value * scale as f64) as u64)
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// Refuses `config` when one step's estimated memory exceeds what is available, with the numbers
+/// and what to change.
+pub fn check_step_memory(config: &TrainConfig) -> Result<()> {
+    let Some(limit) = memory_limit()? else {
+        return Ok(());
+    };
+    let (need, triplets) = step_memory(config);
+    if need <= limit {
+        return Ok(());
+    }
+    let batch = match config.sampling {
+        Sampling::Random { triplets_per_batch } => {
+            format!("{triplets_per_batch} random triplets a batch")
+        }
+        Sampling::Pk {
+            classes_per_batch,
+            images_per_class,
+            mining,
+        } => format!("P×K = {classes_per_batch}×{images_per_class} with {mining} mining"),
+    };
+    Err(Error::config(
+        "batch",
+        format!(
+            "{batch} needs about {} for one training step ({triplets} triplets), more than the {} \
+             available; use a smaller --p or --k, or --mining semi-hard (SIAMESE_MAX_MEMORY sets \
+             the limit)",
+            gib(need),
+            gib(limit)
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_and_batch_all_grows_with_the_cube_of_the_batch() {
+        assert_eq!(parse_bytes("8G"), Some(8 << 30));
+        assert_eq!(parse_bytes("512m"), Some(512 << 20));
+        assert_eq!(parse_bytes("1000"), Some(1000));
+        assert_eq!(parse_bytes("lots"), None);
+        let mut config = TrainConfig::default();
+        let (default_bytes, default_triplets) = step_memory(&config);
+        // 160 images, K = 16: 160 · 15 · 144 valid triplets.
+        assert_eq!(default_triplets, 345_600);
+        assert!(default_bytes < 2 << 30, "{default_bytes}");
+        config.sampling = Sampling::Pk {
+            classes_per_batch: 10,
+            images_per_class: 100,
+            mining: MiningStrategy::BatchAll,
+        };
+        let (big, triplets) = step_memory(&config);
+        assert_eq!(triplets, 1000 * 99 * 900);
+        assert!(big > 100 << 30, "{big}");
+    }
+}
