@@ -60,6 +60,26 @@ fn train_args(out: &Path, epochs: usize) -> Vec<String> {
     .collect()
 }
 
+/// A safetensors file's tensors as (name, raw bytes), sorted by name (the JSON header's key
+/// order is not fixed, so files are compared by content).
+fn safetensors_data(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mut out: Vec<(String, Vec<u8>)> = header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(k, v)| {
+            let at = |i: usize| v["data_offsets"][i].as_u64().unwrap() as usize + 8 + n;
+            (k.clone(), bytes[at(0)..at(1)].to_vec())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 #[test]
 fn resume_continues_an_interrupted_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,6 +132,31 @@ fn resume_continues_an_interrupted_run() {
         out.join("checkpoint/training.safetensors").is_file(),
         "an averaged run keeps the optimizer's own weights for --resume"
     );
+    // Resumed exactly: the same weights, bit for bit, and the same history as a run that was
+    // never interrupted (Adam's moments, the average, samplers and dropout all continue).
+    let whole = dir.path().join("whole");
+    let res = run(with_home(&mut siamese(), home.as_deref()).args(train_args(&whole, 4)));
+    assert!(res.status.success(), "{}", stderr(&res));
+    for file in ["model.safetensors", "training.safetensors"] {
+        assert_eq!(
+            safetensors_data(&out.join("checkpoint").join(file)),
+            safetensors_data(&whole.join("checkpoint").join(file)),
+            "{file}: the resumed run's weights differ from the uninterrupted run's"
+        );
+    }
+    let whole_state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(whole.join("checkpoint/state.json")).unwrap(),
+    )
+    .unwrap();
+    for (a, b) in state["history"]["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(whole_state["history"]["epochs"].as_array().unwrap())
+    {
+        assert_eq!(a["train_loss"], b["train_loss"]);
+        assert_eq!(a["val_loss"], b["val_loss"]);
+    }
 
     // eval --json prints one object with the documented keys.
     let eval = run(with_home(&mut siamese(), home.as_deref())

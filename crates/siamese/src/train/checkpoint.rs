@@ -1,7 +1,10 @@
 //! Run folders: `config.json`, and `checkpoint/` holding `model.safetensors` (the weights the
 //! run delivers), `optimizer.bpk` (Adam's moments, so `--resume` continues exactly),
 //! `state.json` (epochs done, loss history) and, when the weights are averaged,
-//! `training.safetensors` (the optimizer's own weights, which `--resume` continues from).
+//! `training.safetensors` (the optimizer's own weights, which `--resume` continues from), and
+//! `param_ids.json`: burn keys Adam's state by parameter id, and safetensors keep no ids, so the
+//! ids of the trained weights are saved beside them and given back to the parameters on resume
+//! (without them the resumed run would start Adam's moments from zero).
 //!
 //! A checkpoint is written whole into `checkpoint.tmp/` and then swapped in by renames, so an
 //! interrupted save never leaves a model from one epoch beside the history of another.
@@ -23,6 +26,40 @@ const MODEL_FILE: &str = "model.safetensors";
 const TRAINING_FILE: &str = "training.safetensors";
 const OPTIMIZER_FILE: &str = "optimizer.bpk";
 const STATE_FILE: &str = "state.json";
+const PARAM_IDS_FILE: &str = "param_ids.json";
+
+/// The ids of `model`'s float parameters, in visiting order.
+fn param_ids(model: &EmbeddingCnn) -> Vec<u64> {
+    struct Ids(Vec<u64>);
+    impl burn::module::ModuleVisitor for Ids {
+        fn visit_float<const D: usize>(
+            &mut self,
+            param: &burn::module::Param<burn::tensor::Tensor<D>>,
+        ) {
+            self.0.push(param.id.val());
+        }
+    }
+    let mut ids = Ids(Vec::new());
+    model.visit(&mut ids);
+    ids.0
+}
+
+/// `model` with its float parameters' ids set to `ids` (in visiting order).
+fn with_param_ids(model: EmbeddingCnn, ids: &[u64]) -> EmbeddingCnn {
+    struct SetIds<'a>(std::slice::Iter<'a, u64>);
+    impl burn::module::ModuleMapper for SetIds<'_> {
+        fn map_float<const D: usize>(
+            &mut self,
+            mut param: burn::module::Param<burn::tensor::Tensor<D>>,
+        ) -> burn::module::Param<burn::tensor::Tensor<D>> {
+            if let Some(&id) = self.0.next() {
+                param.id = burn::module::ParamId::from(id);
+            }
+            param
+        }
+    }
+    model.map(&mut SetIds(ids.iter()))
+}
 
 /// What a checkpoint records besides the weights.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +121,9 @@ pub fn save_checkpoint(
         .to_record()
         .save(&optim_path)
         .map_err(|e| Error::format(&optim_path, format!("cannot save optimizer: {e:?}")))?;
+    let ids_path = tmp.join(PARAM_IDS_FILE);
+    let ids = serde_json::to_string(&param_ids(model)).map_err(|e| Error::Other(e.to_string()))?;
+    std::fs::write(&ids_path, ids).map_err(|e| Error::io(&ids_path, e))?;
     let text = serde_json::to_string_pretty(state).map_err(|e| Error::Other(e.to_string()))?;
     let state_path = tmp.join(STATE_FILE);
     std::fs::write(&state_path, text).map_err(|e| Error::io(&state_path, e))?;
@@ -142,7 +182,28 @@ pub fn load_model(run: &Path, device: &Device) -> Result<EmbeddingCnn> {
 /// Loads the weights the optimizer left at the latest checkpoint (where `--resume` continues):
 /// `training.safetensors` when the run averages, else the model itself.
 pub fn load_training_model(run: &Path, device: &Device) -> Result<EmbeddingCnn> {
-    load_weights(run, &[TRAINING_FILE, MODEL_FILE], device)
+    let model = load_weights(run, &[TRAINING_FILE, MODEL_FILE], device)?;
+    let Some(dir) = latest_checkpoint(run) else {
+        return Ok(model);
+    };
+    let ids_path = dir.join(PARAM_IDS_FILE);
+    let Ok(text) = std::fs::read_to_string(&ids_path) else {
+        // A checkpoint from before ids were kept: Adam's state cannot be matched to it.
+        return Ok(model);
+    };
+    let ids: Vec<u64> = serde_json::from_str(&text)
+        .map_err(|e| Error::format(&ids_path, format!("not a list of parameter ids: {e}")))?;
+    if ids.len() != param_ids(&model).len() {
+        return Err(Error::format(
+            &ids_path,
+            format!(
+                "{} ids for {} parameters",
+                ids.len(),
+                param_ids(&model).len()
+            ),
+        ));
+    }
+    Ok(with_param_ids(model, &ids))
 }
 
 /// Loads the first of `files` present in the latest checkpoint (the last one when none is, so
