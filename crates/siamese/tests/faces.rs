@@ -604,3 +604,23 @@ fn ten_fold_threshold_selection() {
     assert!((r.mean_accuracy - (9.0 + 20.0 / 21.0) / 10.0).abs() < 1e-9);
     assert!(r.std_accuracy > 0.0);
 }
+
+/// `--lfw` is always honoured: a file that is not a tar archive is an error naming it, even when
+/// the cache already holds an unpacked LFW.
+#[test]
+fn a_wrong_lfw_tarball_is_refused_whatever_the_cache_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in [
+        ("garbage.zip", b"PK\x03\x04 not lfw at all".to_vec()),
+        ("empty.tar", Vec::new()),
+        ("zeros.tar", vec![0u8; 4096]),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let msg = lfw::unpack(&path).unwrap_err().to_string();
+        assert!(
+            msg.contains(name) && msg.contains("not a tar archive") && msg.lines().count() == 1,
+            "{msg}"
+        );
+    }
+}

@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use sha2::Digest;
+
 use crate::assets::{commit_dir, home, scratch_dir};
 use crate::{Error, Result};
 
@@ -41,19 +43,48 @@ pub fn resolve_images(source: &Path) -> Result<PathBuf> {
     })
 }
 
-/// Unpacks the LFW tarball into `<home>/lfw/` unless already done; returns the images folder.
+/// What identifies a tarball for the cache: its size and the SHA-256 of its first MiB. The file
+/// is checked to be a tar archive first (`ustar` magic), so a wrong `--lfw` is an error even when
+/// the cache already holds LFW.
+fn tarball_identity(tar_path: &Path) -> Result<String> {
+    use std::io::Read;
+    crate::input::check_regular(tar_path)?;
+    let mut file = std::fs::File::open(tar_path).map_err(|e| Error::io(tar_path, e))?;
+    let mut head = Vec::with_capacity(1 << 20);
+    (&mut file)
+        .take(1 << 20)
+        .read_to_end(&mut head)
+        .map_err(|e| Error::io(tar_path, e))?;
+    if head.len() < 512 || &head[257..262] != b"ustar" {
+        return Err(Error::format(
+            tar_path,
+            "not a tar archive (expected LFW's lfw-deepfunneled.tar or its unpacked folder)",
+        ));
+    }
+    let size = file.metadata().map_err(|e| Error::io(tar_path, e))?.len();
+    let digest: String = sha2::Sha256::digest(&head)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(format!("{size} {digest}"))
+}
+
+/// Unpacks the LFW tarball into `<home>/lfw/` unless this same tarball is already unpacked there;
+/// returns the images folder.
 pub fn unpack(tar_path: &Path) -> Result<PathBuf> {
     // One unpacking at a time in this process (threads share the scratch folder's name).
     static UNPACKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = UNPACKING.lock().unwrap_or_else(|e| e.into_inner());
+    let identity = tarball_identity(tar_path)?;
     let dir = lfw_cache_dir();
     let images = dir.join(IMAGES_DIR);
-    // The marker holds the number of photos unpacked; a folder that lost some is unpacked again.
-    let expected = std::fs::read_to_string(dir.join(COMPLETE_MARKER))
-        .ok()
-        .and_then(|s| s.trim().parse::<usize>().ok());
-    if let Some(n) = expected {
-        if images.is_dir() && count_photos(&images) == n {
+    // The marker holds the number of photos unpacked and the tarball's identity; a folder that
+    // lost some photos, or came from another tarball, is unpacked again.
+    let marker = std::fs::read_to_string(dir.join(COMPLETE_MARKER)).unwrap_or_default();
+    let mut lines = marker.lines();
+    let expected = lines.next().and_then(|s| s.trim().parse::<usize>().ok());
+    if let (Some(n), Some(source)) = (expected, lines.next()) {
+        if source == identity && images.is_dir() && count_photos(&images) == n {
             return Ok(images);
         }
     }
@@ -74,7 +105,7 @@ pub fn unpack(tar_path: &Path) -> Result<PathBuf> {
         }
         let marker = ready.join(COMPLETE_MARKER);
         let n = count_photos(&ready.join(IMAGES_DIR));
-        std::fs::write(&marker, n.to_string()).map_err(|e| Error::io(&marker, e))?;
+        std::fs::write(&marker, format!("{n}\n{identity}\n")).map_err(|e| Error::io(&marker, e))?;
         commit_dir(&ready, &dir)
     })();
     let _ = std::fs::remove_dir_all(&scratch);
