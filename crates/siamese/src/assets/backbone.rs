@@ -74,6 +74,17 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Checks the cached MobileNetV2 weights by SHA-256 (about 15 ms).
+pub fn verify_mobilenet_v2() -> Result<()> {
+    verify(&mobilenet_v2_path(), MOBILENET_V2_SHA256).map_err(|e| match e {
+        Error::Format { path, message } => Error::Format {
+            path,
+            message: format!("corrupt: {message}; run `siamese fetch backbone` again"),
+        },
+        other => other,
+    })
+}
+
 fn verify(path: &Path, sha256: &str) -> Result<()> {
     let got = sha256_file(path)?;
     if got != sha256 {

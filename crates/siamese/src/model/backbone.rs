@@ -72,6 +72,8 @@ impl BackboneKind {
                         what: "backbone mobilenet_v2".into(),
                     });
                 }
+                // Content, not only size: a corrupted cache is an error here, not wrong features.
+                assets::verify_mobilenet_v2()?;
                 Ok(path)
             }
             BackboneKind::ResNet50 => Err(Error::config(
@@ -214,6 +216,14 @@ pub fn extract_batched(
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| Error::Other(format!("cannot read backbone output: {e:?}")))?;
+        // Corrupt weights can overflow: never hand on NaN features (they would become NaN
+        // distances and silent wrong answers downstream).
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Other(format!(
+                "{}: the backbone's features are not finite: its weights are corrupt",
+                extractor.id()
+            )));
+        }
         out.extend(values);
     }
     Ok(out)
