@@ -77,6 +77,24 @@ pub fn train(
             ),
         ));
     }
+    // Everything that can be refused is checked before the run folder is touched: the batch
+    // against the training data (named as such), and the validation batches.
+    if let Sampling::Pk {
+        classes_per_batch,
+        images_per_class,
+        ..
+    } = config.sampling
+    {
+        PkBatchSampler::new(
+            &train.labels,
+            train.class_names.len(),
+            classes_per_batch,
+            images_per_class,
+            0,
+        )
+        .map_err(|e| Error::Other(format!("training data: {e}")))?;
+    }
+    let val_batches = fixed_val_batches(val, config)?;
     std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
     let device = Device::default().autodiff();
     device.seed(config.seed);
@@ -110,7 +128,6 @@ pub fn train(
         .with_distance(config.distance)
         .init()?;
     let num_classes = train.class_names.len();
-    let val_batches = fixed_val_batches(val, config)?;
     let steps_per_epoch = (train.len() / config.images_per_step()).max(1);
     let total_steps = steps_per_epoch * config.epochs;
     // A resumed run continues the average saved as its model.
@@ -321,10 +338,32 @@ fn sample_batches(
 /// Validation batches, the same every epoch so the curve is comparable.
 fn fixed_val_batches(val: &LabelledImages, config: &TrainConfig) -> Result<Vec<Batch>> {
     let steps = (val.len() / config.images_per_step()).clamp(1, MAX_VAL_BATCHES);
+    // A small data set's validation split can hold fewer classes than a training batch: its
+    // batches take as many classes as it has (at least two).
+    let mut val_config = config.clone();
+    if let Sampling::Pk {
+        classes_per_batch, ..
+    } = &mut val_config.sampling
+    {
+        let usable = crate::sampling::indices_by_class(&val.labels, val.class_names.len())
+            .iter()
+            .filter(|c| c.len() >= 2)
+            .count();
+        if usable < 2 {
+            return Err(Error::config(
+                "validation split",
+                format!(
+                    "{usable} of its classes have two or more images and a validation batch \
+                     needs 2; add images or raise the validation fraction"
+                ),
+            ));
+        }
+        *classes_per_batch = (*classes_per_batch).min(usable);
+    }
     sample_batches(
         val,
         val.class_names.len(),
-        config,
+        &val_config,
         config.seed ^ 0x5EED_0F7A,
         steps,
     )
