@@ -334,3 +334,27 @@ fn outputs_refuse_devices_and_shared_files() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(same.is_file() && test.is_file());
 }
+
+/// A batch whose training step cannot fit in memory is refused before training, with the numbers,
+/// and the run folder is not touched.
+#[test]
+fn a_batch_that_cannot_fit_in_memory_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let res = run(with_home(&mut siamese(), default_home().as_deref())
+        .env("SIAMESE_MAX_MEMORY", "64M")
+        .args([
+            "train", "--data", "mnist", "--limit", "1200", "--k", "40", "--out",
+        ])
+        .arg(&out));
+    assert!(!res.status.success());
+    let err = stderr(&res);
+    assert!(
+        err.lines().count() == 1
+            && err.contains("10×40")
+            && err.contains("GiB")
+            && err.contains("--k"),
+        "{err}"
+    );
+    assert!(!out.join("checkpoint").exists() && !out.join("config.json").exists());
+}

@@ -140,6 +140,18 @@ fn second_cluster_run_embeds_nothing_and_bad_files_are_listed() {
     }
     assert!(out.join("index.html").is_file());
 
+    // A memory limit below the distance matrix: refused with the numbers, nothing else changed.
+    let refused = run(siamese()
+        .env("SIAMESE_MAX_MEMORY", "100")
+        .args(["faces", "cluster", "--json", "--out"])
+        .arg(&out)
+        .arg(&photos));
+    let err = text(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("distance matrix") && err.lines().count() == 1,
+        "{err}"
+    );
+
     // Unchanged folder: nothing embedded, the same groups, bad files listed again.
     let second = cluster(&photos, &out);
     assert_eq!(second["embedded_photos"], 0, "{second}");

@@ -16,6 +16,7 @@ pub mod index;
 pub mod input;
 pub mod kernels;
 pub mod loss;
+pub mod memory;
 pub mod model;
 pub mod output;
 pub mod recognize;

@@ -59,6 +59,22 @@ pub fn cluster(data: &[f32], dim: usize, method: &Method, seed: u64) -> Result<V
         }
         return Ok(kmeans::kmeans(data, dim, *k, seed, 100));
     }
+    // The threshold methods work on the full n × n matrix: refuse what cannot fit, with numbers.
+    let matrix = (n as u64).pow(2) * 4;
+    if let Some(limit) = crate::memory::memory_limit()? {
+        if matrix > limit {
+            return Err(Error::config(
+                "faces",
+                format!(
+                    "clustering {n} faces with {} needs a {n}×{n} distance matrix of {}, more than \
+                     the {} available; use --method kmeans (SIAMESE_MAX_MEMORY sets the limit)",
+                    method.name(),
+                    crate::memory::gib(matrix),
+                    crate::memory::gib(limit)
+                ),
+            ));
+        }
+    }
     let dist = pairwise_distances(data, data, dim, Distance::Euclidean)?;
     match *method {
         Method::Dbscan { eps, min_points } => {

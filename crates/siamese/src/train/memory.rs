@@ -7,6 +7,7 @@
 //! its index triple and the three gathered embedding rows with their gradients. Batch-all keeps
 //! every valid triplet: `n · (K − 1) · (n − K)`, cubic in the batch.
 
+use crate::memory::{gib, memory_limit};
 use crate::{Error, Result};
 
 use super::config::{Sampling, TrainConfig};
@@ -48,44 +49,6 @@ pub fn step_memory(config: &TrainConfig) -> (u64, u64) {
     (bytes, triplets)
 }
 
-/// Memory this process may use: `$SIAMESE_MAX_MEMORY` (bytes, or with a K/M/G suffix) when set,
-/// else the kernel's `MemAvailable`; `None` when neither can be read.
-pub fn memory_limit() -> Result<Option<u64>> {
-    if let Ok(v) = std::env::var("SIAMESE_MAX_MEMORY") {
-        return parse_bytes(&v).map(Some).ok_or_else(|| {
-            Error::config(
-                "SIAMESE_MAX_MEMORY",
-                format!("{v:?} is not a size like 8G, 512M or 1000000"),
-            )
-        });
-    }
-    let Ok(meminfo) = std::fs::read_to_string("/proc/meminfo") else {
-        return Ok(None);
-    };
-    Ok(meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024))
-}
-
-/// `8G`, `512M`, `64K` or plain bytes.
-pub fn parse_bytes(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let (number, scale) = match t.chars().last()? {
-        'k' | 'K' => (&t[..t.len() - 1], 1u64 << 10),
-        'm' | 'M' => (&t[..t.len() - 1], 1 << 20),
-        'g' | 'G' => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1),
-    };
-    let value: f64 = number.trim().parse().ok()?;
-    (value.is_finite() && value >= 0.0).then_some((value * scale as f64) as u64)
-}
-
-fn gib(bytes: u64) -> String {
-    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
-}
-
 /// Refuses `config` when one step's estimated memory exceeds what is available, with the numbers
 /// and what to change.
 pub fn check_step_memory(config: &TrainConfig) -> Result<()> {
@@ -121,6 +84,7 @@ pub fn check_step_memory(config: &TrainConfig) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::parse_bytes;
 
     #[test]
     fn sizes_parse_and_batch_all_grows_with_the_cube_of_the_batch() {
