@@ -59,10 +59,9 @@ struct GroupingArgs {
 }
 
 impl GroupingArgs {
-    /// The parameters; `calibrated` is the LFW threshold of the pipeline settings in use.
-    fn params(&self, calibrated: f32) -> anyhow::Result<GroupingParams> {
-        let mut p =
-            GroupingParams::from_threshold(check_threshold(self.threshold.unwrap_or(calibrated))?);
+    /// The parameters; the threshold defaults to the LFW one of the pipeline settings in use.
+    fn params(&self, options: &PipelineOptions) -> anyhow::Result<GroupingParams> {
+        let mut p = GroupingParams::from_threshold(resolve_threshold(self.threshold, options)?);
         p.eps = self.eps;
         p.min_points = self.min_points;
         p.linkage = match self.linkage {
@@ -118,7 +117,7 @@ pub(super) struct EvalClusterArgs {
 
 pub(super) fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
     let options = args.pipeline.options(FaceSelection::All);
-    let params = args.grouping.params(lfw_threshold(&options))?;
+    let params = args.grouping.params(&options)?;
     let store_path = args
         .store
         .clone()
@@ -182,7 +181,7 @@ pub(super) fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
 
 pub(super) fn run_eval_cluster(args: EvalClusterArgs) -> anyhow::Result<()> {
     let options = args.pipeline.lfw_options();
-    let params = args.grouping.params(lfw_threshold(&options))?;
+    let params = args.grouping.params(&options)?;
     let pipeline = args.pipeline.load(options)?;
     let store = args
         .store

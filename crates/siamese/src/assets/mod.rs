@@ -105,5 +105,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 pub mod backbone;
 pub mod face_models;
+pub mod face_samples;
 pub mod letters;
 pub mod mnist;

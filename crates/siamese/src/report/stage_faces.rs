@@ -1,115 +1,110 @@
-//! The demo's face stage (dlib's ResNet behind SeetaFace detection and dlib's 5-point
-//! alignment). With `--lfw DIR`: LFW's 10-fold verification protocol, clustering of LFW people
-//! with 4 pictures per cluster, nearest-face search. Without it: the sample group photo from the
-//! face packages — every face found, embedded, clustered (each person once, so the right answer
-//! is one cluster per face) and searched.
+//! The demo's face stage, an adapter over [`crate::faces`] (dlib's ResNet behind SeetaFace
+//! detection and dlib's 5-point alignment). With `--lfw DIR`: LFW's 10-fold verification
+//! (`faces::eval_lfw`), clustering LFW people (`faces::grouping::cluster_people`) and
+//! nearest-face search (`faces::search::StoreIndex`). Without it: the sample photos of the face
+//! packages, every face embedded through the store, grouped into people and searched.
 
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
-use image::{imageops, RgbImage};
-
-use super::demo::DemoContext;
+use super::context::DemoContext;
 use super::document::{StageRecord, Table};
-use super::figures::{draw_rect, fit_width, group_grid, palette, save_png};
-use super::stage_mnist::push_figure;
-use crate::cluster::{cluster, Method};
-use crate::eval::clustering::{nmi, pairwise_scores};
-use crate::faces::align::aligned_chip;
-use crate::faces::eval_lfw::{evaluate_lfw, lfw_options};
-use crate::faces::grouping::CHINESE_WHISPERS_CUT_FACTOR;
-use crate::faces::lfw::{people, read_pairs, resolve_images};
+use super::figures::{
+    centre_crop, draw_rect, face_thumb, figure_at, fit_width, group_grid, palette, push_figure,
+    save_png,
+};
+use crate::assets::face_samples;
+use crate::faces::eval_lfw::{evaluate_lfw, lfw_options, LfwReport};
+use crate::faces::grouping::{
+    cluster_people, count_clusters, resolve_method, ClusterEvalReport, GroupingParams, MethodName,
+    CHINESE_WHISPERS_CUT_FACTOR,
+};
+use crate::faces::lfw::{find_pairs, people, resolve_images, write_reduced_pairs};
 use crate::faces::load::load_rgb;
-use crate::faces::pipeline::{euclidean, FacePipeline, PipelineOptions, Timings};
-use crate::faces::store::{self, EmbeddingStore, StoredFace};
-use crate::faces::verify::LFW_THRESHOLD;
+use crate::faces::pipeline::{FacePipeline, PipelineOptions, Timings};
+use crate::faces::search::StoreIndex;
+use crate::faces::store::{embed_files, StoredFace, DIM};
+use crate::faces::verify::resolve_threshold;
 use crate::{Error, Result};
 
-/// Chinese whispers rounds (dlib's default is 100).
-const CW_ROUNDS: usize = 100;
-
-/// Embeds `files` through the store at `store_path` (only new photos are embedded).
-fn embed_files(
-    ctx: &DemoContext,
-    pipeline: &FacePipeline,
-    store_path: &Path,
-    files: &[PathBuf],
-) -> Result<(EmbeddingStore, Vec<String>, store::UpdateReport)> {
-    let mut store = EmbeddingStore::load_or_new(store_path, &pipeline.options().fingerprint())?;
-    let (report, keys) = store::update(&mut store, files, pipeline, ctx.progress);
-    store.save(store_path)?;
-    Ok((store, keys, report))
+/// What the face stage found, for the headlines.
+#[derive(Debug, Clone)]
+pub enum FacesResult {
+    Sample {
+        photos: usize,
+        faces: usize,
+        people: usize,
+    },
+    Lfw {
+        verification: Option<Box<LfwReport>>,
+        clustering: Box<ClusterEvalReport>,
+    },
 }
 
-fn speed_row(t: &mut Table, timings: &Timings) {
+/// Chinese whispers at the library's default cut for `threshold`, seeded by the demo's seed.
+fn grouping(ctx: &DemoContext, threshold: f32) -> GroupingParams {
+    GroupingParams {
+        seed: ctx.seed,
+        ..GroupingParams::from_threshold(threshold)
+    }
+}
+
+fn speed_rows(t: &mut Table, timings: &Timings) {
     if timings.faces > 0 {
-        let total = timings.prepare_s + timings.embed_s;
+        let per_s = |s: f64| format!("{:.1}", timings.faces as f64 / s.max(1e-9));
         t.row([
             "faces/s (detection + alignment + embedding)".to_string(),
-            format!("{:.1}", timings.faces as f64 / total.max(1e-9)),
+            per_s(timings.prepare_s + timings.embed_s),
         ]);
         t.row([
             "faces/s (embedding alone)".to_string(),
-            format!("{:.1}", timings.faces as f64 / timings.embed_s.max(1e-9)),
+            per_s(timings.embed_s),
         ]);
     }
 }
 
-/// Square crop around a face box (1.4× its size), resized to `side`.
-fn face_thumb(img: &RgbImage, face: &StoredFace, side: u32) -> RgbImage {
-    if let Some(l) = &face.landmarks {
-        if l.len() >= 5 {
-            let five = [l[0], l[1], l[2], l[3], l[4]];
-            return imageops::resize(
-                &aligned_chip(img, &five),
-                side,
-                side,
-                imageops::FilterType::Triangle,
-            );
-        }
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Indices grouped by label, largest group first.
+fn groups_by_size(labels: &[u32]) -> Vec<Vec<usize>> {
+    let mut members: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (j, &l) in labels.iter().enumerate() {
+        members.entry(l).or_default().push(j);
     }
-    let b = &face.bbox;
-    let s = (b.width.max(b.height) * 1.4).max(1.0);
-    let (cx, cy) = (b.left + b.width / 2.0, b.top + b.height / 2.0);
-    let x = (cx - s / 2.0).clamp(0.0, (img.width() as f32 - 1.0).max(0.0)) as u32;
-    let y = (cy - s / 2.0).clamp(0.0, (img.height() as f32 - 1.0).max(0.0)) as u32;
-    let w = (s as u32).min(img.width() - x).max(1);
-    let h = (s as u32).min(img.height() - y).max(1);
-    let crop = imageops::crop_imm(img, x, y, w, h).to_image();
-    imageops::resize(&crop, side, side, imageops::FilterType::Triangle)
+    let mut groups: Vec<Vec<usize>> = members.into_values().collect();
+    groups.sort_by_key(|c| std::cmp::Reverse(c.len()));
+    groups
 }
 
-/// Chinese whispers at the library's default cut (a factor of the LFW threshold chosen on LFW
-/// people with 2–4 photos: at the full threshold it chains different people together).
-fn default_grouping() -> Method {
-    Method::ChineseWhispers {
-        threshold: CHINESE_WHISPERS_CUT_FACTOR * LFW_THRESHOLD,
-        max_rounds: CW_ROUNDS,
+fn two_col(caption: &str, rows: Vec<(&str, String)>) -> Table {
+    let mut t = Table::new(caption, &["", "value"]);
+    for (k, v) in rows {
+        t.row([k.to_string(), v]);
     }
+    t
 }
 
-/// Number of distinct cluster ids.
-fn count_clusters(labels: &[u32]) -> usize {
-    let mut l = labels.to_vec();
-    l.sort_unstable();
-    l.dedup();
-    l.len()
-}
-
-/// Stage entry: LFW when `--lfw` was given, else the sample photo.
-pub fn stage_faces(ctx: &DemoContext, rec: &mut StageRecord) -> Result<()> {
+/// Stage entry: LFW when `--lfw` was given, else the sample photos.
+pub fn stage_faces(ctx: &DemoContext, rec: &mut StageRecord) -> Result<FacesResult> {
     match &ctx.lfw {
         Some(dir) => faces_lfw(ctx, dir, rec),
         None => faces_sample(ctx, rec),
     }
 }
 
-fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<()> {
-    let photos = super::samples::fetch_sample_photos()?;
+fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<FacesResult> {
+    let photos = face_samples::fetch_sample_photos()?;
     let pipeline = FacePipeline::from_cache(PipelineOptions::default())?;
+    let threshold = resolve_threshold(None, pipeline.options())?;
     let store_path = ctx.work_dir("faces").join("sample-faces.store");
-    let (store, keys, update) = embed_files(ctx, &pipeline, &store_path, &photos)?;
-    // Every face of every photo: (photo index, face).
-    let mut faces: Vec<(usize, &StoredFace)> = Vec::new();
+    let embedded = embed_files(&store_path, &photos, &pipeline, ctx.progress)?;
+    let (store, keys) = (&embedded.store, &embedded.keys);
+    // Every face of every photo: (photo index, face index in the photo, face).
+    let mut faces: Vec<(usize, usize, &StoredFace)> = Vec::new();
     for (i, k) in keys.iter().enumerate() {
         let stored = store
             .get(k)
@@ -117,193 +112,145 @@ fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<()> {
         if let Some(e) = &stored.error {
             return Err(Error::format(&photos[i], e.clone()));
         }
-        faces.extend(stored.faces.iter().map(|f| (i, f)));
-    }
-    if faces.len() < 2 {
-        return Err(Error::format(
-            super::samples::samples_dir(),
-            format!("only {} faces found in the sample photos", faces.len()),
-        ));
+        faces.extend(
+            stored
+                .faces
+                .iter()
+                .enumerate()
+                .map(|(f, face)| (i, f, face)),
+        );
     }
     let n = faces.len();
-    let data: Vec<f32> = faces
-        .iter()
-        .flat_map(|(_, f)| f.embedding.clone())
-        .collect();
-    let labels = cluster(&data, store::DIM, &default_grouping(), ctx.seed)?;
-    // Clusters by size (largest first); a cluster's display index picks its colour.
-    let mut members: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
-    for (j, &l) in labels.iter().enumerate() {
-        members.entry(l).or_default().push(j);
+    if n < 2 {
+        let why = format!("only {n} faces found in the sample photos");
+        return Err(Error::format(face_samples::samples_dir(), why));
     }
-    let mut clusters: Vec<Vec<usize>> = members.into_values().collect();
-    clusters.sort_by_key(|c| std::cmp::Reverse(c.len()));
+    let data: Vec<f32> = faces.iter().flat_map(|f| f.2.embedding.clone()).collect();
+    let params = grouping(ctx, threshold);
+    let method = resolve_method(MethodName::ChineseWhispers, &params, &data, DIM)?;
+    let labels = crate::cluster::cluster(&data, DIM, &method, params.seed)?;
+    let people = count_clusters(&labels).0;
+    // A person's display number (1-based, largest group first) picks its colour.
+    let clusters = groups_by_size(&labels);
     let mut display = vec![0usize; n];
     for (r, c) in clusters.iter().enumerate() {
-        for &j in c {
-            display[j] = r;
-        }
+        c.iter().for_each(|&j| display[j] = r);
     }
     let multi_photo = clusters
         .iter()
-        .filter(|c| {
-            let mut p: Vec<usize> = c.iter().map(|&j| faces[j].0).collect();
-            p.sort_unstable();
-            p.dedup();
-            p.len() > 1
-        })
+        .filter(|c| c.iter().any(|&j| faces[j].0 != faces[c[0]].0))
         .count();
     rec.summary.push(format!(
         "No --lfw folder was given, so this stage runs on the {} sample photos that ship in npm \
          {}. Every face is detected (SeetaFace), aligned to dlib's 150x150 chip with dlib's \
          5-point landmarks and embedded with dlib's ResNet (128-d, stored by file hash so a \
-         second run embeds nothing); faces are grouped into people \
-         with chinese whispers at {CHINESE_WHISPERS_CUT_FACTOR} × the LFW threshold {LFW_THRESHOLD}. Pass --lfw DIR for LFW's verification \
-         protocol and identity clustering with known names.",
+         second run embeds nothing); faces are grouped into people with chinese whispers at \
+         {CHINESE_WHISPERS_CUT_FACTOR} × the LFW threshold {threshold}. Pass --lfw DIR for LFW's \
+         verification protocol and identity clustering with known names.",
         photos.len(),
-        super::samples::SAMPLES_PACKAGE
+        face_samples::SAMPLES_PACKAGE,
     ));
-    let mut t = Table::new("Faces in the sample photos", &["", "value"]);
-    t.row(["photos".to_string(), photos.len().to_string()]);
-    t.row(["faces detected".to_string(), n.to_string()]);
-    t.row([
-        "people found (clusters)".to_string(),
-        clusters.len().to_string(),
-    ]);
-    t.row([
-        "people seen in more than one photo".to_string(),
-        multi_photo.to_string(),
-    ]);
-    t.row([
-        "photos embedded now / reused from the store".to_string(),
-        format!("{} / {}", update.embedded_photos, update.reused_photos),
-    ]);
-    speed_row(&mut t, &update.timings);
+    let update = &embedded.report;
+    let mut t = two_col(
+        "Faces in the sample photos",
+        vec![
+            ("photos", photos.len().to_string()),
+            ("faces detected", n.to_string()),
+            ("people found (clusters)", people.to_string()),
+            (
+                "people seen in more than one photo",
+                multi_photo.to_string(),
+            ),
+            (
+                "photos embedded now / reused from the store",
+                format!("{} / {}", update.embedded_photos, update.reused_photos),
+            ),
+        ],
+    );
+    speed_rows(&mut t, &update.timings);
     rec.tables.push(t);
-
-    let photo_name = |i: usize| {
-        photos[i]
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
+    let faces_ref = &faces;
+    let of_photo = |i: usize| (0..n).filter(move |&j| faces_ref[j].0 == i);
     let mut per_photo = Table::new(
         "Faces per photo",
         &["photo", "size", "faces", "people (cluster numbers)"],
     );
     for (i, k) in keys.iter().enumerate() {
         let p = store.get(k).expect("checked above");
-        let mut ids: Vec<usize> = (0..n)
-            .filter(|&j| faces[j].0 == i)
-            .map(|j| display[j] + 1)
-            .collect();
+        let mut ids: Vec<usize> = of_photo(i).map(|j| display[j] + 1).collect();
         ids.sort_unstable();
-        per_photo.row([
-            photo_name(i),
-            format!("{}x{}", p.width, p.height),
-            p.faces.len().to_string(),
-            ids.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ]);
+        let ids: Vec<String> = ids.iter().map(|d| d.to_string()).collect();
+        let size = format!("{}x{}", p.width, p.height);
+        let count = p.faces.len().to_string();
+        per_photo.row([file_name(&photos[i]), size, count, ids.join(", ")]);
     }
     rec.tables.push(per_photo);
 
     // Search: for the first faces, the nearest face in another photo.
+    let index = StoreIndex::for_photos(store, keys)?;
+    let row_of: HashMap<(&str, usize), usize> = (0..n)
+        .map(|j| ((keys[faces[j].0].as_str(), faces[j].1), j))
+        .collect();
     let mut s = Table::new(
         "Nearest-face search (exact, Euclidean): each query's nearest face in the other photos",
         &[
             "query",
             "nearest",
             "distance",
-            &format!("verdict at {LFW_THRESHOLD}"),
+            &format!("verdict at {threshold}"),
         ],
     );
+    let label = |j: usize| {
+        let photo = file_name(&photos[faces[j].0]);
+        format!("{photo} face {} (person {})", j + 1, display[j] + 1)
+    };
     for q in 0..n.min(8) {
-        let best = (0..n)
-            .filter(|&j| faces[j].0 != faces[q].0)
-            .map(|j| (euclidean(&faces[q].1.embedding, &faces[j].1.embedding), j))
-            .min_by(|a, b| a.0.total_cmp(&b.0));
-        if let Some((d, j)) = best {
-            s.row([
-                format!(
-                    "{} face {} (person {})",
-                    photo_name(faces[q].0),
-                    q + 1,
-                    display[q] + 1
-                ),
-                format!(
-                    "{} face {} (person {})",
-                    photo_name(faces[j].0),
-                    j + 1,
-                    display[j] + 1
-                ),
-                format!("{d:.3}"),
-                if d <= LFW_THRESHOLD {
-                    "same person"
-                } else {
-                    "different people"
-                }
-                .to_string(),
-            ]);
+        let hits = index.search(&faces[q].2.embedding, n, threshold)?;
+        let own = keys[faces[q].0].as_str();
+        if let Some(h) = hits.iter().find(|h| h.path != own) {
+            let j = row_of[&(h.path.as_str(), h.face)];
+            let verdict = if h.same_person {
+                "same person"
+            } else {
+                "different people"
+            };
+            let d = format!("{:.3}", h.distance);
+            s.row([label(q), label(j), d, verdict.to_string()]);
         }
     }
     rec.tables.push(s);
 
     // Figures: the photos with boxes coloured by person, and 4 chips per person.
     let mut images = Vec::new();
-    let mut chips_by_face: Vec<Option<RgbImage>> = vec![None; n];
+    let mut chips: Vec<Option<image::RgbImage>> = vec![None; n];
+    let mut titles = Vec::new();
     for (i, path) in photos.iter().enumerate() {
-        let img = load_rgb(path)?;
-        for j in (0..n).filter(|&j| faces[j].0 == i) {
-            chips_by_face[j] = Some(face_thumb(&img, faces[j].1, 110));
+        let mut img = load_rgb(path)?;
+        let thick = (img.width() / 250).max(3);
+        for j in of_photo(i) {
+            chips[j] = Some(face_thumb(&img, faces[j].2, 110));
         }
-        let mut boxed = img;
-        let thick = (boxed.width() / 250).max(3);
-        for j in (0..n).filter(|&j| faces[j].0 == i) {
-            let b = &faces[j].1.bbox;
-            draw_rect(
-                &mut boxed,
-                b.left,
-                b.top,
-                b.width,
-                b.height,
-                thick,
-                palette(display[j]),
-            );
+        for j in of_photo(i) {
+            let b = &faces[j].2.bbox;
+            let colour = palette(display[j]);
+            draw_rect(&mut img, b.left, b.top, b.width, b.height, thick, colour);
         }
-        images.push(fit_width(&boxed, 900).0);
+        images.push(fit_width(&img, 900).0);
+        let k = of_photo(i).count();
+        let plural = if k == 1 { "" } else { "s" };
+        titles.push(format!("{}: {k} face{plural}", file_name(path)));
     }
-    let titles: Vec<String> = (0..photos.len())
-        .map(|i| {
-            let k = (0..n).filter(|&j| faces[j].0 == i).count();
-            format!(
-                "{}: {k} face{}",
-                photo_name(i),
-                if k == 1 { "" } else { "s" }
-            )
-        })
-        .collect();
     let name = "faces-detected.png";
     crate::viz::montage_images_png(ctx.report_dir.join(name), &images, 3, &titles)?;
-    let (width, height) = image::image_dimensions(ctx.report_dir.join(name))
-        .map_err(|e| Error::format(ctx.report_dir.join(name), e.to_string()))?;
-    rec.figures.push(super::document::Figure {
-        file: name.to_string(),
-        caption: "The sample photos with every detected face boxed; one colour per person found by clustering.".into(),
-        width,
-        height,
-    });
-    let rows: Vec<Vec<RgbImage>> = clusters
+    rec.figures.push(figure_at(
+        &ctx.report_dir,
+        name,
+        "The sample photos with every detected face boxed; one colour per person found by clustering.",
+    )?);
+    let rows: Vec<Vec<_>> = clusters
         .iter()
         .take(12)
-        .map(|c| {
-            c.iter()
-                .take(4)
-                .filter_map(|&j| chips_by_face[j].clone())
-                .collect()
-        })
+        .map(|c| c.iter().take(4).filter_map(|&j| chips[j].clone()).collect())
         .collect();
     rec.figures.push(save_png(
         &ctx.report_dir,
@@ -313,232 +260,135 @@ fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<()> {
     )?);
     rec.metrics.insert("photos".into(), photos.len().into());
     rec.metrics.insert("faces".into(), n.into());
-    rec.metrics
-        .insert("people_found".into(), clusters.len().into());
+    rec.metrics.insert("people_found".into(), people.into());
     rec.metrics
         .insert("people_in_several_photos".into(), multi_photo.into());
-    rec.metrics.insert(
-        "timings".into(),
-        serde_json::to_value(update.timings).unwrap_or_default(),
-    );
-    Ok(())
+    let timings = serde_json::to_value(update.timings).unwrap_or_default();
+    rec.metrics.insert("timings".into(), timings);
+    Ok(FacesResult::Sample {
+        photos: photos.len(),
+        faces: n,
+        people,
+    })
 }
 
-/// `pairs.txt` beside the LFW folder or tarball.
-fn find_pairs(lfw: &Path) -> Option<PathBuf> {
-    let mut dirs = vec![lfw.to_path_buf()];
-    if let Some(p) = lfw.parent() {
-        dirs.push(p.to_path_buf());
-    }
-    dirs.into_iter()
-        .map(|d| d.join("pairs.txt"))
-        .find(|p| p.is_file())
-}
-
-/// A copy of `pairs.txt` keeping the first `n` matched and `n` mismatched pairs of each fold.
-fn reduced_pairs(src: &Path, dest: &Path, n: usize) -> Result<()> {
-    let pairs = read_pairs(src)?;
-    let folds = pairs.iter().map(|p| p.fold).max().map_or(0, |f| f + 1);
-    let name_index = |p: &Path| -> (String, String) {
-        let name = p
-            .parent()
-            .and_then(|d| d.file_name())
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let stem = p
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let idx = stem
-            .rsplit('_')
-            .next()
-            .and_then(|s| s.parse::<usize>().ok())
-            .unwrap_or(0);
-        (name, idx.to_string())
-    };
-    let mut text = format!("{folds}\t{n}\n");
-    for fold in 0..folds {
-        for same in [true, false] {
-            let chosen: Vec<_> = pairs
-                .iter()
-                .filter(|p| p.fold == fold && p.same == same)
-                .take(n)
-                .collect();
-            if chosen.len() < n {
-                return Err(Error::format(
-                    src,
-                    format!("fold {} has fewer than {n} pairs of a kind", fold + 1),
-                ));
-            }
-            for p in chosen {
-                let (na, ia) = name_index(&p.a);
-                let (nb, ib) = name_index(&p.b);
-                if same {
-                    text.push_str(&format!("{na}\t{ia}\t{ib}\n"));
-                } else {
-                    text.push_str(&format!("{na}\t{ia}\t{nb}\t{ib}\n"));
-                }
-            }
-        }
-    }
-    crate::assets::write_atomic(dest, text.as_bytes())
-}
-
-fn faces_lfw(ctx: &DemoContext, lfw: &Path, rec: &mut StageRecord) -> Result<()> {
+fn faces_lfw(ctx: &DemoContext, lfw: &Path, rec: &mut StageRecord) -> Result<FacesResult> {
     let plan = &ctx.plan;
     let images = resolve_images(lfw)?;
     let pipeline = FacePipeline::from_cache(lfw_options(true))?;
+    let threshold = resolve_threshold(None, pipeline.options())?;
     let work = ctx.work_dir("faces");
     let store_path = work.join("lfw-faces.store");
-    let mut metrics = serde_json::Map::new();
 
     // 1. Verification: LFW's View 2, 10 folds.
-    match find_pairs(lfw) {
+    let verification = match find_pairs(lfw) {
         Some(pairs_file) => {
-            let pairs_used = match plan.lfw_pairs_per_fold {
+            let (pairs_used, note) = match plan.lfw_pairs_per_fold {
                 Some(n) => {
                     let p = work.join(format!("pairs-{n}-per-fold.txt"));
-                    reduced_pairs(&pairs_file, &p, n)?;
-                    p
+                    write_reduced_pairs(&pairs_file, &p, n)?;
+                    let note = format!(
+                        " (quick: the first {n} matched and {n} mismatched pairs of each fold)"
+                    );
+                    (p, note)
                 }
-                None => pairs_file.clone(),
+                None => (pairs_file, String::new()),
             };
             let r = evaluate_lfw(&images, &pairs_used, &pipeline, &store_path, ctx.progress)?;
             rec.summary.push(format!(
-                "LFW verification, the standard 10-fold protocol of pairs.txt{}: the threshold is \
-                 chosen on 9 folds and tested on the 10th.",
-                match plan.lfw_pairs_per_fold {
-                    Some(n) => format!(
-                        " (quick: the first {n} matched and {n} mismatched pairs of each fold)"
-                    ),
-                    None => String::new(),
-                }
+                "LFW verification, the standard 10-fold protocol of pairs.txt{note}: the threshold \
+                 is chosen on 9 folds and tested on the 10th."
             ));
-            let mut t = Table::new("LFW verification", &["", "value"]);
-            t.row([
-                "accuracy (mean ± std over 10 folds)".to_string(),
-                format!(
-                    "{:.2} % ± {:.2}",
-                    100.0 * r.mean_accuracy,
-                    100.0 * r.std_accuracy
-                ),
-            ]);
-            t.row(["ROC AUC".to_string(), format!("{:.4}", r.roc_auc)]);
-            t.row([
-                "threshold (mean of folds)".to_string(),
-                format!("{:.3}", r.threshold),
-            ]);
-            t.row(["pairs".to_string(), r.pairs.to_string()]);
-            t.row(["photos".to_string(), r.photos.to_string()]);
-            t.row([
-                "detection failures".to_string(),
-                format!(
-                    "{} ({})",
-                    r.detection_failures, r.detection_failure_handling
-                ),
-            ]);
-            speed_row(&mut t, &r.timings);
-            rec.tables.push(t);
-            metrics.insert(
-                "verification".into(),
-                serde_json::to_value(&r).unwrap_or_default(),
+            let acc = 100.0 * r.mean_accuracy;
+            let failures = format!(
+                "{} ({})",
+                r.detection_failures, r.detection_failure_handling
             );
+            let mut t = two_col(
+                "LFW verification",
+                vec![
+                    (
+                        "accuracy (mean ± std over 10 folds)",
+                        format!("{acc:.2} % ± {:.2}", 100.0 * r.std_accuracy),
+                    ),
+                    ("ROC AUC", format!("{:.4}", r.roc_auc)),
+                    ("threshold (mean of folds)", format!("{:.3}", r.threshold)),
+                    ("pairs", r.pairs.to_string()),
+                    ("photos", r.photos.to_string()),
+                    ("detection failures", failures),
+                ],
+            );
+            speed_rows(&mut t, &r.timings);
+            rec.tables.push(t);
+            let json = serde_json::to_value(&r).unwrap_or_default();
+            rec.metrics.insert("verification".into(), json);
+            Some(Box::new(r))
         }
-        None => rec.summary.push(format!(
-            "No pairs.txt next to {}: LFW verification skipped.",
-            lfw.display()
-        )),
-    }
+        None => {
+            rec.summary.push(format!(
+                "No pairs.txt next to {}: LFW verification skipped.",
+                lfw.display()
+            ));
+            None
+        }
+    };
 
-    // 2. Clustering people with enough photos.
+    // 2. Clustering the first people with enough photos.
     let mut chosen = people(&images, plan.lfw_cluster_min_images)?;
     chosen.truncate(plan.lfw_cluster_people);
+    for (_, photos) in &mut chosen {
+        photos.truncate(plan.lfw_cluster_max_photos);
+    }
     if chosen.len() < 2 {
-        return Err(Error::format(
-            &images,
-            format!(
-                "fewer than 2 people with {} or more photos",
-                plan.lfw_cluster_min_images
-            ),
-        ));
+        let min = plan.lfw_cluster_min_images;
+        let why = format!("fewer than 2 people with {min} or more photos");
+        return Err(Error::format(&images, why));
     }
-    let mut files = Vec::new();
-    let mut truth = Vec::new();
-    for (i, (_, photos)) in chosen.iter().enumerate() {
-        for p in photos.iter().take(plan.lfw_cluster_max_photos) {
-            files.push(p.clone());
-            truth.push(i as u32);
-        }
-    }
-    let (store, keys, _) = embed_files(ctx, &pipeline, &store_path, &files)?;
-    let mut data = Vec::new();
-    let mut kept = Vec::new();
-    for (i, k) in keys.iter().enumerate() {
-        if let Some(face) = store.get(k).and_then(|p| p.faces.first()) {
-            data.extend_from_slice(&face.embedding);
-            kept.push(i);
-        }
-    }
-    let truth_kept: Vec<u32> = kept.iter().map(|&i| truth[i]).collect();
-    let labels = cluster(&data, store::DIM, &default_grouping(), ctx.seed)?;
-    let pw = pairwise_scores(&truth_kept, &labels);
-    let found = count_clusters(&labels);
+    let params = grouping(ctx, threshold);
+    let c = cluster_people(
+        &chosen,
+        plan.lfw_cluster_min_images,
+        MethodName::ChineseWhispers,
+        &params,
+        &pipeline,
+        &store_path,
+        ctx.progress,
+    )?;
+    let r = &c.report;
     rec.summary.push(format!(
         "Clustering: {} photos of the first {} people (alphabetically) with at least {} photos \
-         (at most {} each), chinese whispers at {CHINESE_WHISPERS_CUT_FACTOR} × the threshold {LFW_THRESHOLD}.",
-        kept.len(),
-        chosen.len(),
-        plan.lfw_cluster_min_images,
-        plan.lfw_cluster_max_photos
+         (at most {} each), chinese whispers at {CHINESE_WHISPERS_CUT_FACTOR} × the threshold \
+         {threshold}.",
+        r.faces, r.people, plan.lfw_cluster_min_images, plan.lfw_cluster_max_photos,
     ));
-    let mut t = Table::new("LFW identity clustering", &["", "value"]);
-    t.row(["people (true)".to_string(), chosen.len().to_string()]);
-    t.row(["clusters found".to_string(), found.to_string()]);
-    t.row([
-        "pairwise precision".to_string(),
-        format!("{:.4}", pw.precision),
-    ]);
-    t.row(["pairwise recall".to_string(), format!("{:.4}", pw.recall)]);
-    t.row(["pairwise F1".to_string(), format!("{:.4}", pw.f1)]);
-    t.row([
-        "NMI".to_string(),
-        format!("{:.4}", nmi(&truth_kept, &labels)),
-    ]);
-    rec.tables.push(t);
-    metrics.insert(
+    rec.tables.push(two_col(
+        "LFW identity clustering",
+        vec![
+            ("people (true)", r.people.to_string()),
+            ("clusters found", r.clusters_found.to_string()),
+            ("pairwise precision", format!("{:.4}", r.pairwise_precision)),
+            ("pairwise recall", format!("{:.4}", r.pairwise_recall)),
+            ("pairwise F1", format!("{:.4}", r.pairwise_f1)),
+            ("NMI", format!("{:.4}", r.nmi)),
+        ],
+    ));
+    rec.metrics.insert(
         "clustering".into(),
         serde_json::json!({
-            "people": chosen.len(), "photos": kept.len(), "clusters": found,
-            "pairwise_precision": pw.precision, "pairwise_recall": pw.recall,
-            "pairwise_f1": pw.f1, "nmi": nmi(&truth_kept, &labels),
+            "people": r.people, "photos": r.faces, "clusters": r.clusters_found,
+            "pairwise_precision": r.pairwise_precision, "pairwise_recall": r.pairwise_recall,
+            "pairwise_f1": r.pairwise_f1, "nmi": r.nmi,
         }),
     );
-
     // 4 pictures per cluster, largest clusters first.
-    let mut by_cluster: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
-    for (j, &l) in labels.iter().enumerate() {
-        by_cluster.entry(l).or_default().push(kept[j]);
-    }
-    let mut clusters: Vec<Vec<usize>> = by_cluster.into_values().collect();
-    clusters.sort_by_key(|c| std::cmp::Reverse(c.len()));
     let mut rows = Vec::new();
-    for c in clusters.iter().take(8) {
-        let mut row = Vec::new();
-        for &i in c.iter().take(4) {
-            let img = load_rgb(&files[i])?;
-            let side = img.width().min(img.height());
-            let crop_side = side * 3 / 5;
-            let crop = imageops::crop_imm(
-                &img,
-                (img.width() - crop_side) / 2,
-                (img.height() - crop_side) / 2,
-                crop_side,
-                crop_side,
-            )
-            .to_image();
-            row.push(crop);
-        }
-        rows.push(row);
+    for group in groups_by_size(&c.labels).iter().take(8) {
+        let photos = group.iter().take(4).map(|&j| &c.files[c.photo[j]]);
+        rows.push(
+            photos
+                .map(|p| Ok(centre_crop(&load_rgb(p)?)))
+                .collect::<Result<_>>()?,
+        );
     }
     rec.figures.push(save_png(
         &ctx.report_dir,
@@ -547,40 +397,29 @@ fn faces_lfw(ctx: &DemoContext, lfw: &Path, rec: &mut StageRecord) -> Result<()>
         "The 8 largest clusters, 4 pictures each.",
     )?);
 
-    // 3. Search: the first photo of each of the first people against all others.
+    // 3. Search: two query faces against the other clustered photos.
+    let index = StoreIndex::for_photos(&c.store, &c.keys)?;
+    let person: HashMap<&str, u32> = (0..c.truth.len())
+        .map(|j| (c.keys[c.photo[j]].as_str(), c.truth[j]))
+        .collect();
     let mut s = Table::new(
         "Nearest-face search (exact, Euclidean): 5 nearest photos of a query",
         &["query", "rank", "photo", "distance", "same person?"],
     );
-    let name_of = |i: usize| chosen[truth[i] as usize].0.clone();
-    let file_name = |i: usize| {
-        files[i]
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    for &(q_pos, _) in [(0usize, ()), (kept.len() / 2, ())].iter() {
-        if q_pos >= kept.len() {
+    for q in [0, c.truth.len() / 2] {
+        if q >= c.truth.len() {
             continue;
         }
-        let q = &data[q_pos * store::DIM..(q_pos + 1) * store::DIM];
-        let mut hits: Vec<(f32, usize)> = (0..kept.len())
-            .filter(|&j| j != q_pos)
-            .map(|j| (euclidean(q, &data[j * store::DIM..(j + 1) * store::DIM]), j))
-            .collect();
-        hits.sort_by(|a, b| a.0.total_cmp(&b.0));
-        for (rank, (d, j)) in hits.iter().take(5).enumerate() {
+        let (file, key) = (&c.files[c.photo[q]], c.keys[c.photo[q]].as_str());
+        let hits = index.search(&c.data[q * DIM..(q + 1) * DIM], 6, threshold)?;
+        for (rank, h) in hits.iter().filter(|h| h.path != key).take(5).enumerate() {
+            let same = person.get(h.path.as_str()) == Some(&c.truth[q]);
             s.row([
-                file_name(kept[q_pos]),
+                file_name(file),
                 (rank + 1).to_string(),
-                file_name(kept[*j]),
-                format!("{d:.3}"),
-                if name_of(kept[*j]) == name_of(kept[q_pos]) {
-                    "yes"
-                } else {
-                    "no"
-                }
-                .to_string(),
+                file_name(Path::new(&h.path)),
+                format!("{:.3}", h.distance),
+                if same { "yes" } else { "no" }.to_string(),
             ]);
         }
     }
@@ -588,9 +427,10 @@ fn faces_lfw(ctx: &DemoContext, lfw: &Path, rec: &mut StageRecord) -> Result<()>
     let names: Vec<String> = chosen.iter().map(|(n, _)| n.replace('_', " ")).collect();
     push_figure(
         rec,
-        super::plots::faces_tsne(ctx, &data, &truth_kept, &names, "faces-tsne.png")
-            .map(|f| vec![f]),
+        super::plots::faces_tsne(ctx, &c.data, &c.truth, &names, "faces-tsne.png").map(|f| vec![f]),
     );
-    rec.metrics.extend(metrics);
-    Ok(())
+    Ok(FacesResult::Lfw {
+        verification,
+        clustering: Box::new(c.report),
+    })
 }

