@@ -7,9 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use siamese::cluster::Linkage;
 use siamese::faces::eval_lfw::{evaluate_lfw, lfw_options};
 use siamese::faces::gallery::{write_gallery, GalleryFace};
-use siamese::faces::grouping::{
-    evaluate_lfw_clustering, resolve_method, GroupingParams, MethodName,
-};
+use siamese::faces::grouping::{evaluate_lfw_clustering, group_faces, GroupingParams, MethodName};
 use siamese::faces::pipeline::{euclidean, FacePipeline, FaceSelection, PipelineOptions};
 use siamese::faces::search::StoreIndex;
 use siamese::faces::verify::{resolve_threshold, verdict};

@@ -1,6 +1,7 @@
 //! Grouping faces by person: choosing a clustering method's parameters from the same-person
-//! threshold calibrated on LFW, and the clustering evaluation on LFW people with at least N
-//! photos (pairwise precision/recall/F1, NMI, AMI, clusters found vs true).
+//! threshold calibrated on LFW, grouping the faces of stored photos ([`group_faces`]), and the
+//! clustering evaluation on LFW people with at least N photos ([`cluster_people`]: pairwise
+//! precision/recall/F1, NMI, AMI, clusters found vs true).
 //!
 //! Defaults, with `T` the LFW threshold (`verify::LFW_THRESHOLD`, the pairwise same/different
 //! cut): every method that chains faces into groups needs a tighter cut than `T`, because in a
@@ -130,6 +131,47 @@ pub fn count_clusters(labels: &[u32]) -> (usize, usize) {
     ids.sort_unstable();
     ids.dedup();
     (ids.len(), labels.iter().filter(|&&l| l == NOISE).count())
+}
+
+/// Every face of some stored photos, grouped into people by [`group_faces`].
+#[derive(Debug, Clone)]
+pub struct FaceGroups {
+    /// Each face: (its photo, an index into the keys given; its index in the photo).
+    pub faces: Vec<(usize, usize)>,
+    /// Their embeddings, rows of [`store::DIM`].
+    pub data: Vec<f32>,
+    pub method: Method,
+    /// One cluster label per face.
+    pub labels: Vec<u32>,
+}
+
+/// Groups every face of the photos stored under `keys` with the method `name` (parameters from
+/// `params`); an error when there is no face.
+pub fn group_faces(
+    st: &store::EmbeddingStore,
+    keys: &[String],
+    name: MethodName,
+    params: &GroupingParams,
+) -> Result<FaceGroups> {
+    let mut faces = Vec::new();
+    let mut data = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        for (f, face) in st.get(k).iter().flat_map(|p| p.faces.iter().enumerate()) {
+            faces.push((i, f));
+            data.extend_from_slice(&face.embedding);
+        }
+    }
+    if faces.is_empty() {
+        return Err(Error::config("faces", "no face found in any photo"));
+    }
+    let method = resolve_method(name, params, &data, store::DIM)?;
+    let labels = cluster::cluster(&data, store::DIM, &method, params.seed)?;
+    Ok(FaceGroups {
+        faces,
+        data,
+        method,
+        labels,
+    })
 }
 
 /// What `siamese faces eval-cluster` reports.

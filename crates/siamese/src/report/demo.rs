@@ -12,7 +12,7 @@ use super::document::{command_line, now_utc, Report, StageRecord, Table, Version
 use super::files::write_report;
 use super::headlines::{headlines, StageResults};
 use super::runner::StageRunner;
-use super::{stage_faces, stage_mnist, stage_sweep, stage_triplets};
+use super::{stage_faces, stage_lfw, stage_mnist, stage_sweep, stage_triplets};
 use crate::train::checkpoint::has_checkpoint;
 use crate::{Error, Result};
 
@@ -200,7 +200,10 @@ pub fn run_demo(options: &DemoOptions) -> Result<Report> {
                 results.sweep = runner.run(id, title, |rec| stage_sweep::stage_sweep(&ctx, rec));
             }
             Stage::Faces => {
-                results.faces = runner.run(id, title, |rec| stage_faces::stage_faces(&ctx, rec));
+                results.faces = runner.run(id, title, |rec| match &ctx.lfw {
+                    Some(lfw) => stage_lfw::stage_lfw(&ctx, lfw, rec),
+                    None => stage_faces::stage_faces(&ctx, rec),
+                });
             }
             Stage::Triplets => {
                 results.triplets =

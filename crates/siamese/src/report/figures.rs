@@ -1,5 +1,5 @@
 //! Putting pictures into the report folder: copying PNGs other stages wrote, saving images the
-//! report draws itself (detected-face boxes, face thumbnails, grids of face chips, digit grids),
+//! report draws itself (rectangles, grids of image groups, digit grids),
 //! each written atomically and returned as a [`Figure`] with its pixel size, and adding figures
 //! to a stage ([`push_figure`]: a figure that could not be drawn is noted, not fatal).
 
@@ -11,8 +11,6 @@ use image::{imageops, Rgb, RgbImage};
 use super::document::{Figure, StageRecord};
 use crate::assets::write_atomic;
 use crate::data::LabelledImages;
-use crate::faces::align::aligned_chip;
-use crate::faces::store::StoredFace;
 use crate::{Error, Result};
 
 /// Adds figures to the stage; a figure that could not be drawn is noted, not fatal (the
@@ -178,42 +176,4 @@ pub fn digit_image(data: &LabelledImages, i: usize) -> RgbImage {
         let v = (px[(y * w + x) as usize].clamp(0.0, 1.0) * 255.0).round() as u8;
         Rgb([v, v, v])
     })
-}
-
-/// A face's aligned chip (from its landmarks), else a square crop around its box (1.4× its
-/// size), resized to `side`.
-pub fn face_thumb(img: &RgbImage, face: &StoredFace, side: u32) -> RgbImage {
-    if let Some(l) = &face.landmarks {
-        if l.len() >= 5 {
-            let five = [l[0], l[1], l[2], l[3], l[4]];
-            return imageops::resize(
-                &aligned_chip(img, &five),
-                side,
-                side,
-                imageops::FilterType::Triangle,
-            );
-        }
-    }
-    let b = &face.bbox;
-    let s = (b.width.max(b.height) * 1.4).max(1.0);
-    let (cx, cy) = (b.left + b.width / 2.0, b.top + b.height / 2.0);
-    let x = (cx - s / 2.0).clamp(0.0, (img.width() as f32 - 1.0).max(0.0)) as u32;
-    let y = (cy - s / 2.0).clamp(0.0, (img.height() as f32 - 1.0).max(0.0)) as u32;
-    let w = (s as u32).min(img.width() - x).max(1);
-    let h = (s as u32).min(img.height() - y).max(1);
-    let crop = imageops::crop_imm(img, x, y, w, h).to_image();
-    imageops::resize(&crop, side, side, imageops::FilterType::Triangle)
-}
-
-/// The centred square of `img` with 3/5 of its shorter side (the face of an LFW photo).
-pub fn centre_crop(img: &RgbImage) -> RgbImage {
-    let side = img.width().min(img.height()) * 3 / 5;
-    imageops::crop_imm(
-        img,
-        (img.width() - side) / 2,
-        (img.height() - side) / 2,
-        side,
-        side,
-    )
-    .to_image()
 }

@@ -9,6 +9,7 @@
 pub mod context;
 pub mod demo;
 pub mod document;
+pub mod face_figures;
 pub mod figures;
 pub mod files;
 pub mod headlines;
@@ -16,6 +17,7 @@ pub mod html;
 pub mod plots;
 pub mod runner;
 pub mod stage_faces;
+pub mod stage_lfw;
 pub mod stage_mnist;
 pub mod stage_sweep;
 pub mod stage_triplets;

@@ -1,29 +1,25 @@
-//! The demo's face stage, an adapter over [`crate::faces`] (dlib's ResNet behind SeetaFace
-//! detection and dlib's 5-point alignment). With `--lfw DIR`: LFW's 10-fold verification
-//! (`faces::eval_lfw`), clustering LFW people (`faces::grouping::cluster_people`) and
-//! nearest-face search (`faces::search::StoreIndex`). Without it: the sample photos of the face
-//! packages, every face embedded through the store, grouped into people and searched.
+//! The demo's face stage on the sample photos of the face packages, an adapter over
+//! [`crate::faces`] (dlib's ResNet behind SeetaFace detection and dlib's 5-point alignment):
+//! every face embedded through the store (`faces::store::embed_files`), grouped into people
+//! (`faces::grouping::group_faces`) and searched (`faces::search::StoreIndex`), the verdict at
+//! the threshold for the settings. With `--lfw DIR` the demo runs [`super::stage_lfw`] instead,
+//! which shares this file's helpers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::context::DemoContext;
 use super::document::{StageRecord, Table};
-use super::figures::{
-    centre_crop, draw_rect, face_thumb, figure_at, fit_width, group_grid, palette, push_figure,
-    save_png,
-};
+use super::face_figures::{boxed_photos, groups_grid};
 use crate::assets::face_samples;
-use crate::faces::eval_lfw::{evaluate_lfw, lfw_options, LfwReport};
+use crate::faces::eval_lfw::LfwReport;
 use crate::faces::grouping::{
-    cluster_people, count_clusters, resolve_method, ClusterEvalReport, GroupingParams, MethodName,
+    count_clusters, group_faces, ClusterEvalReport, GroupingParams, MethodName,
     CHINESE_WHISPERS_CUT_FACTOR,
 };
-use crate::faces::lfw::{find_pairs, people, resolve_images, write_reduced_pairs};
-use crate::faces::load::load_rgb;
 use crate::faces::pipeline::{FacePipeline, PipelineOptions, Timings};
 use crate::faces::search::StoreIndex;
-use crate::faces::store::{embed_files, StoredFace, DIM};
+use crate::faces::store::embed_files;
 use crate::faces::verify::resolve_threshold;
 use crate::{Error, Result};
 
@@ -42,19 +38,21 @@ pub enum FacesResult {
 }
 
 /// Chinese whispers at the library's default cut for `threshold`, seeded by the demo's seed.
-fn grouping(ctx: &DemoContext, threshold: f32) -> GroupingParams {
+pub fn grouping(ctx: &DemoContext, threshold: f32) -> GroupingParams {
     GroupingParams {
         seed: ctx.seed,
         ..GroupingParams::from_threshold(threshold)
     }
 }
 
-fn speed_rows(t: &mut Table, timings: &Timings) {
+/// The pipeline's speed rows of a table.
+pub fn speed_rows(t: &mut Table, timings: &Timings) {
     if timings.faces > 0 {
         let per_s = |s: f64| format!("{:.1}", timings.faces as f64 / s.max(1e-9));
+        let total = per_s(timings.prepare_s + timings.embed_s);
         t.row([
             "faces/s (detection + alignment + embedding)".to_string(),
-            per_s(timings.prepare_s + timings.embed_s),
+            total,
         ]);
         t.row([
             "faces/s (embedding alone)".to_string(),
@@ -63,14 +61,14 @@ fn speed_rows(t: &mut Table, timings: &Timings) {
     }
 }
 
-fn file_name(p: &Path) -> String {
+pub fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
 
 /// Indices grouped by label, largest group first.
-fn groups_by_size(labels: &[u32]) -> Vec<Vec<usize>> {
+pub fn groups_by_size(labels: &[u32]) -> Vec<Vec<usize>> {
     let mut members: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (j, &l) in labels.iter().enumerate() {
         members.entry(l).or_default().push(j);
@@ -80,7 +78,8 @@ fn groups_by_size(labels: &[u32]) -> Vec<Vec<usize>> {
     groups
 }
 
-fn two_col(caption: &str, rows: Vec<(&str, String)>) -> Table {
+/// A table of `(name, value)` rows.
+pub fn two_col(caption: &str, rows: Vec<(&str, String)>) -> Table {
     let mut t = Table::new(caption, &["", "value"]);
     for (k, v) in rows {
         t.row([k.to_string(), v]);
@@ -88,23 +87,14 @@ fn two_col(caption: &str, rows: Vec<(&str, String)>) -> Table {
     t
 }
 
-/// Stage entry: LFW when `--lfw` was given, else the sample photos.
+/// Stage (without `--lfw`): the sample photos.
 pub fn stage_faces(ctx: &DemoContext, rec: &mut StageRecord) -> Result<FacesResult> {
-    match &ctx.lfw {
-        Some(dir) => faces_lfw(ctx, dir, rec),
-        None => faces_sample(ctx, rec),
-    }
-}
-
-fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<FacesResult> {
     let photos = face_samples::fetch_sample_photos()?;
     let pipeline = FacePipeline::from_cache(PipelineOptions::default())?;
     let threshold = resolve_threshold(None, pipeline.options())?;
     let store_path = ctx.work_dir("faces").join("sample-faces.store");
     let embedded = embed_files(&store_path, &photos, &pipeline, ctx.progress)?;
     let (store, keys) = (&embedded.store, &embedded.keys);
-    // Every face of every photo: (photo index, face index in the photo, face).
-    let mut faces: Vec<(usize, usize, &StoredFace)> = Vec::new();
     for (i, k) in keys.iter().enumerate() {
         let stored = store
             .get(k)
@@ -112,32 +102,26 @@ fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<FacesResult>
         if let Some(e) = &stored.error {
             return Err(Error::format(&photos[i], e.clone()));
         }
-        faces.extend(
-            stored
-                .faces
-                .iter()
-                .enumerate()
-                .map(|(f, face)| (i, f, face)),
-        );
     }
+    let params = grouping(ctx, threshold);
+    let groups = group_faces(store, keys, MethodName::ChineseWhispers, &params)?;
+    // Every face: (photo index, face), photo after photo.
+    let faces: Vec<_> = (groups.faces.iter())
+        .map(|&(p, f)| (p, &store.get(&keys[p]).expect("checked above").faces[f]))
+        .collect();
     let n = faces.len();
     if n < 2 {
         let why = format!("only {n} faces found in the sample photos");
         return Err(Error::format(face_samples::samples_dir(), why));
     }
-    let data: Vec<f32> = faces.iter().flat_map(|f| f.2.embedding.clone()).collect();
-    let params = grouping(ctx, threshold);
-    let method = resolve_method(MethodName::ChineseWhispers, &params, &data, DIM)?;
-    let labels = crate::cluster::cluster(&data, DIM, &method, params.seed)?;
-    let people = count_clusters(&labels).0;
+    let people = count_clusters(&groups.labels).0;
     // A person's display number (1-based, largest group first) picks its colour.
-    let clusters = groups_by_size(&labels);
+    let clusters = groups_by_size(&groups.labels);
     let mut display = vec![0usize; n];
     for (r, c) in clusters.iter().enumerate() {
         c.iter().for_each(|&j| display[j] = r);
     }
-    let multi_photo = clusters
-        .iter()
+    let multi_photo = (clusters.iter())
         .filter(|c| c.iter().any(|&j| faces[j].0 != faces[c[0]].0))
         .count();
     rec.summary.push(format!(
@@ -151,6 +135,7 @@ fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<FacesResult>
         face_samples::SAMPLES_PACKAGE,
     ));
     let update = &embedded.report;
+    let reuse = format!("{} / {}", update.embedded_photos, update.reused_photos);
     let mut t = two_col(
         "Faces in the sample photos",
         vec![
@@ -161,23 +146,21 @@ fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<FacesResult>
                 "people seen in more than one photo",
                 multi_photo.to_string(),
             ),
-            (
-                "photos embedded now / reused from the store",
-                format!("{} / {}", update.embedded_photos, update.reused_photos),
-            ),
+            ("photos embedded now / reused from the store", reuse),
         ],
     );
     speed_rows(&mut t, &update.timings);
     rec.tables.push(t);
-    let faces_ref = &faces;
-    let of_photo = |i: usize| (0..n).filter(move |&j| faces_ref[j].0 == i);
     let mut per_photo = Table::new(
         "Faces per photo",
         &["photo", "size", "faces", "people (cluster numbers)"],
     );
     for (i, k) in keys.iter().enumerate() {
         let p = store.get(k).expect("checked above");
-        let mut ids: Vec<usize> = of_photo(i).map(|j| display[j] + 1).collect();
+        let mut ids: Vec<usize> = (0..n)
+            .filter(|&j| faces[j].0 == i)
+            .map(|j| display[j] + 1)
+            .collect();
         ids.sort_unstable();
         let ids: Vec<String> = ids.iter().map(|d| d.to_string()).collect();
         let size = format!("{}x{}", p.width, p.height);
@@ -188,8 +171,8 @@ fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<FacesResult>
 
     // Search: for the first faces, the nearest face in another photo.
     let index = StoreIndex::for_photos(store, keys)?;
-    let row_of: HashMap<(&str, usize), usize> = (0..n)
-        .map(|j| ((keys[faces[j].0].as_str(), faces[j].1), j))
+    let row_of: HashMap<(&str, usize), usize> = (groups.faces.iter().enumerate())
+        .map(|(j, &(p, f))| ((keys[p].as_str(), f), j))
         .collect();
     let mut s = Table::new(
         "Nearest-face search (exact, Euclidean): each query's nearest face in the other photos",
@@ -205,7 +188,7 @@ fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<FacesResult>
         format!("{photo} face {} (person {})", j + 1, display[j] + 1)
     };
     for q in 0..n.min(8) {
-        let hits = index.search(&faces[q].2.embedding, n, threshold)?;
+        let hits = index.search(&faces[q].1.embedding, n, threshold)?;
         let own = keys[faces[q].0].as_str();
         if let Some(h) = hits.iter().find(|h| h.path != own) {
             let j = row_of[&(h.path.as_str(), h.face)];
@@ -221,42 +204,21 @@ fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<FacesResult>
     rec.tables.push(s);
 
     // Figures: the photos with boxes coloured by person, and 4 chips per person.
-    let mut images = Vec::new();
-    let mut chips: Vec<Option<image::RgbImage>> = vec![None; n];
-    let mut titles = Vec::new();
-    for (i, path) in photos.iter().enumerate() {
-        let mut img = load_rgb(path)?;
-        let thick = (img.width() / 250).max(3);
-        for j in of_photo(i) {
-            chips[j] = Some(face_thumb(&img, faces[j].2, 110));
-        }
-        for j in of_photo(i) {
-            let b = &faces[j].2.bbox;
-            let colour = palette(display[j]);
-            draw_rect(&mut img, b.left, b.top, b.width, b.height, thick, colour);
-        }
-        images.push(fit_width(&img, 900).0);
-        let k = of_photo(i).count();
-        let plural = if k == 1 { "" } else { "s" };
-        titles.push(format!("{}: {k} face{plural}", file_name(path)));
-    }
-    let name = "faces-detected.png";
-    crate::viz::montage_images_png(ctx.report_dir.join(name), &images, 3, &titles)?;
-    rec.figures.push(figure_at(
+    let (boxed, thumbs) = boxed_photos(
         &ctx.report_dir,
-        name,
-        "The sample photos with every detected face boxed; one colour per person found by clustering.",
-    )?);
-    let rows: Vec<Vec<_>> = clusters
-        .iter()
-        .take(12)
-        .map(|c| c.iter().take(4).filter_map(|&j| chips[j].clone()).collect())
-        .collect();
-    rec.figures.push(save_png(
+        "faces-detected.png",
+        &photos,
+        &faces,
+        &display,
+    )?;
+    rec.figures.push(boxed);
+    rec.figures.push(groups_grid(
         &ctx.report_dir,
-        &group_grid(&rows, 4, 2, 110, 6),
         "faces-clusters.png",
         "Up to 4 aligned chips per person found, largest clusters first (the bar colour matches the boxes).",
+        &clusters,
+        12,
+        |j| Ok(thumbs[j].clone()),
     )?);
     rec.metrics.insert("photos".into(), photos.len().into());
     rec.metrics.insert("faces".into(), n.into());
@@ -269,168 +231,5 @@ fn faces_sample(ctx: &DemoContext, rec: &mut StageRecord) -> Result<FacesResult>
         photos: photos.len(),
         faces: n,
         people,
-    })
-}
-
-fn faces_lfw(ctx: &DemoContext, lfw: &Path, rec: &mut StageRecord) -> Result<FacesResult> {
-    let plan = &ctx.plan;
-    let images = resolve_images(lfw)?;
-    let pipeline = FacePipeline::from_cache(lfw_options(true))?;
-    let threshold = resolve_threshold(None, pipeline.options())?;
-    let work = ctx.work_dir("faces");
-    let store_path = work.join("lfw-faces.store");
-
-    // 1. Verification: LFW's View 2, 10 folds.
-    let verification = match find_pairs(lfw) {
-        Some(pairs_file) => {
-            let (pairs_used, note) = match plan.lfw_pairs_per_fold {
-                Some(n) => {
-                    let p = work.join(format!("pairs-{n}-per-fold.txt"));
-                    write_reduced_pairs(&pairs_file, &p, n)?;
-                    let note = format!(
-                        " (quick: the first {n} matched and {n} mismatched pairs of each fold)"
-                    );
-                    (p, note)
-                }
-                None => (pairs_file, String::new()),
-            };
-            let r = evaluate_lfw(&images, &pairs_used, &pipeline, &store_path, ctx.progress)?;
-            rec.summary.push(format!(
-                "LFW verification, the standard 10-fold protocol of pairs.txt{note}: the threshold \
-                 is chosen on 9 folds and tested on the 10th."
-            ));
-            let acc = 100.0 * r.mean_accuracy;
-            let failures = format!(
-                "{} ({})",
-                r.detection_failures, r.detection_failure_handling
-            );
-            let mut t = two_col(
-                "LFW verification",
-                vec![
-                    (
-                        "accuracy (mean ± std over 10 folds)",
-                        format!("{acc:.2} % ± {:.2}", 100.0 * r.std_accuracy),
-                    ),
-                    ("ROC AUC", format!("{:.4}", r.roc_auc)),
-                    ("threshold (mean of folds)", format!("{:.3}", r.threshold)),
-                    ("pairs", r.pairs.to_string()),
-                    ("photos", r.photos.to_string()),
-                    ("detection failures", failures),
-                ],
-            );
-            speed_rows(&mut t, &r.timings);
-            rec.tables.push(t);
-            let json = serde_json::to_value(&r).unwrap_or_default();
-            rec.metrics.insert("verification".into(), json);
-            Some(Box::new(r))
-        }
-        None => {
-            rec.summary.push(format!(
-                "No pairs.txt next to {}: LFW verification skipped.",
-                lfw.display()
-            ));
-            None
-        }
-    };
-
-    // 2. Clustering the first people with enough photos.
-    let mut chosen = people(&images, plan.lfw_cluster_min_images)?;
-    chosen.truncate(plan.lfw_cluster_people);
-    for (_, photos) in &mut chosen {
-        photos.truncate(plan.lfw_cluster_max_photos);
-    }
-    if chosen.len() < 2 {
-        let min = plan.lfw_cluster_min_images;
-        let why = format!("fewer than 2 people with {min} or more photos");
-        return Err(Error::format(&images, why));
-    }
-    let params = grouping(ctx, threshold);
-    let c = cluster_people(
-        &chosen,
-        plan.lfw_cluster_min_images,
-        MethodName::ChineseWhispers,
-        &params,
-        &pipeline,
-        &store_path,
-        ctx.progress,
-    )?;
-    let r = &c.report;
-    rec.summary.push(format!(
-        "Clustering: {} photos of the first {} people (alphabetically) with at least {} photos \
-         (at most {} each), chinese whispers at {CHINESE_WHISPERS_CUT_FACTOR} × the threshold \
-         {threshold}.",
-        r.faces, r.people, plan.lfw_cluster_min_images, plan.lfw_cluster_max_photos,
-    ));
-    rec.tables.push(two_col(
-        "LFW identity clustering",
-        vec![
-            ("people (true)", r.people.to_string()),
-            ("clusters found", r.clusters_found.to_string()),
-            ("pairwise precision", format!("{:.4}", r.pairwise_precision)),
-            ("pairwise recall", format!("{:.4}", r.pairwise_recall)),
-            ("pairwise F1", format!("{:.4}", r.pairwise_f1)),
-            ("NMI", format!("{:.4}", r.nmi)),
-        ],
-    ));
-    rec.metrics.insert(
-        "clustering".into(),
-        serde_json::json!({
-            "people": r.people, "photos": r.faces, "clusters": r.clusters_found,
-            "pairwise_precision": r.pairwise_precision, "pairwise_recall": r.pairwise_recall,
-            "pairwise_f1": r.pairwise_f1, "nmi": r.nmi,
-        }),
-    );
-    // 4 pictures per cluster, largest clusters first.
-    let mut rows = Vec::new();
-    for group in groups_by_size(&c.labels).iter().take(8) {
-        let photos = group.iter().take(4).map(|&j| &c.files[c.photo[j]]);
-        rows.push(
-            photos
-                .map(|p| Ok(centre_crop(&load_rgb(p)?)))
-                .collect::<Result<_>>()?,
-        );
-    }
-    rec.figures.push(save_png(
-        &ctx.report_dir,
-        &group_grid(&rows, 4, 2, 110, 6),
-        "faces-clusters.png",
-        "The 8 largest clusters, 4 pictures each.",
-    )?);
-
-    // 3. Search: two query faces against the other clustered photos.
-    let index = StoreIndex::for_photos(&c.store, &c.keys)?;
-    let person: HashMap<&str, u32> = (0..c.truth.len())
-        .map(|j| (c.keys[c.photo[j]].as_str(), c.truth[j]))
-        .collect();
-    let mut s = Table::new(
-        "Nearest-face search (exact, Euclidean): 5 nearest photos of a query",
-        &["query", "rank", "photo", "distance", "same person?"],
-    );
-    for q in [0, c.truth.len() / 2] {
-        if q >= c.truth.len() {
-            continue;
-        }
-        let (file, key) = (&c.files[c.photo[q]], c.keys[c.photo[q]].as_str());
-        let hits = index.search(&c.data[q * DIM..(q + 1) * DIM], 6, threshold)?;
-        for (rank, h) in hits.iter().filter(|h| h.path != key).take(5).enumerate() {
-            let same = person.get(h.path.as_str()) == Some(&c.truth[q]);
-            s.row([
-                file_name(file),
-                (rank + 1).to_string(),
-                file_name(Path::new(&h.path)),
-                format!("{:.3}", h.distance),
-                if same { "yes" } else { "no" }.to_string(),
-            ]);
-        }
-    }
-    rec.tables.push(s);
-    let names: Vec<String> = chosen.iter().map(|(n, _)| n.replace('_', " ")).collect();
-    push_figure(
-        rec,
-        super::plots::faces_tsne(ctx, &c.data, &c.truth, &names, "faces-tsne.png").map(|f| vec![f]),
-    );
-    Ok(FacesResult::Lfw {
-        verification,
-        clustering: Box::new(c.report),
     })
 }
