@@ -21,6 +21,7 @@ use crate::faces::store::DIM;
 use crate::faces::verify::resolve_threshold;
 use crate::{Error, Result};
 
+/// Stage (with `--lfw DIR`): verification, clustering and search on LFW.
 pub fn stage_lfw(ctx: &DemoContext, lfw: &Path, rec: &mut StageRecord) -> Result<FacesResult> {
     let plan = &ctx.plan;
     let images = resolve_images(lfw)?;
