@@ -23,6 +23,9 @@ pub enum Target {
     MobilenetV2,
     /// ImageNet sample pictures (chelsea.png, coffee.png from PyPI scikit-image==0.24.0).
     ImagenetSamples,
+    /// Six group photos (npm @vladmandic/face-api@1.7.15, package/demo/sample*.jpg): the demo's
+    /// face stage without `--lfw`, and the face tests that need no evaluation data.
+    FaceSamples,
 }
 
 impl Target {
@@ -34,6 +37,7 @@ impl Target {
             Target::Backbone => "backbone",
             Target::MobilenetV2 => "mobilenet_v2",
             Target::ImagenetSamples => "imagenet-samples",
+            Target::FaceSamples => "face-samples",
         }
     }
 }
@@ -58,6 +62,8 @@ fn fetch_one(target: Target) -> siamese::Result<PathBuf> {
         Target::MobilenetV2 => siamese::assets::backbone::fetch_mobilenet_v2()
             .map(|p| p.parent().map(PathBuf::from).unwrap_or(p)),
         Target::ImagenetSamples => siamese::assets::backbone::fetch_samples(),
+        Target::FaceSamples => siamese::assets::face_samples::fetch_sample_photos()
+            .map(|_| siamese::assets::face_samples::samples_dir()),
     }
 }
 

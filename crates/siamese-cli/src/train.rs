@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use siamese::eval::distance::Distance;
+use siamese::distance::Distance;
 use siamese::model::embedding_cnn::EmbeddingCnnConfig;
 use siamese::run::{train_run, DataSource, Existing};
 use siamese::sampling::MiningStrategy;

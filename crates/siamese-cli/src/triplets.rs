@@ -8,13 +8,12 @@ use clap::{Args, Subcommand};
 use siamese::data::triplet_file::{
     list_classes, make_triplets, read_triplets, split_classes, write_triplets, MakeOptions,
 };
-use siamese::eval::distance::Distance;
+use siamese::distance::Distance;
 use siamese::model::backbone::{Backbone, BackboneKind, FeatureExtractor};
 use siamese::model::feature_cache;
 use siamese::model::head::TripletHeadConfig;
-use siamese::train::head::{
-    predict_triplet_file, train_head, triplet_file_features, HeadRunConfig,
-};
+use siamese::train::head::{train_head, HeadRunConfig};
+use siamese::train::head_predict::{predict_triplet_file, triplet_file_features};
 
 #[derive(Args)]
 pub struct TripletsArgs {
@@ -77,32 +76,32 @@ struct TrainArgs {
     /// Run folder: config.json, head.safetensors, history.json, loss.png.
     #[arg(long)]
     out: PathBuf,
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = HeadRunConfig::new(BackboneKind::MobileNetV2, String::new(), 0).epochs)]
     epochs: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = HeadRunConfig::new(BackboneKind::MobileNetV2, String::new(), 0).learning_rate)]
     lr: f64,
     /// Triplets per step.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = HeadRunConfig::new(BackboneKind::MobileNetV2, String::new(), 0).batch)]
     batch: usize,
     /// Triplet margin alpha.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = HeadRunConfig::new(BackboneKind::MobileNetV2, String::new(), 0).margin)]
     margin: f64,
     /// Embedding dimension D.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = TripletHeadConfig::new(0).dim)]
     dim: usize,
     /// Width of the hidden dense layer.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = TripletHeadConfig::new(0).hidden)]
     hidden: usize,
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = TripletHeadConfig::new(0).dropout)]
     dropout: f64,
     /// euclidean, squared_euclidean, cosine or l1.
-    #[arg(long, default_value = "euclidean")]
+    #[arg(long, default_value_t = HeadRunConfig::new(BackboneKind::MobileNetV2, String::new(), 0).distance)]
     distance: Distance,
     /// Share of the triplets held out for validation.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = HeadRunConfig::new(BackboneKind::MobileNetV2, String::new(), 0).val_fraction)]
     val_fraction: f64,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = HeadRunConfig::new(BackboneKind::MobileNetV2, String::new(), 0).seed)]
     seed: u64,
     /// Feature cache folder (default: <cache>/features).
     #[arg(long)]

@@ -3,7 +3,8 @@
 //! the run; bad single inputs and missing weights are one-line errors naming the file; `faces
 //! bench` reports faces/s and writes the chips it timed.
 //!
-//! Needs `siamese fetch face-models` and `../shared/data/lfw`.
+//! Needs `siamese fetch face-models` and the sample photos of the face packages (fetched with
+//! npm on first use); no evaluation data.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -22,30 +23,51 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn lfw_images() -> PathBuf {
-    let tar =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/lfw/lfw-deepfunneled.tar");
-    siamese::faces::lfw::unpack(&tar).expect("LFW tarball in ../shared/data/lfw")
-}
-
-/// Two photos each of two people, plus a text file, a truncated JPEG and a 1x1 PNG.
+/// Two of the sample photos that ship in the face packages (group photos: 2 and 3 faces) and
+/// their mirror images, so every face has one known match (its mirror) and no other; plus a
+/// text file, a truncated JPEG and a 1x1 PNG.
 fn photo_folder(dir: &Path) -> PathBuf {
-    let images = lfw_images();
+    let samples = siamese::assets::face_samples::fetch_sample_photos()
+        .unwrap_or_else(|e| panic!("{e} (the sample photos are fetched with npm)"));
     let photos = dir.join("photos");
-    for person in ["Colin_Powell", "Tony_Blair"] {
-        std::fs::create_dir_all(photos.join(person)).unwrap();
-        for i in 1..=2 {
-            let src = siamese::faces::lfw::image_path(&images, person, i);
-            std::fs::copy(&src, photos.join(person).join(src.file_name().unwrap())).unwrap();
-        }
+    std::fs::create_dir_all(&photos).unwrap();
+    for name in SAMPLES {
+        let src = samples.iter().find(|p| p.ends_with(name)).unwrap();
+        std::fs::copy(src, photos.join(name)).unwrap();
+        image::open(src)
+            .unwrap()
+            .fliph()
+            .save(photos.join(format!("mirror-{name}")))
+            .unwrap();
     }
     std::fs::write(photos.join("notes.txt"), b"not an image").unwrap();
-    let jpeg = std::fs::read(siamese::faces::lfw::image_path(&images, "Colin_Powell", 3)).unwrap();
+    let jpeg = std::fs::read(photos.join(SAMPLES[0])).unwrap();
     std::fs::write(photos.join("truncated.jpg"), &jpeg[..jpeg.len() / 2]).unwrap();
     image::RgbImage::new(1, 1)
         .save(photos.join("tiny.png"))
         .unwrap();
     photos
+}
+
+/// The sample photos [`photo_folder`] copies, and how many faces they hold together.
+const SAMPLES: [&str; 2] = ["sample2.jpg", "sample3.jpg"];
+const SAMPLE_FACES: usize = 5;
+
+/// `clusters.csv` rows as (photo file name, box left, box width, cluster).
+fn cluster_rows(csv: &str) -> Vec<(String, f64, f64, i64)> {
+    csv.lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let name = Path::new(f[0]).file_name().unwrap().to_string_lossy();
+            (
+                name.into_owned(),
+                f[2].parse().unwrap(),
+                f[4].parse().unwrap(),
+                f[6].parse().unwrap(),
+            )
+        })
+        .collect()
 }
 
 fn cluster(photos: &Path, out: &Path) -> Value {
@@ -83,12 +105,39 @@ fn second_cluster_run_embeds_nothing_and_bad_files_are_listed() {
             "{file}: {skipped:?}"
         );
     }
-    // The good photos were still clustered and written out.
-    assert_eq!(first["faces"], 4, "{first}");
-    let people = first["people"].as_u64().unwrap();
-    assert!((1..=2).contains(&people), "{first}");
+    // The good photos were still clustered and written out: every face with its mirror image's
+    // face (the box mirrored about the photo's middle), and with no other.
+    assert_eq!(first["faces"], 2 * SAMPLE_FACES, "{first}");
+    assert_eq!(first["people"], SAMPLE_FACES, "{first}");
     let csv = std::fs::read_to_string(out.join("clusters.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 5, "header and one row per face: {csv}");
+    assert_eq!(
+        csv.lines().count(),
+        1 + 2 * SAMPLE_FACES,
+        "header and a row per face: {csv}"
+    );
+    let rows = cluster_rows(&csv);
+    for (name, left, width, cluster) in rows.iter().filter(|r| !r.0.starts_with("mirror-")) {
+        let photo_width = image::image_dimensions(photos.join(name)).unwrap().0 as f64;
+        let mirror = rows
+            .iter()
+            .filter(|r| r.0 == format!("mirror-{name}"))
+            .min_by(|a, b| {
+                let off = |r: &&(String, f64, f64, i64)| (photo_width - r.1 - r.2 - left).abs();
+                off(a).total_cmp(&off(b))
+            })
+            .unwrap();
+        assert!(
+            (photo_width - mirror.1 - mirror.2 - left).abs() < 0.1 * width,
+            "{name} face at {left}: no mirrored box in {csv}"
+        );
+        assert_eq!(
+            *cluster, mirror.3,
+            "{name} face at {left} and its mirror: {csv}"
+        );
+        assert!(*cluster >= 0, "{csv}");
+        let members = rows.iter().filter(|r| r.3 == *cluster).count();
+        assert_eq!(members, 2, "cluster {cluster}: {csv}");
+    }
     assert!(out.join("index.html").is_file());
 
     // Unchanged folder: nothing embedded, the same groups, bad files listed again.
@@ -107,7 +156,7 @@ fn second_cluster_run_embeds_nothing_and_bad_files_are_listed() {
 fn bad_single_inputs_and_missing_weights_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let photos = photo_folder(dir.path());
-    let good = siamese::faces::lfw::image_path(&photos, "Tony_Blair", 1);
+    let good = photos.join(SAMPLES[0]);
     for (bad, why) in [
         ("notes.txt", "not an image"),
         ("truncated.jpg", "truncated JPEG"),
@@ -155,7 +204,7 @@ fn bench_times_the_pipeline_and_writes_the_chips() {
     let r: Value = serde_json::from_str(&text(&result.stdout)).unwrap();
     assert_eq!(
         (r["photos"].as_u64(), r["faces"].as_u64()),
-        (Some(7), Some(4)),
+        (Some(7), Some(2 * SAMPLE_FACES as u64)),
         "{r}"
     );
     assert_eq!(r["skipped"].as_array().unwrap().len(), 3, "{r}");
@@ -166,9 +215,11 @@ fn bench_times_the_pipeline_and_writes_the_chips() {
         embed > 0.0 && pipeline > 0.0 && pipeline < embed * 1.5,
         "{r}"
     );
-    for i in 0..4 {
+    for i in 0..2 * SAMPLE_FACES {
         let chip = image::open(chips.join(format!("chip_{i:05}.png"))).unwrap();
         assert_eq!((chip.width(), chip.height()), (150, 150));
     }
-    assert!(!chips.join("chip_00004.png").exists());
+    assert!(!chips
+        .join(format!("chip_{:05}.png", 2 * SAMPLE_FACES))
+        .exists());
 }

@@ -7,6 +7,7 @@
 pub mod assets;
 pub mod cluster;
 pub mod data;
+pub mod distance;
 pub mod embed;
 pub mod error;
 pub mod eval;

@@ -9,11 +9,12 @@ use burn::module::Module;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::kmeans::kmeans;
 use crate::data::idx::{load_mnist, MnistSplit};
 use crate::data::split::stratified_subset;
 use crate::data::LabelledImages;
 use crate::embed::{embed_images, Embeddings};
-use crate::eval::clustering::{ami, kmeans, nmi};
+use crate::eval::clustering::{ami, nmi};
 use crate::eval::retrieval::retrieval_metrics;
 use crate::model::embedding_cnn::EmbeddingCnn;
 use crate::train::checkpoint::{self, has_checkpoint, load_config, load_state};

@@ -17,10 +17,9 @@ use siamese::data::{
 
 use image::{DynamicImage, GrayImage, Luma, Rgb, RgbImage, Rgba, RgbaImage};
 
-const OMNIGLOT_SMALL1: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/omniglot/images_background_small1.zip"
-);
+#[path = "common/test_data.rs"]
+mod test_data;
+use test_data::{locate, TestData};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
@@ -499,7 +498,11 @@ fn image_folders_load_and_bad_folders_are_named() {
 
 #[test]
 fn omniglot_latin_alphabet_and_zip_unknowns() {
-    let latin = load_omniglot_alphabet(OMNIGLOT_SMALL1, "Latin").unwrap();
+    let Some(omniglot) = locate(TestData::Omniglot) else {
+        return;
+    };
+    let small1 = omniglot.join("images_background_small1.zip");
+    let latin = load_omniglot_alphabet(&small1, "Latin").unwrap();
     assert_eq!(latin.class_names.len(), 26);
     assert_eq!(latin.len(), 26 * 20);
     assert!(latin.class_names[0].ends_with("Latin/character01"));
@@ -517,11 +520,69 @@ fn omniglot_latin_alphabet_and_zip_unknowns() {
         let fraction = stroke_fraction(img, 28, 28).unwrap();
         assert!(fraction >= 0.07, "image {i}: stroke fraction {fraction}");
     }
-    let msg = load_omniglot_alphabet(OMNIGLOT_SMALL1, "Klingon")
+    let msg = load_omniglot_alphabet(&small1, "Klingon")
         .unwrap_err()
         .to_string();
     assert!(msg.contains("Klingon") && msg.contains("Latin"), "{msg}");
 
-    let all = load_unknown_images(OMNIGLOT_SMALL1).unwrap();
+    let all = load_unknown_images(&small1).unwrap();
     assert_eq!(all.len(), 2720);
+}
+
+/// The skip is never silent: without the data a test records one line saying what is missing and
+/// how to get it; under `SIAMESE_REQUIRE_TEST_DATA=1` (CI) the same test fails with that line.
+/// Runs this binary's Omniglot test again with the data pointed at an empty folder.
+#[test]
+fn missing_test_data_is_a_recorded_skip_or_under_ci_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let skips = dir.path().join("skips");
+    let rerun = |require: bool| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "omniglot_latin_alphabet_and_zip_unknowns",
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("SIAMESE_TEST_DATA", dir.path().join("no-data-here"))
+        .env("SIAMESE_TEST_SKIPS", &skips);
+        if require {
+            cmd.env("SIAMESE_REQUIRE_TEST_DATA", "1");
+        } else {
+            cmd.env_remove("SIAMESE_REQUIRE_TEST_DATA");
+        }
+        cmd.output().unwrap()
+    };
+
+    let skipped = rerun(false);
+    assert!(skipped.status.success(), "{skipped:?}");
+    let records: Vec<String> = std::fs::read_dir(&skips)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let record = &records[0];
+    assert_eq!(record.lines().count(), 1, "{record}");
+    for needle in [
+        "omniglot_latin_alphabet_and_zip_unknowns: skipped",
+        "no-data-here/omniglot/images_background_small1.zip",
+        "Omniglot",
+        "SIAMESE_TEST_DATA",
+    ] {
+        assert!(record.contains(needle), "{needle} in {record}");
+    }
+
+    let failed = rerun(true);
+    assert!(!failed.status.success(), "must fail under CI: {failed:?}");
+    let out = String::from_utf8_lossy(&failed.stdout).into_owned()
+        + &String::from_utf8_lossy(&failed.stderr);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("missing test data: "))
+        .unwrap_or_else(|| panic!("no one-line message in: {out}"));
+    assert!(
+        line.contains("no-data-here/omniglot") && line.contains("SIAMESE_TEST_DATA"),
+        "{line}"
+    );
 }

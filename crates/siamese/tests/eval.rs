@@ -6,7 +6,9 @@ use common::cpu_seconds;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use siamese::eval::clustering::{kmeans_with, noise_as_singletons, KMeansConfig, NOISE};
+use siamese::cluster::kmeans::{kmeans, kmeans_with, KMeansConfig};
+use siamese::distance::Distance;
+use siamese::eval::clustering::{noise_as_singletons, NOISE};
 use siamese::eval::openset::roc_area;
 use siamese::eval::*;
 

@@ -1,6 +1,7 @@
 //! Faces: the ResNet against an independent numpy reference, landmarks and chips against dlib's
 //! own C++ output, verification of known LFW pairs, the embedding store, clustering, search and
-//! bad input. Needs `siamese fetch face-models` and `../shared/data/lfw`.
+//! bad input. Needs `siamese fetch face-models`; the LFW tests need the evaluation data
+//! (`tests/common/test_data.rs`) and are skipped without it.
 
 use std::path::{Path, PathBuf};
 
@@ -8,18 +9,15 @@ use burn::tensor::Device;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use siamese::assets::face_models;
+use siamese::distance::euclidean;
 use siamese::faces::align::{aligned_chip, chip_placement, CHIP_PADDING};
 use siamese::faces::landmarks::{DlibRect, GreyImage, ShapePredictor};
 use siamese::faces::lfw;
-use siamese::faces::pipeline::euclidean;
 use siamese::model::face_resnet::FaceResNet;
 
-fn shared_lfw() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/lfw"
-    ))
-}
+#[path = "common/test_data.rs"]
+mod test_data;
+use test_data::{locate, TestData};
 
 fn fixture(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -28,10 +26,11 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
-/// The LFW images folder (unpacked into the cache on first use).
-fn lfw_images() -> PathBuf {
-    lfw::unpack(&shared_lfw().join("lfw-deepfunneled.tar"))
-        .expect("LFW tarball in ../shared/data/lfw")
+/// The LFW images folder (unpacked into the cache on first use), or `None` (the test is skipped)
+/// without the evaluation data.
+fn lfw_images() -> Option<PathBuf> {
+    let lfw = locate(TestData::Lfw)?;
+    Some(lfw::unpack(&lfw.join("lfw-deepfunneled.tar")).expect("LFW tarball unpacks"))
 }
 
 fn models() -> face_models::FaceModelPaths {
@@ -50,7 +49,9 @@ fn floats(v: &Value) -> Vec<f32> {
 fn resnet_matches_numpy_reference() {
     let reference = fixture("resnet_reference.json");
     let net = FaceResNet::load(&models().recognition, &Device::default()).unwrap();
-    let images = lfw_images();
+    let Some(images) = lfw_images() else {
+        return;
+    };
     let crop: Vec<u32> = reference["crop"]
         .as_array()
         .unwrap()
@@ -108,7 +109,9 @@ fn landmarks_and_chips_match_dlib() {
     let sp = ShapePredictor::load(&models().landmarks).unwrap();
     assert_eq!(sp.num_parts(), 5);
     let net = FaceResNet::load(&models().recognition, &Device::default()).unwrap();
-    let images = lfw_images();
+    let Some(images) = lfw_images() else {
+        return;
+    };
     let (mut worst, mut total, mut count) = (0f32, 0f32, 0usize);
     for item in reference["images"].as_array().unwrap() {
         let path = images.join(item["path"].as_str().unwrap());
@@ -176,9 +179,9 @@ fn pipeline() -> &'static FacePipeline {
     })
 }
 
-/// `n` photos of each of `people`, copied into `dir/<person>/`.
-fn copy_people(dir: &Path, people: &[&str], n: usize) -> Vec<PathBuf> {
-    let images = lfw_images();
+/// `n` photos of each of `people`, copied into `dir/<person>/`; `None` without LFW.
+fn copy_people(dir: &Path, people: &[&str], n: usize) -> Option<Vec<PathBuf>> {
+    let images = lfw_images()?;
     let mut out = Vec::new();
     for person in people {
         std::fs::create_dir_all(dir.join(person)).unwrap();
@@ -189,12 +192,14 @@ fn copy_people(dir: &Path, people: &[&str], n: usize) -> Vec<PathBuf> {
             out.push(dst);
         }
     }
-    out
+    Some(out)
 }
 
 #[test]
 fn known_lfw_pairs_verify() {
-    let images = lfw_images();
+    let Some(images) = lfw_images() else {
+        return;
+    };
     let p = pipeline();
     let face = |name: &str, i: usize| p.embed_one(&lfw::image_path(&images, name, i)).unwrap();
     // The first matched and mismatched pairs of pairs.txt's first fold, and one more of each.
@@ -225,7 +230,9 @@ fn known_lfw_pairs_verify() {
 #[test]
 fn store_second_run_embeds_nothing_and_bad_files_are_listed() {
     let dir = tempfile::tempdir().unwrap();
-    let photos = copy_people(dir.path(), &["Colin_Powell", "Tony_Blair"], 3);
+    let Some(photos) = copy_people(dir.path(), &["Colin_Powell", "Tony_Blair"], 3) else {
+        return;
+    };
     // Bad input beside the good photos: not an image, a truncated JPEG, a 1x1 PNG, a header that
     // claims 20000x20000, and a photo without a face.
     std::fs::write(dir.path().join("notes.txt"), b"not an image").unwrap();
@@ -398,7 +405,9 @@ fn tiny_cluster_run_groups_people_and_writes_gallery() {
         "Tony_Blair",
         "Serena_Williams",
     ];
-    let photos = copy_people(&dir.path().join("photos"), &people, 4);
+    let Some(photos) = copy_people(&dir.path().join("photos"), &people, 4) else {
+        return;
+    };
     let mut st = EmbeddingStore::new(&pipeline().options().fingerprint());
     let (report, keys) = store::update(&mut st, &photos, pipeline(), false);
     assert_eq!(report.skipped.len(), 0);

@@ -1,7 +1,7 @@
 //! The triplet margin loss against hand-computed reference values, for every distance.
 
 use burn::tensor::{Device, Tensor, TensorData};
-use siamese::eval::distance::Distance;
+use siamese::distance::Distance;
 use siamese::loss::TripletLossConfig;
 
 fn rows(v: &[[f32; 2]]) -> Tensor<2> {

@@ -1,6 +1,6 @@
 //! Triplet sampling and online mining on hand-made batches whose answers are worked out by hand.
 
-use siamese::eval::distance::Distance;
+use siamese::distance::Distance;
 use siamese::sampling::{
     batch_triplet_stats, mine_triplets, MiningStrategy, PkBatchSampler, RandomTriplets, Triplet,
 };

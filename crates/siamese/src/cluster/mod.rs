@@ -1,17 +1,18 @@
 //! Clustering embeddings into groups (people, for faces): DBSCAN, agglomerative (average,
-//! complete or single linkage), chinese whispers, and k-means (from `crate::eval::clustering`),
+//! complete or single linkage), chinese whispers, and k-means (`kmeans`),
 //! behind one [`Method`] so callers pick by name. Labels are `u32`;
 //! [`crate::eval::clustering::NOISE`] marks points left out (DBSCAN only).
 //!
 //! The threshold-based methods work on the full distance matrix (`n²` floats: 6,000 points use
-//! 144 MB), computed once with `crate::eval::retrieval::pairwise_distances`.
+//! 144 MB), computed once with `crate::eval::knn::pairwise_distances`.
 
 pub mod agglomerative;
 pub mod chinese_whispers;
 pub mod dbscan;
+pub mod kmeans;
 
-use crate::eval::distance::Distance;
-use crate::eval::retrieval::pairwise_distances;
+use crate::distance::Distance;
+use crate::eval::knn::pairwise_distances;
 use crate::{Error, Result};
 
 pub use agglomerative::Linkage;
@@ -56,7 +57,7 @@ pub fn cluster(data: &[f32], dim: usize, method: &Method, seed: u64) -> Result<V
         if *k == 0 || *k > n {
             return Err(Error::config("k", format!("{k} clusters for {n} points")));
         }
-        return Ok(crate::eval::clustering::kmeans(data, dim, *k, seed, 100));
+        return Ok(kmeans::kmeans(data, dim, *k, seed, 100));
     }
     let dist = pairwise_distances(data, data, dim, Distance::Euclidean)?;
     match *method {

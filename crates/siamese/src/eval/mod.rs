@@ -1,12 +1,12 @@
-//! Evaluation of embeddings: distances, retrieval metrics (P@1, R-precision, MAP@R, k-NN),
-//! clustering quality (k-means, NMI, AMI, pairwise F1) and open-set scores (AUROC, FPR@TPR).
+//! Evaluation of embeddings: exact k-NN search, retrieval metrics (P@1, R-precision, MAP@R, k-NN),
+//! clustering quality (NMI, AMI, pairwise F1) and open-set scores (AUROC, FPR@TPR).
 
 pub mod clustering;
-pub mod distance;
+pub mod knn;
 pub mod openset;
 pub mod retrieval;
 
-pub use clustering::{ami, kmeans, nmi, pairwise_scores, PairwiseScores};
-pub use distance::Distance;
+pub use clustering::{ami, nmi, pairwise_scores, PairwiseScores};
+pub use knn::{nearest, pairwise_distances};
 pub use openset::{auroc, fpr_at_tpr, roc_curve, threshold_for_tpr, RocPoint};
-pub use retrieval::{nearest, pairwise_distances, retrieval_metrics, RetrievalMetrics};
+pub use retrieval::{retrieval_metrics, RetrievalMetrics};

@@ -10,9 +10,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::lfw::{read_pairs, resolve_images};
-use super::pipeline::{euclidean, FacePipeline, FaceSelection, PipelineOptions, Timings};
+use super::pipeline::{FacePipeline, FaceSelection, PipelineOptions, Timings};
 use super::store;
 use super::verify::{k_fold, FoldResult};
+use crate::distance::euclidean;
 use crate::eval::openset::auroc;
 use crate::{Error, Result};
 

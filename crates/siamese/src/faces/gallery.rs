@@ -166,7 +166,7 @@ pub fn write_gallery(out: &Path, faces: &[GalleryFace], title: &str) -> Result<G
         let path = out
             .join("montages")
             .join(format!("person_{:03}.png", id + 1));
-        crate::viz::plot::image_grid_png(&path, &tiles, MONTAGE_FACES, 150)?;
+        crate::viz::montage::image_grid_png(&path, &tiles, MONTAGE_FACES, 150)?;
         montages.push(path);
     }
 

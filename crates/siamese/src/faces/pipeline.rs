@@ -393,12 +393,3 @@ impl FacePipeline {
             .ok_or_else(|| Error::format(path, "no face found"))
     }
 }
-
-/// Euclidean distance between two embeddings.
-pub fn euclidean(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum::<f32>()
-        .sqrt()
-}

@@ -12,7 +12,8 @@ use super::align::aligned_chip_any;
 use super::load::load_rgb;
 use super::store::{EmbeddingStore, DIM};
 use crate::model::backbone::{extract_batched, Backbone, BackboneKind, FeatureExtractor};
-use crate::viz::plot::{montage_png, scatter_png};
+use crate::viz::montage::montage_png;
+use crate::viz::plot::scatter_png;
 use crate::viz::tsne::tsne;
 use crate::{Error, Result};
 

@@ -4,7 +4,7 @@
 use super::detect::FaceBox;
 use super::store::{EmbeddingStore, StoredFace, StoredPhoto, DIM};
 use super::verify::verdict;
-use crate::eval::distance::Distance;
+use crate::distance::Distance;
 use crate::index::FlatIndex;
 use crate::Result;
 

@@ -1,9 +1,9 @@
 //! Exact nearest-neighbour search over a flat array of embeddings (GEMM-based distances from
-//! `crate::eval::retrieval::nearest`). Fast enough for a person's photo collection: 100,000
+//! `crate::eval::knn::nearest`). Fast enough for a person's photo collection: 100,000
 //! faces × 128 dimensions is 51 MB and a query scans it in milliseconds.
 
-use crate::eval::distance::Distance;
-use crate::eval::retrieval::nearest;
+use crate::distance::Distance;
+use crate::eval::knn::nearest;
 use crate::{Error, Result};
 
 /// Row-major embeddings with the distance used to compare them.

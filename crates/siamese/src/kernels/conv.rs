@@ -10,6 +10,7 @@
 use rayon::prelude::*;
 
 use super::conv_infer::{conv_forward, InferConvShape};
+use super::gemm::gemm_strided;
 
 /// Geometry of one convolution call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,53 +44,6 @@ impl ConvShape {
     }
     pub fn output_len(&self) -> usize {
         self.out_channels * self.pixels()
-    }
-}
-
-/// `dst [m, n] = alpha·dst + lhs [m, k] · rhs [k, n]` with explicit (row, column) strides.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_strided(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    accumulate: bool,
-    lhs: &[f32],
-    lhs_strides: (usize, usize),
-    rhs: &[f32],
-    rhs_strides: (usize, usize),
-) {
-    let max_index = |rows: usize, cols: usize, (rs, cs): (usize, usize)| {
-        (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs
-    };
-    assert!(dst.len() >= m * n);
-    assert!(m == 0 || k == 0 || lhs.len() > max_index(m, k, lhs_strides));
-    assert!(n == 0 || k == 0 || rhs.len() > max_index(k, n, rhs_strides));
-    // SAFETY: every index the strides can reach is inside its slice (asserted above); dst is
-    // row-major [m, n] and does not alias lhs or rhs (distinct borrows). `gemm` computes
-    // dst = alpha·dst + beta·lhs·rhs and reads dst only when `accumulate` is set.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_strides.1 as isize,
-            lhs_strides.0 as isize,
-            rhs.as_ptr(),
-            rhs_strides.1 as isize,
-            rhs_strides.0 as isize,
-            if accumulate { 1.0f32 } else { 0.0f32 },
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
     }
 }
 

@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use super::conv::gemm_strided;
+use super::gemm::gemm_strided;
 
 /// Geometry of one inference convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,6 +20,7 @@ pub mod conv;
 pub mod conv_infer;
 pub mod dropout;
 mod flex_ops;
+mod gemm;
 pub mod pool;
 pub mod winograd;
 mod winograd_rows;

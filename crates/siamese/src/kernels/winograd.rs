@@ -20,7 +20,8 @@
 
 use rayon::prelude::*;
 
-use super::conv::{gemm_strided, ConvReluGrads, ConvShape, Wanted};
+use super::conv::{ConvReluGrads, ConvShape, Wanted};
+use super::gemm::gemm16;
 use super::winograd_rows::{input_grad_row, input_row, output_grad_row, output_row, SplitPlane};
 
 /// Images transformed together: enough tiles for efficient GEMMs, few enough to stay in cache.
@@ -145,35 +146,6 @@ fn scatter_input_grad(
             sc.plane
                 .add_into(&mut gx_run[(n * c_n + c) * h * w..][..h * w], h, w);
         }
-    }
-}
-
-/// The 16 products `out[ξ] (m×n) = lhs[ξ] · rhs[ξ]` with per-ξ strides.
-#[allow(clippy::too_many_arguments)]
-fn gemm16(
-    m: usize,
-    n: usize,
-    k: usize,
-    out: &mut [f32],
-    accumulate: bool,
-    lhs: &[f32],
-    lhs_strides: (usize, usize),
-    rhs: &[f32],
-    rhs_strides: (usize, usize),
-) {
-    let (ls, rs, os) = (lhs.len() / 16, rhs.len() / 16, m * n);
-    for xi in 0..16 {
-        gemm_strided(
-            m,
-            n,
-            k,
-            &mut out[xi * os..(xi + 1) * os],
-            accumulate,
-            &lhs[xi * ls..(xi + 1) * ls],
-            lhs_strides,
-            &rhs[xi * rs..(xi + 1) * rs],
-            rhs_strides,
-        );
     }
 }
 

@@ -1,11 +1,11 @@
 //! Distances between matching rows of two embedding tensors, differentiable.
 //!
 //! Shapes: `a`, `b`: `[N, D]` → `[N]`. The same [`Distance`] names as the host-side
-//! [`crate::eval::distance`] module, so a model trained with one is evaluated with the same.
+//! [`crate::distance`] module, so a model trained with one is evaluated with the same.
 
 use burn::tensor::Tensor;
 
-pub use crate::eval::distance::Distance;
+use crate::distance::Distance;
 
 /// Keeps `sqrt` differentiable at zero (an anchor equal to its positive): the gradient of
 /// `sqrt(x)` is infinite at 0, so a tiny floor is added before the root.

@@ -7,7 +7,8 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use super::distance::{row_distance, Distance};
+use super::distance::row_distance;
+use crate::distance::Distance;
 use crate::{Error, Result};
 
 /// Configuration of [`TripletLoss`].
@@ -22,19 +23,34 @@ pub struct TripletLossConfig {
 }
 
 impl TripletLossConfig {
-    /// Checks the margin (finite, ≥ 0) and builds the loss.
+    /// Checks the margin ([`check_margin`]) and builds the loss.
     pub fn init(&self) -> Result<TripletLoss> {
-        if !self.margin.is_finite() || self.margin < 0.0 {
-            return Err(Error::config(
-                "margin",
-                format!("{} must be a finite number ≥ 0", self.margin),
-            ));
-        }
+        check_margin("margin", self.margin)?;
         Ok(TripletLoss {
             margin: self.margin,
             distance: self.distance,
         })
     }
+}
+
+/// Checks a margin α: a finite number ≥ 0. The one check behind every configuration that holds a
+/// margin (training, the triplet head, the margin sweep); `name` is the value's name in the error.
+pub fn check_margin(name: &str, margin: f64) -> Result<()> {
+    if margin.is_finite() && margin >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::config(
+            name,
+            format!("{margin} must be a finite number ≥ 0"),
+        ))
+    }
+}
+
+/// One triplet's loss from its two distances on the host, `max(0, d(a, p) − d(a, n) + α)`: the
+/// formula of [`TripletLoss::forward_no_reduction`] for mining and batch statistics, which work
+/// on host copies of the embeddings.
+pub fn triplet_hinge(d_ap: f32, d_an: f32, margin: f32) -> f32 {
+    (d_ap - d_an + margin).max(0.0)
 }
 
 /// The triplet margin loss with a configurable distance.

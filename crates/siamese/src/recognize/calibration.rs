@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::gallery::GalleryMode;
 use super::gini::SoftmaxLayer;
-use crate::eval::distance::Distance;
+use crate::distance::Distance;
 use crate::eval::openset::threshold_for_tpr;
 use crate::{assets, Error, Result};
 

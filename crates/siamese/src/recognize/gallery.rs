@@ -17,8 +17,8 @@ use std::str::FromStr;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::eval::distance::Distance;
-use crate::eval::retrieval::nearest;
+use crate::distance::Distance;
+use crate::eval::knn::nearest;
 use crate::{assets, Error, Result};
 
 /// How a query is matched against the gallery.

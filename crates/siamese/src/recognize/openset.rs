@@ -23,11 +23,9 @@ use crate::run::{embed, load_data_source, load_inference_model};
 use crate::train::checkpoint::load_config;
 use crate::{Error, Result};
 
-/// Environment variable naming an Omniglot zip (`images_background*.zip`).
+/// Environment variable naming an Omniglot zip (`images_background*.zip`), for when
+/// `--omniglot` does not.
 pub const OMNIGLOT_ENV: &str = "SIAMESE_OMNIGLOT";
-/// Where the Omniglot zip is looked for, relative to the working directory, when neither
-/// `--omniglot` nor [`OMNIGLOT_ENV`] names it (the project's shared evaluation data).
-pub const OMNIGLOT_DEFAULT: &str = "../shared/data/omniglot/images_background_small1.zip";
 
 /// Where the unknown images come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,8 +92,7 @@ impl UnknownSource {
     }
 
     /// Loads at most `max` images (a stratified random subset under `seed` when there are more),
-    /// MNIST-style. `omniglot` names the Omniglot zip (else [`OMNIGLOT_ENV`], else
-    /// [`OMNIGLOT_DEFAULT`]).
+    /// MNIST-style. `omniglot` names the Omniglot zip (else [`OMNIGLOT_ENV`]).
     pub fn load(&self, max: usize, seed: u64, omniglot: Option<&Path>) -> Result<LabelledImages> {
         let max = max.max(1);
         match self {
@@ -118,12 +115,21 @@ impl UnknownSource {
     }
 }
 
-/// The Omniglot zip to read: `given`, else `$SIAMESE_OMNIGLOT`, else [`OMNIGLOT_DEFAULT`].
+/// The Omniglot zip to read: `given`, else `$SIAMESE_OMNIGLOT`; an error saying how to name one
+/// when neither does (Omniglot ships in no package registry: the user brings the zip).
 pub fn omniglot_zip(given: Option<&Path>) -> Result<PathBuf> {
-    let path = given
+    let Some(path) = given
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os(OMNIGLOT_ENV).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(OMNIGLOT_DEFAULT));
+    else {
+        return Err(Error::config(
+            "omniglot",
+            format!(
+                "no Omniglot zip named; pass --omniglot ZIP or set {OMNIGLOT_ENV} \
+                 (images_background_small1.zip of Brenden Lake's omniglot repository)"
+            ),
+        ));
+    };
     if path.is_file() {
         Ok(path)
     } else {

@@ -5,7 +5,7 @@ use super::stage_faces::FacesResult;
 use crate::recognize::openset::OpensetReport;
 use crate::recognize::sweep::SweepReport;
 use crate::run::EvalReport;
-use crate::train::head::PredictOutcome;
+use crate::train::head_predict::PredictOutcome;
 
 /// What the stages that ran returned (`None`: not run, or failed).
 #[derive(Debug, Clone, Default)]

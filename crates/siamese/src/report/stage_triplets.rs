@@ -16,15 +16,11 @@ use crate::data::split::stratified_subset;
 use crate::data::triplet_file::{
     list_classes, make_triplets, read_triplets, split_classes, write_triplets, MakeOptions,
 };
-use crate::eval::distance::Distance;
 use crate::faces::lfw::resolve_images;
 use crate::model::backbone::{Backbone, BackboneKind, FeatureExtractor};
 use crate::model::feature_cache;
-use crate::model::head::TripletHeadConfig;
-use crate::train::head::{
-    predict_triplet_file, train_head, triplet_file_features, HeadRunConfig, PredictOutcome,
-    LOSS_PNG,
-};
+use crate::train::head::{train_head, HeadRunConfig, LOSS_PNG};
+use crate::train::head_predict::{predict_triplet_file, triplet_file_features, PredictOutcome};
 use crate::{Error, Result};
 
 type Classes = BTreeMap<String, Vec<String>>;
@@ -125,17 +121,13 @@ pub fn stage_triplets(ctx: &DemoContext, rec: &mut StageRecord) -> Result<Predic
     let file = read_triplets(&train_file, &images)?;
     let (data, stats) = triplet_file_features(&file, &images, &backbone, &cache, ctx.progress)?;
     let config = HeadRunConfig {
-        head: TripletHeadConfig::new(backbone.feature_dim()),
-        backbone: BackboneKind::MobileNetV2,
-        backbone_weights: None,
-        backbone_id: backbone.id(),
         epochs: plan.head_epochs,
-        learning_rate: 1e-3,
-        batch: 64,
-        margin: 0.2,
-        distance: Distance::Euclidean,
-        val_fraction: 0.1,
         seed: ctx.seed,
+        ..HeadRunConfig::new(
+            BackboneKind::MobileNetV2,
+            backbone.id(),
+            backbone.feature_dim(),
+        )
     };
     let run = work.join("head");
     let outcome = train_head(&data, &config, &run, ctx.progress)?;

@@ -15,7 +15,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::eval::distance::Distance;
+use crate::distance::Distance;
+use crate::loss::triplet::triplet_hinge;
 use crate::Error;
 
 /// How triplets are chosen in a batch.
@@ -108,7 +109,7 @@ pub fn mine_triplets(
             MiningStrategy::BatchAll => {
                 for &p in &positives {
                     for &ng in &negatives {
-                        if d[a][p] - d[a][ng] + margin > 0.0 {
+                        if triplet_hinge(d[a][p], d[a][ng], margin) > 0.0 {
                             out.push(triplet(p, ng));
                         }
                     }
@@ -174,26 +175,34 @@ pub fn batch_triplet_stats(
 ) -> BatchTripletStats {
     let d = distance_matrix(embeddings, dim, distance);
     let n = labels.len();
-    let (mut sum, mut active, mut count) = (0.0f64, 0usize, 0usize);
-    for a in 0..n {
-        for p in (0..n).filter(|&j| j != a && labels[j] == labels[a]) {
-            for ng in (0..n).filter(|&j| labels[j] != labels[a]) {
-                let l = d[a][p] - d[a][ng] + margin;
-                count += 1;
-                if l > 0.0 {
-                    sum += l as f64;
-                    active += 1;
-                }
+    BatchTripletStats::from_losses((0..n).flat_map(|a| {
+        let d = &d;
+        (0..n)
+            .filter(move |&p| p != a && labels[p] == labels[a])
+            .flat_map(move |p| {
+                (0..n)
+                    .filter(move |&ng| labels[ng] != labels[a])
+                    .map(move |ng| triplet_hinge(d[a][p], d[a][ng], margin))
+            })
+    }))
+}
+
+impl BatchTripletStats {
+    /// Mean, active fraction and count of these per-triplet losses (all zero for none).
+    pub fn from_losses(losses: impl IntoIterator<Item = f32>) -> Self {
+        let (mut sum, mut active, mut count) = (0.0f64, 0usize, 0usize);
+        for l in losses {
+            count += 1;
+            if l > 0.0 {
+                sum += l as f64;
+                active += 1;
             }
         }
-    }
-    BatchTripletStats {
-        mean_loss: if count == 0 { 0.0 } else { sum / count as f64 },
-        active_fraction: if count == 0 {
-            0.0
-        } else {
-            active as f64 / count as f64
-        },
-        triplets: count,
+        let per = |x: f64| if count == 0 { 0.0 } else { x / count as f64 };
+        BatchTripletStats {
+            mean_loss: per(sum),
+            active_fraction: per(active as f64),
+            triplets: count,
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::eval::distance::Distance;
+use crate::distance::Distance;
 use crate::model::embedding_cnn::EmbeddingCnnConfig;
 use crate::sampling::MiningStrategy;
 use crate::{Error, Result};
@@ -109,12 +109,7 @@ impl TrainConfig {
     /// Checks every value, naming the first one out of range.
     pub fn check(&self) -> Result<()> {
         self.model.check()?;
-        if !self.margin.is_finite() || self.margin < 0.0 {
-            return Err(Error::config(
-                "margin",
-                format!("{} must be ≥ 0", self.margin),
-            ));
-        }
+        crate::loss::triplet::check_margin("margin", self.margin)?;
         if self.augment_shift * 4 > self.model.image_size {
             return Err(Error::config(
                 "augment shift",

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod head;
+pub mod head_predict;
 pub mod history;
 pub mod trainer;
 

@@ -22,6 +22,7 @@ use super::config::{Sampling, TrainConfig};
 use super::history::{EpochRecord, History};
 use crate::data::LabelledImages;
 use crate::embed::{batch_tensor, to_host};
+use crate::loss::triplet::triplet_hinge;
 use crate::loss::TripletLossConfig;
 use crate::model::embedding_cnn::EmbeddingCnn;
 use crate::sampling::{
@@ -249,19 +250,11 @@ impl Batch {
             Sampling::Random { .. } => {
                 let t = self.indices.len() / 3;
                 let row = |i: usize| &host[i * dim..(i + 1) * dim];
-                let losses: Vec<f32> = (0..t)
-                    .map(|i| {
-                        let dp = config.distance.between(row(i), row(t + i));
-                        let dn = config.distance.between(row(i), row(2 * t + i));
-                        (dp - dn + margin).max(0.0)
-                    })
-                    .collect();
-                BatchTripletStats {
-                    mean_loss: losses.iter().map(|&l| l as f64).sum::<f64>() / t.max(1) as f64,
-                    active_fraction: losses.iter().filter(|&&l| l > 0.0).count() as f64
-                        / t.max(1) as f64,
-                    triplets: t,
-                }
+                BatchTripletStats::from_losses((0..t).map(|i| {
+                    let dp = config.distance.between(row(i), row(t + i));
+                    let dn = config.distance.between(row(i), row(2 * t + i));
+                    triplet_hinge(dp, dn, margin)
+                }))
             }
             Sampling::Pk { .. } => batch_triplet_stats(host, labels, dim, config.distance, margin),
         }

@@ -1,6 +1,7 @@
 //! Pictures: loss curves, 2-D embedding scatter plots, distance histograms, montages (plotters
 //! with a bundled DejaVu Sans font), and the 2-D projections behind them (PCA, Barnes–Hut t-SNE).
 
+pub mod canvas;
 pub mod montage;
 pub mod pca;
 pub mod plot;

@@ -7,7 +7,7 @@ use image::{imageops, Rgb, RgbImage};
 use plotters::prelude::*;
 use plotters::style::text_anchor;
 
-use super::plot::{draw_error, register_fonts, write_png};
+use super::canvas::{draw_error, register_fonts, write_png};
 use crate::{Error, Result};
 
 /// Height of the title strip above each montage tile.

@@ -13,7 +13,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::pca::pca_2d;
-use crate::eval::{nearest, Distance};
+use crate::distance::Distance;
+use crate::eval::nearest;
 use crate::{Error, Result};
 
 /// Settings of [`tsne_with`].

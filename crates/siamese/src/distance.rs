@@ -67,6 +67,11 @@ impl Distance {
     }
 }
 
+/// ‖a − b‖₂: the distance of face verification and of the default embeddings.
+pub fn euclidean(a: &[f32], b: &[f32]) -> f32 {
+    squared_euclidean(a, b).sqrt()
+}
+
 fn squared_euclidean(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum()
 }
