@@ -20,6 +20,10 @@ pub struct EmbedArgs {
 }
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
+    let csv = args.out.with_extension("csv");
+    siamese::output::check_distinct(&[("--out", &args.out), ("the labels file", &csv)])?;
+    siamese::output::output_target(&args.out)?;
+    siamese::output::output_target(&csv)?;
     let config = load_config(&args.model)?;
     let source = siamese::run::load_data_source(&args.model)?;
     let splits = source.load(config.val_fraction, config.seed)?;
@@ -31,7 +35,6 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let model = siamese::run::load_inference_model(&args.model)?;
     let emb = siamese::run::embed(&model, data)?;
     write_npy(&args.out, &emb)?;
-    let csv = args.out.with_extension("csv");
     write_labels_csv(&csv, &data.labels, &data.class_names)?;
     println!(
         "{} embeddings of dimension {} → {} and {}",

@@ -138,6 +138,11 @@ pub fn run(args: TripletsArgs) -> anyhow::Result<()> {
 }
 
 fn make(a: MakeArgs) -> anyhow::Result<()> {
+    siamese::output::output_target(&a.out)?;
+    if let Some(test_out) = &a.test_out {
+        siamese::output::check_distinct(&[("--out", &a.out), ("--test-out", test_out)])?;
+        siamese::output::output_target(test_out)?;
+    }
     let classes = list_classes(&a.images)?;
     let (train_classes, test_classes) = match &a.test_out {
         Some(_) => {

@@ -237,3 +237,55 @@ fn class_folder_with_one_image_is_rejected() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(!out.join("checkpoint").exists());
 }
+
+/// Outputs never replace a device or a FIFO, and two outputs of one command never share a file;
+/// each is refused before any work with one line naming the path.
+#[test]
+fn outputs_refuse_devices_and_shared_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    for class in ["a", "b", "c", "d"] {
+        std::fs::create_dir_all(images.join(class)).unwrap();
+        for i in 0..3 {
+            let img = image::GrayImage::from_fn(8, 8, |x, y| image::Luma([(x * y * i) as u8]));
+            img.save(images.join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let make = |out: &Path, test_out: Option<&Path>| {
+        let mut cmd = siamese();
+        cmd.args(["triplets", "make", "--n", "12", "--images"])
+            .arg(&images)
+            .arg("--out")
+            .arg(out);
+        if let Some(t) = test_out {
+            cmd.args(["--test-fraction", "0.5", "--test-n", "6", "--test-out"])
+                .arg(t);
+        }
+        run(&mut cmd)
+    };
+    if Path::new("/dev/full").exists() {
+        let out = make(Path::new("/dev/full"), None);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(
+            err.lines().count() == 1 && err.contains("/dev/full") && err.contains("device"),
+            "{err}"
+        );
+        assert!(!Path::new("/dev/full").is_file(), "/dev/full was replaced");
+    }
+    let same = dir.path().join("t.txt");
+    let out = make(&same, Some(&same));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.lines().count() == 1 && err.contains("--test-out") && err.contains("t.txt"),
+        "{err}"
+    );
+    assert!(!same.exists(), "nothing written");
+    // Distinct files: both written.
+    let test = dir.path().join("test.txt");
+    let out = make(&same, Some(&test));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(same.is_file() && test.is_file());
+}

@@ -586,3 +586,37 @@ fn missing_test_data_is_a_recorded_skip_or_under_ci_a_failure() {
         "{line}"
     );
 }
+
+/// A FIFO among the images (or given as one image) is a one-line error naming it, not a read
+/// that waits forever.
+#[test]
+fn fifos_among_images_are_errors_not_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        for i in 0..2 {
+            GrayImage::from_pixel(28, 28, Luma([i * 90]))
+                .save(root.join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let fifo = root.join("b").join("stuck.png");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for msg in [
+        load_image_folder(&root, FolderMode::MnistStyle)
+            .unwrap_err()
+            .to_string(),
+        load_unknown_images(&root).unwrap_err().to_string(),
+        load_image_mnist_style(&fifo).unwrap_err().to_string(),
+    ] {
+        assert!(
+            msg.contains("stuck.png") && msg.contains("FIFO") && msg.lines().count() == 1,
+            "{msg}"
+        );
+    }
+}

@@ -164,3 +164,163 @@ fn sample_faces_match_their_mirror_images_before_anybody_else() {
         }
     }
 }
+
+/// A JPEG with an EXIF APP1 segment (orientation `orientation`) inserted after its SOI marker.
+fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec(); // big-endian TIFF, first IFD at 8
+    tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
+    tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_be_bytes()); // one value
+    tiff.extend_from_slice(&orientation.to_be_bytes());
+    tiff.extend_from_slice(&[0, 0]); // value padding
+    tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// A phone photo stored sideways with EXIF orientation 6 ("turn 90° clockwise to view") and the
+/// same photo as WebP are read upright: the same faces are found, each matching the JPEG's.
+#[test]
+fn exif_rotated_and_webp_photos_are_found_and_matched() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline =
+        FacePipeline::load(&models(), PipelineOptions::default(), &Device::default()).unwrap();
+    let original = sample_photo("sample3.jpg");
+    let upright = image::open(&original).unwrap();
+    let reference = pipeline.process_image(&upright.to_rgb8()).unwrap();
+    assert_eq!(reference.len(), 3);
+
+    // Stored as the sensor saw it: the upright picture turned 90° anticlockwise.
+    let mut sideways = Vec::new();
+    upright
+        .rotate270()
+        .write_to(
+            &mut std::io::Cursor::new(&mut sideways),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    let phone = dir.path().join("phone.jpg");
+    std::fs::write(&phone, with_exif_orientation(&sideways, 6)).unwrap();
+    let webp = dir.path().join("photo.webp");
+    upright.save(&webp).unwrap();
+
+    for path in [&phone, &webp] {
+        let img = siamese::faces::load::load_rgb(path).unwrap();
+        assert_eq!(
+            (img.width(), img.height()),
+            (upright.width(), upright.height()),
+            "{}",
+            path.display()
+        );
+        let faces = pipeline.process_image(&img).unwrap();
+        assert_eq!(faces.len(), reference.len(), "{}", path.display());
+        for f in &faces {
+            let nearest = reference
+                .iter()
+                .map(|r| euclidean(&f.embedding, &r.embedding))
+                .fold(f32::INFINITY, f32::min);
+            // Re-encoding (JPEG quality) moves a face a little; another person is ≥ 0.5 away.
+            assert!(nearest < 0.3, "{}: nearest {nearest}", path.display());
+        }
+    }
+}
+
+/// A corrupted weights file of the right size: the cache check names it as corrupt, and a network
+/// loaded from it anyway refuses to hand on non-finite embeddings (no "distance NaN").
+#[test]
+fn corrupt_weights_are_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = models();
+    for f in [
+        "face_recognition_model.weights",
+        "shape_predictor_5_face_landmarks.dat",
+        "seeta_fd_frontal_v1.0.bin",
+    ] {
+        std::fs::copy(good.recognition.with_file_name(f), dir.path().join(f)).unwrap();
+    }
+    let weights = dir.path().join("face_recognition_model.weights");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    // Finite but huge values in the first convolution: the activations overflow to inf / NaN.
+    for v in bytes[..4 * 64].chunks_exact_mut(4) {
+        v.copy_from_slice(&3.0e38f32.to_le_bytes());
+    }
+    std::fs::write(&weights, &bytes).unwrap();
+    let err = face_models::locate_in(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("face_recognition_model.weights")
+            && err.contains("corrupt")
+            && err.contains("siamese fetch face-models")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    let net = FaceResNet::load(&weights, &Device::default()).unwrap();
+    let chip = sample_chips().remove(0);
+    let err = net
+        .embed_rgb_chips(chip.as_raw(), 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("face_recognition_model.weights") && err.contains("not finite"),
+        "{err}"
+    );
+}
+
+/// Garbage detector models of the right size (random bytes; the real file with its middle
+/// scrambled) are one-line errors naming the file, never a panic of the third-party parser.
+#[test]
+fn garbage_detector_models_are_errors_not_panics() {
+    use siamese::faces::detect::{DetectorOptions, FaceDetector};
+    let dir = tempfile::tempdir().unwrap();
+    let real = std::fs::read(models().detector).unwrap();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut random = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 24) as u8
+    };
+    let noise: Vec<u8> = (0..real.len()).map(|_| random()).collect();
+    let mut scrambled = real.clone();
+    let mid = real.len() / 2;
+    for b in &mut scrambled[mid - 4096..mid + 4096] {
+        *b = random();
+    }
+    let mut head_only = real.clone();
+    for b in &mut head_only[64..] {
+        *b = 0xFF;
+    }
+    for (name, bytes) in [
+        ("noise.bin", noise),
+        ("scrambled.bin", scrambled),
+        ("head.bin", head_only),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        match FaceDetector::load(&path, DetectorOptions::default()) {
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(name) && msg.lines().count() == 1,
+                    "{name}: {msg}"
+                );
+            }
+            // A scrambled stretch can happen to parse; then it must still detect without a panic.
+            Ok(d) => {
+                let img = image::open(sample_photo("sample2.jpg")).unwrap().to_luma8();
+                let grey = siamese::faces::landmarks::GreyImage {
+                    width: img.width() as usize,
+                    height: img.height() as usize,
+                    pixels: img.into_raw(),
+                };
+                let _ = d.detect(&grey);
+            }
+        }
+    }
+}

@@ -145,23 +145,10 @@ pub fn commit_dir(scratch: &Path, final_dir: &Path) -> Result<()> {
     std::fs::rename(scratch, final_dir).map_err(|e| Error::io(final_dir, e))
 }
 
-/// Writes `bytes` to `path` through a temporary sibling file and a rename, so a crash never
-/// leaves a half-written file behind.
+/// Writes `bytes` to `path` safely ([`crate::output::write_atomic`]: regular files only,
+/// temporary sibling, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(dir) = dir {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::format(path, "not a file path"))?
-        .to_string_lossy();
-    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(path, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    crate::output::write_atomic(path, bytes)
 }
 
 pub mod backbone;
@@ -169,3 +156,4 @@ pub mod face_models;
 pub mod face_samples;
 pub mod letters;
 pub mod mnist;
+pub mod registry;

@@ -45,14 +45,14 @@ impl MnistSplit {
 /// Reads and decodes an IDX image file: `(pixels, n, rows, cols)`, pixels row-major, image after image.
 pub fn read_idx_images(path: impl AsRef<Path>) -> Result<(Vec<u8>, usize, usize, usize)> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::input::read_file(path)?;
     parse_idx_images(&bytes, path)
 }
 
 /// Reads and decodes an IDX label file.
 pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<u8>> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::input::read_file(path)?;
     parse_idx_labels(&bytes, path)
 }
 

@@ -91,7 +91,7 @@ fn convert_files(files: &[PathBuf], mode: FolderMode) -> Result<Vec<f32>> {
     let images: Vec<Vec<f32>> = files
         .par_iter()
         .map(|path| {
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            let bytes = crate::input::read_file(path)?;
             Ok(mode.convert(&decode_image(&bytes, path)?))
         })
         .collect::<Result<_>>()?;
@@ -129,6 +129,7 @@ pub fn load_image_folder(dir: impl AsRef<Path>, mode: FolderMode) -> Result<Labe
             if path.is_dir() {
                 continue;
             }
+            crate::input::check_regular(&path)?;
             if !is_image_path(&path) {
                 return Err(Error::format(
                     &path,
@@ -242,6 +243,7 @@ fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         if path.is_dir() {
             collect_images(&path, out)?;
         } else if is_image_path(&path) {
+            crate::input::check_regular(&path)?;
             out.push(path);
         }
     }

@@ -80,7 +80,7 @@ impl Default for MnistStyle {
 
 /// Opens and decodes an image file (format guessed from its bytes); errors name the file.
 pub fn open_image(path: &Path) -> Result<DynamicImage> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::input::read_file(path)?;
     decode_image(&bytes, path)
 }
 

@@ -45,7 +45,7 @@ const MISSING_SHOWN: usize = 5;
 /// Reads and checks a triplet file: every line has exactly three names, no triplet repeats, and
 /// every named image exists under `images`. Errors name the file and the line.
 pub fn read_triplets(path: &Path, images: &Path) -> Result<TripletFile> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::input::read_file(path)?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
             .iter()

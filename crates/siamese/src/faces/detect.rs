@@ -101,9 +101,34 @@ impl FaceDetector {
         if options.min_face < 20 {
             return Err(Error::config("min_face", "must be at least 20 pixels"));
         }
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let model = rustface::read_model(std::io::BufReader::new(file))
-            .map_err(|e| Error::format(path, format!("not a SeetaFace detector model: {e}")))?;
+        let bytes = crate::input::read_file(path)?;
+        // rustface's parser and cascade panic on some garbage files of the right size: parse the
+        // model and run it once on a blank picture with the panic caught (and its message kept
+        // off the terminal), so a bad file is one error naming it.
+        let checked = quietly_catching_panics(|| {
+            let model = rustface::read_model(std::io::Cursor::new(bytes))?;
+            let mut probe = rustface::create_detector_with_model(model.clone());
+            probe.set_min_face_size(20);
+            let blank = vec![128u8; 64 * 64];
+            probe.detect(&rustface::ImageData::new(&blank, 64, 64));
+            Ok::<_, std::io::Error>(model)
+        });
+        let model = match checked {
+            Some(Ok(model)) => model,
+            Some(Err(e)) => {
+                return Err(Error::format(
+                    path,
+                    format!("not a SeetaFace detector model: {e}"),
+                ))
+            }
+            None => {
+                return Err(Error::format(
+                    path,
+                    "not a SeetaFace detector model (its parser failed on the content); run \
+                     `siamese fetch face-models` again",
+                ))
+            }
+        };
         Ok(FaceDetector { model, options })
     }
 
@@ -164,4 +189,13 @@ impl FaceDetector {
         boxes.sort_by(|a, b| b.score.total_cmp(&a.score));
         boxes
     }
+}
+
+/// Runs `f`, turning a panic into `None` without printing the panic message.
+fn quietly_catching_panics<T>(f: impl FnOnce() -> T) -> Option<T> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok();
+    std::panic::set_hook(previous);
+    result
 }

@@ -164,7 +164,7 @@ impl DlibReader<'_> {
 impl ShapePredictor {
     /// Reads a dlib `shape_predictor` file.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::input::read_file(path)?;
         Self::parse(&bytes, path)
     }
 

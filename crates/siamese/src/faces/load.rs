@@ -1,10 +1,11 @@
 //! Reading photos safely: the format is guessed from the content, the header's dimensions are
 //! checked before any pixel buffer is allocated (a 20000x20000 header is refused, not decoded),
-//! decoding runs under `image`'s memory limits, and every failure is one line naming the file.
+//! decoding runs under `image`'s memory limits, the EXIF orientation of phone photos is applied,
+//! and every failure is one line naming the file. JPEG, PNG, WebP, BMP and GIF are read.
 
 use std::path::Path;
 
-use image::{ImageReader, Limits, RgbImage};
+use image::{ImageDecoder, ImageReader, Limits, RgbImage};
 
 use crate::{Error, Result};
 
@@ -16,9 +17,10 @@ pub const MIN_SIDE: u32 = 20;
 const MAX_ALLOC: u64 = 1 << 30;
 
 /// File extensions treated as photos when scanning folders.
-pub const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "bmp", "gif"];
+pub const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "bmp", "gif", "webp"];
 
 fn reader(path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>> {
+    crate::input::check_regular(path)?;
     let reader = ImageReader::open(path)
         .map_err(|e| Error::io(path, e))?
         .with_guessed_format()
@@ -56,7 +58,7 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     let mut reader = reader(path)?;
     // Some JPEG decoders fill a truncated scan with grey instead of failing: check the markers.
     if reader.format() == Some(image::ImageFormat::Jpeg) {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::input::read_file(path)?;
         if !jpeg_is_complete(&bytes) {
             return Err(Error::format(
                 path,
@@ -69,9 +71,15 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_ALLOC);
     reader.limits(limits);
-    let img = reader
-        .decode()
-        .map_err(|e| Error::format(path, format!("cannot decode image: {e}")))?;
+    let decode_error = |e| Error::format(path, format!("cannot decode image: {e}"));
+    let mut decoder = reader.into_decoder().map_err(decode_error)?;
+    // Phones store photos as the sensor saw them and say in EXIF how to turn them upright; the
+    // detector only finds upright faces, so the photo is turned first.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = image::DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+    img.apply_orientation(orientation);
     Ok(img.to_rgb8())
 }
 

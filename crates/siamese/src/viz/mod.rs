@@ -5,6 +5,7 @@ pub mod canvas;
 pub mod montage;
 pub mod pca;
 pub mod plot;
+mod quadtree;
 pub mod tsne;
 
 pub use montage::{image_grid_png, montage_images_png, montage_png};
