@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use siamese::recognize::openset::UnknownSource;
 use siamese::recognize::plots::Projection;
 use siamese::recognize::sweep::{markdown_table, sweep_margin, SweepOptions};
+use siamese::train::TrainConfig;
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -23,33 +24,29 @@ pub enum SweepCommand {
 #[derive(Args, Debug)]
 pub struct MarginArgs {
     /// Comma-separated margins.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
-    )]
+    #[arg(long, value_delimiter = ',', default_values_t = SweepOptions::default().margins)]
     pub values: Vec<f64>,
     /// Epochs per run.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = SweepOptions::default().base.epochs)]
     pub epochs: usize,
     /// Stratified subset of this many MNIST training images per run.
-    #[arg(long, default_value_t = 6000)]
+    #[arg(long, default_value_t = SweepOptions::default().limit.unwrap_or(usize::MAX))]
     pub limit: usize,
     /// Seed of every run.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = SweepOptions::default().base.seed)]
     pub seed: u64,
     /// Unknown images for the AUROC: `letters`, `omniglot-latin`, `omniglot:ALPHABET`, or a
     /// folder / .zip of images.
-    #[arg(long, default_value = "letters")]
+    #[arg(long, default_value_t = SweepOptions::default().unknown)]
     pub unknown: UnknownSource,
     /// At most this many unknown images.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = SweepOptions::default().max_unknown)]
     pub max_unknown: usize,
     /// The Omniglot zip for `omniglot-*`.
     #[arg(long)]
     pub omniglot: Option<PathBuf>,
     /// Projection of the embedding plots: `tsne` or `pca`.
-    #[arg(long, default_value = "tsne")]
+    #[arg(long, default_value_t = SweepOptions::default().method)]
     pub method: Projection,
     /// Output folder (runs, margins.png, sweep.json, sweep.md); finished runs in it are reused.
     #[arg(long)]
@@ -69,16 +66,22 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
 }
 
 fn margin(a: MarginArgs) -> anyhow::Result<()> {
-    let mut options = SweepOptions::new();
-    options.margins = a.values.clone();
-    options.base.epochs = a.epochs;
-    options.base.seed = a.seed;
-    options.limit = Some(a.limit);
-    options.unknown = a.unknown.clone();
-    options.max_unknown = a.max_unknown;
-    options.omniglot = a.omniglot.clone();
-    options.method = a.method;
-    options.progress = !a.quiet && !a.json;
+    let defaults = SweepOptions::default();
+    let options = SweepOptions {
+        margins: a.values.clone(),
+        base: TrainConfig {
+            epochs: a.epochs,
+            seed: a.seed,
+            ..defaults.base
+        },
+        limit: Some(a.limit),
+        unknown: a.unknown.clone(),
+        max_unknown: a.max_unknown,
+        omniglot: a.omniglot.clone(),
+        method: a.method,
+        progress: !a.quiet && !a.json,
+        ..defaults
+    };
     let chatty = !a.quiet && !a.json;
     let report = sweep_margin(&a.out, &options, |row| {
         if chatty {

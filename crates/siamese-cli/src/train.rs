@@ -2,13 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use siamese::distance::Distance;
 use siamese::model::embedding_cnn::EmbeddingCnnConfig;
-use siamese::run::{save_data_source, DataSource};
+use siamese::run::{train_run, DataSource, Existing};
 use siamese::sampling::MiningStrategy;
-use siamese::train::{train, Sampling, TrainConfig, TrainOptions};
+use siamese::train::{Sampling, TrainConfig};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -130,18 +129,13 @@ impl TrainArgs {
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let config = args.config()?;
     let source = DataSource::parse(&args.data, args.limit)?;
-    let splits = source.load(config.val_fraction, config.seed)?;
-    let mut config = config;
-    config.model.channels = splits.train.channels;
-    config.model.image_size = splits.train.height;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("{}: cannot create run folder", args.out.display()))?;
-    save_data_source(&args.out, &source)?;
-    let options = TrainOptions {
-        resume: args.resume,
-        progress: !args.quiet && !args.json,
+    let existing = if args.resume {
+        Existing::Resume
+    } else {
+        Existing::Retrain
     };
-    let outcome = train(&splits.train, &splits.val, &config, &args.out, &options)?;
+    let progress = !args.quiet && !args.json;
+    let outcome = train_run(&args.out, &source, &config, existing, progress)?;
     if let Some(warning) = &outcome.collapse_warning {
         eprintln!("warning: {warning}");
     }

@@ -1,23 +1,24 @@
-//! A run folder as the rest of the product sees it: which data it was trained on
-//! (`data.json`), its model, and its evaluation (`siamese eval`) and embeddings (`siamese embed`).
+//! A run folder as the rest of the product sees it: training one ([`train_run`]: the model's
+//! input shape from the data, `data.json`, train, resume or reuse a finished run), which data it
+//! was trained on (`data.json`), its model, and its evaluation (`siamese eval`) and embeddings
+//! (`siamese embed`).
 
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::tensor::Device;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::kmeans::kmeans;
 use crate::data::idx::{load_mnist, MnistSplit};
+use crate::data::split::stratified_subset;
 use crate::data::LabelledImages;
 use crate::embed::{embed_images, Embeddings};
 use crate::eval::clustering::{ami, nmi};
 use crate::eval::retrieval::retrieval_metrics;
 use crate::model::embedding_cnn::EmbeddingCnn;
-use crate::train::checkpoint;
+use crate::train::checkpoint::{self, has_checkpoint, load_config, load_state};
+use crate::train::{train, History, TrainConfig, TrainOptions};
 use crate::{assets, Error, Result};
 
 /// Inference batch size: large batches amortise per-call overhead on CPU.
@@ -104,33 +105,104 @@ impl DataSource {
     }
 }
 
-/// A stratified random subset of `n` images (all of them when `n` ≥ the set's size).
-pub fn stratified_subset(data: &LabelledImages, n: usize, seed: u64) -> LabelledImages {
-    if n >= data.len() {
-        return data.clone();
+/// What to do with a run folder that already holds a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Train from scratch into the folder (`siamese train`).
+    Retrain,
+    /// Continue the interrupted run from its last checkpoint; an error when its settings differ
+    /// (`siamese train --resume`).
+    Resume,
+    /// Use a finished run with the same settings as is, continue an interrupted one, and replace
+    /// a run with other settings (the demo, the margin sweep).
+    Reuse,
+}
+
+/// What happened to a run folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunAction {
+    /// Finished with the same settings: used as is.
+    Reused,
+    /// Interrupted with the same settings: continued from its last checkpoint.
+    Resumed,
+    /// Trained from scratch.
+    Trained,
+}
+
+impl RunAction {
+    pub fn describe(self) -> &'static str {
+        match self {
+            RunAction::Reused => "reused the finished run",
+            RunAction::Resumed => "resumed the interrupted run",
+            RunAction::Trained => "trained from scratch",
+        }
     }
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x5ab5e7));
-    // Round-robin over classes in shuffled order keeps class proportions.
-    let classes = data.class_names.len();
-    let mut per_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
-    for i in order {
-        per_class[data.labels[i] as usize].push(i);
-    }
-    let mut picked = Vec::with_capacity(n);
-    let mut round = 0;
-    while picked.len() < n {
-        for c in per_class.iter() {
-            if let Some(&i) = c.get(round) {
-                if picked.len() < n {
-                    picked.push(i);
+}
+
+/// A trained (or reused) run.
+#[derive(Debug, Clone)]
+pub struct TrainedRun {
+    pub action: RunAction,
+    pub history: History,
+    /// Set when the embeddings collapsed (see [`History::collapse_warning`]).
+    pub collapse_warning: Option<String>,
+}
+
+/// Trains `config` on `source` into the run folder `dir`: the model's input shape comes from the
+/// data, `data.json` records the source, and `existing` says what happens to a run already there.
+pub fn train_run(
+    dir: &Path,
+    source: &DataSource,
+    config: &TrainConfig,
+    existing: Existing,
+    progress: bool,
+) -> Result<TrainedRun> {
+    let resume = match existing {
+        Existing::Retrain => false,
+        Existing::Resume => true,
+        Existing::Reuse => {
+            let same = load_config(dir).ok().as_ref() == Some(config)
+                && load_data_source(dir).ok().as_ref() == Some(source);
+            if same && has_checkpoint(dir) {
+                let state = load_state(dir)?;
+                if state.epochs_done >= config.epochs {
+                    return Ok(TrainedRun {
+                        action: RunAction::Reused,
+                        collapse_warning: state.history.collapse_warning(config.margin),
+                        history: state.history,
+                    });
                 }
             }
+            let resume = same && has_checkpoint(dir);
+            if !resume && dir.exists() {
+                std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            }
+            resume
         }
-        round += 1;
-    }
-    picked.sort_unstable();
-    data.subset(&picked)
+    };
+    let splits = source.load(config.val_fraction, config.seed)?;
+    let mut config = config.clone();
+    config.model.channels = splits.train.channels;
+    config.model.image_size = splits.train.height;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    save_data_source(dir, source)?;
+    let resumed = resume && has_checkpoint(dir);
+    let outcome = train(
+        &splits.train,
+        &splits.val,
+        &config,
+        dir,
+        &TrainOptions { resume, progress },
+    )?;
+    Ok(TrainedRun {
+        action: if resumed {
+            RunAction::Resumed
+        } else {
+            RunAction::Trained
+        },
+        history: outcome.history,
+        collapse_warning: outcome.collapse_warning,
+    })
 }
 
 /// Writes `data.json` into a run folder.

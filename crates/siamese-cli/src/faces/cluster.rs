@@ -59,10 +59,9 @@ struct GroupingArgs {
 }
 
 impl GroupingArgs {
-    /// The parameters; `calibrated` is the LFW threshold of the pipeline settings in use.
-    fn params(&self, calibrated: f32) -> anyhow::Result<GroupingParams> {
-        let mut p =
-            GroupingParams::from_threshold(check_threshold(self.threshold.unwrap_or(calibrated))?);
+    /// The parameters; the threshold defaults to the LFW one of the pipeline settings in use.
+    fn params(&self, options: &PipelineOptions) -> anyhow::Result<GroupingParams> {
+        let mut p = GroupingParams::from_threshold(resolve_threshold(self.threshold, options)?);
         p.eps = self.eps;
         p.min_points = self.min_points;
         p.linkage = match self.linkage {
@@ -118,37 +117,38 @@ pub(super) struct EvalClusterArgs {
 
 pub(super) fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
     let options = args.pipeline.options(FaceSelection::All);
-    let params = args.grouping.params(lfw_threshold(&options))?;
+    let params = args.grouping.params(&options)?;
     let store_path = args
         .store
         .clone()
         .unwrap_or_else(|| args.out.join("faces.store"));
     let (st, keys, report) =
         embed_folder(&args.dir, &store_path, &args.pipeline, options, args.json)?;
-    let mut faces = Vec::new();
-    let mut data = Vec::new();
-    for k in &keys {
-        if let Some(photo) = st.get(k) {
-            for (i, f) in photo.faces.iter().enumerate() {
-                data.extend_from_slice(&f.embedding);
-                faces.push(GalleryFace {
-                    photo: PathBuf::from(&photo.path),
-                    face: i,
-                    bbox: f.bbox,
-                    landmarks: f.landmarks.clone(),
-                    cluster: 0,
-                });
-            }
-        }
-    }
-    if faces.is_empty() {
+    if keys
+        .iter()
+        .filter_map(|k| st.get(k))
+        .all(|p| p.faces.is_empty())
+    {
         anyhow::bail!("{}: no face found in any photo", args.dir.display());
     }
-    let method = resolve_method(args.grouping.method.name(), &params, &data, store::DIM)?;
-    let labels = siamese::cluster::cluster(&data, store::DIM, &method, params.seed)?;
-    for (f, l) in faces.iter_mut().zip(&labels) {
-        f.cluster = *l;
-    }
+    let groups = group_faces(&st, &keys, args.grouping.method.name(), &params)?;
+    let method = groups.method;
+    let faces: Vec<GalleryFace> = groups
+        .faces
+        .iter()
+        .zip(&groups.labels)
+        .map(|(&(p, i), &cluster)| {
+            let photo = st.get(&keys[p]).expect("grouped faces are stored");
+            let f = &photo.faces[i];
+            GalleryFace {
+                photo: PathBuf::from(&photo.path),
+                face: i,
+                bbox: f.bbox,
+                landmarks: f.landmarks.clone(),
+                cluster,
+            }
+        })
+        .collect();
     let title = format!("Faces of {} ({})", args.dir.display(), method.name());
     let out = write_gallery(&args.out, &faces, &title)?;
     if args.json {
@@ -182,7 +182,7 @@ pub(super) fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
 
 pub(super) fn run_eval_cluster(args: EvalClusterArgs) -> anyhow::Result<()> {
     let options = args.pipeline.lfw_options();
-    let params = args.grouping.params(lfw_threshold(&options))?;
+    let params = args.grouping.params(&options)?;
     let pipeline = args.pipeline.load(options)?;
     let store = args
         .store

@@ -3,18 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use siamese::cluster::Linkage;
 use siamese::distance::euclidean;
 use siamese::faces::eval_lfw::{evaluate_lfw, lfw_options};
 use siamese::faces::gallery::{write_gallery, GalleryFace};
-use siamese::faces::grouping::{
-    evaluate_lfw_clustering, resolve_method, GroupingParams, MethodName,
-};
+use siamese::faces::grouping::{evaluate_lfw_clustering, group_faces, GroupingParams, MethodName};
 use siamese::faces::pipeline::{FacePipeline, FaceSelection, PipelineOptions};
 use siamese::faces::search::StoreIndex;
-use siamese::faces::verify::{check_threshold, lfw_threshold, verdict};
+use siamese::faces::verify::{resolve_threshold, verdict};
 use siamese::faces::{plot as face_plot, store};
 
 mod cluster;
@@ -207,7 +204,7 @@ pub fn run(args: FacesArgs) -> anyhow::Result<()> {
 
 fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let options = args.pipeline.options(FaceSelection::All);
-    let threshold = check_threshold(args.threshold.unwrap_or(lfw_threshold(&options)))?;
+    let threshold = resolve_threshold(args.threshold, &options)?;
     let pipeline = args.pipeline.load(options)?;
     let a = pipeline.embed_one(&args.a)?;
     let b = pipeline.embed_one(&args.b)?;
@@ -305,10 +302,11 @@ fn embed_folder(
         anyhow::bail!("{}: no files", dir.display());
     }
     let pipeline = pipeline_args.load(options)?;
-    let mut st = store::EmbeddingStore::load_or_new(store_path, &pipeline.options().fingerprint())?;
-    let (report, keys) = store::update(&mut st, &files, &pipeline, !quiet);
-    st.save(store_path)
-        .with_context(|| format!("writing {}", store_path.display()))?;
+    let store::EmbeddedFiles {
+        store: st,
+        keys,
+        report,
+    } = store::embed_files(store_path, &files, &pipeline, !quiet)?;
     if !quiet {
         print_speed(
             &report.timings,
@@ -359,7 +357,7 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
 
 fn search(args: SearchArgs) -> anyhow::Result<()> {
     let options = args.pipeline.options(FaceSelection::All);
-    let threshold = check_threshold(args.threshold.unwrap_or(lfw_threshold(&options)))?;
+    let threshold = resolve_threshold(args.threshold, &options)?;
     let st = store::EmbeddingStore::load(&args.store)?;
     let index = StoreIndex::new(&st)?;
     let pipeline = args.pipeline.load(options)?;

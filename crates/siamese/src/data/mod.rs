@@ -15,7 +15,7 @@ pub use image_folder::{
     check_trainable, load_image_folder, load_omniglot_alphabet, load_unknown_images, FolderMode,
 };
 pub use letters::load_letters;
-pub use split::stratified_split;
+pub use split::{stratified_split, stratified_subset};
 pub use transform::{load_image_mnist_style, mnist_style};
 
 /// `n` labelled images, `NCHW`, values in `[0, 1]`.

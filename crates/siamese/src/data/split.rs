@@ -1,10 +1,12 @@
-//! Deterministic stratified train/validation split: every class is split in the same
-//! proportion, under a `u64` seed (ChaCha8), so the same seed always gives the same indices.
+//! Deterministic stratified train/validation split (every class is split in the same
+//! proportion) and stratified random subsets, under a `u64` seed (ChaCha8), so the same seed
+//! always gives the same indices.
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::LabelledImages;
 use crate::{Error, Result};
 
 /// Splits image indices `0..labels.len()` into `(train, validation)`, both sorted ascending.
@@ -43,4 +45,33 @@ pub fn stratified_split(
     train.sort_unstable();
     val.sort_unstable();
     Ok((train, val))
+}
+
+/// A stratified random subset of `n` images (all of them when `n` ≥ the set's size).
+pub fn stratified_subset(data: &LabelledImages, n: usize, seed: u64) -> LabelledImages {
+    if n >= data.len() {
+        return data.clone();
+    }
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x5ab5e7));
+    // Round-robin over classes in shuffled order keeps class proportions.
+    let classes = data.class_names.len();
+    let mut per_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for i in order {
+        per_class[data.labels[i] as usize].push(i);
+    }
+    let mut picked = Vec::with_capacity(n);
+    let mut round = 0;
+    while picked.len() < n {
+        for c in per_class.iter() {
+            if let Some(&i) = c.get(round) {
+                if picked.len() < n {
+                    picked.push(i);
+                }
+            }
+        }
+        round += 1;
+    }
+    picked.sort_unstable();
+    data.subset(&picked)
 }

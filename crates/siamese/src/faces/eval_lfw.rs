@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::lfw::{read_pairs, resolve_images};
 use super::pipeline::{FacePipeline, FaceSelection, PipelineOptions, Timings};
-use super::store::{self, EmbeddingStore};
+use super::store;
 use super::verify::{k_fold, FoldResult};
 use crate::distance::euclidean;
 use crate::eval::openset::auroc;
@@ -75,9 +75,11 @@ pub fn evaluate_lfw(
             format!("names a photo that is not there: {}", missing.display()),
         ));
     }
-    let mut store = EmbeddingStore::load_or_new(store_path, &pipeline.options().fingerprint())?;
-    let (update, keys) = store::update(&mut store, &files, pipeline, progress);
-    store.save(store_path)?;
+    let store::EmbeddedFiles {
+        store,
+        keys,
+        report: update,
+    } = store::embed_files(store_path, &files, pipeline, progress)?;
 
     let index: std::collections::HashMap<&PathBuf, usize> =
         photos.iter().enumerate().map(|(i, p)| (p, i)).collect();

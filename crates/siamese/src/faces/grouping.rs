@@ -1,6 +1,7 @@
 //! Grouping faces by person: choosing a clustering method's parameters from the same-person
-//! threshold calibrated on LFW, and the clustering evaluation on LFW people with at least N
-//! photos (pairwise precision/recall/F1, NMI, AMI, clusters found vs true).
+//! threshold calibrated on LFW, grouping the faces of stored photos ([`group_faces`]), and the
+//! clustering evaluation on LFW people with at least N photos ([`cluster_people`]: pairwise
+//! precision/recall/F1, NMI, AMI, clusters found vs true).
 //!
 //! Defaults, with `T` the LFW threshold (`verify::LFW_THRESHOLD`, the pairwise same/different
 //! cut): every method that chains faces into groups needs a tighter cut than `T`, because in a
@@ -18,7 +19,7 @@ use std::time::Instant;
 
 use super::lfw::{people, resolve_images};
 use super::pipeline::{FacePipeline, Timings};
-use super::store::{self, EmbeddingStore};
+use super::store;
 use crate::cluster::{self, Linkage, Method};
 use crate::eval::clustering::{ami, nmi, noise_as_singletons, pairwise_scores, NOISE};
 use crate::{Error, Result};
@@ -132,6 +133,47 @@ pub fn count_clusters(labels: &[u32]) -> (usize, usize) {
     (ids.len(), labels.iter().filter(|&&l| l == NOISE).count())
 }
 
+/// Every face of some stored photos, grouped into people by [`group_faces`].
+#[derive(Debug, Clone)]
+pub struct FaceGroups {
+    /// Each face: (its photo, an index into the keys given; its index in the photo).
+    pub faces: Vec<(usize, usize)>,
+    /// Their embeddings, rows of [`store::DIM`].
+    pub data: Vec<f32>,
+    pub method: Method,
+    /// One cluster label per face.
+    pub labels: Vec<u32>,
+}
+
+/// Groups every face of the photos stored under `keys` with the method `name` (parameters from
+/// `params`); an error when there is no face.
+pub fn group_faces(
+    st: &store::EmbeddingStore,
+    keys: &[String],
+    name: MethodName,
+    params: &GroupingParams,
+) -> Result<FaceGroups> {
+    let mut faces = Vec::new();
+    let mut data = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        for (f, face) in st.get(k).iter().flat_map(|p| p.faces.iter().enumerate()) {
+            faces.push((i, f));
+            data.extend_from_slice(&face.embedding);
+        }
+    }
+    if faces.is_empty() {
+        return Err(Error::config("faces", "no face found in any photo"));
+    }
+    let method = resolve_method(name, params, &data, store::DIM)?;
+    let labels = cluster::cluster(&data, store::DIM, &method, params.seed)?;
+    Ok(FaceGroups {
+        faces,
+        data,
+        method,
+        labels,
+    })
+}
+
 /// What `siamese faces eval-cluster` reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ClusterEvalReport {
@@ -160,6 +202,98 @@ pub struct ClusterEvalReport {
     pub cluster_seconds: f64,
 }
 
+/// LFW people clustered by [`cluster_people`]: the report and what the figures need.
+#[derive(Debug, Clone)]
+pub struct PeopleClustering {
+    pub report: ClusterEvalReport,
+    /// Every photo, person after person.
+    pub files: Vec<PathBuf>,
+    /// For each clustered face: its photo (an index into `files`), its person (an index into
+    /// the people given) and its cluster label.
+    pub photo: Vec<usize>,
+    pub truth: Vec<u32>,
+    pub labels: Vec<u32>,
+    /// The faces' embeddings, rows of [`store::DIM`].
+    pub data: Vec<f32>,
+    /// The store's key of each photo in `files`, and the store.
+    pub keys: Vec<String>,
+    pub store: store::EmbeddingStore,
+}
+
+/// Embeds the photos of `people` (name, photos; through the store at `store_path`), clusters
+/// their first face each and scores the result against the true identities. `min_images` is
+/// only reported.
+pub fn cluster_people(
+    people: &[(String, Vec<PathBuf>)],
+    min_images: usize,
+    name: MethodName,
+    params: &GroupingParams,
+    pipeline: &FacePipeline,
+    store_path: &Path,
+    progress: bool,
+) -> Result<PeopleClustering> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut truth_of_file: Vec<u32> = Vec::new();
+    for (id, (_, photos)) in people.iter().enumerate() {
+        files.extend(photos.iter().cloned());
+        truth_of_file.extend(std::iter::repeat_n(id as u32, photos.len()));
+    }
+    let store::EmbeddedFiles {
+        store: st,
+        keys,
+        report: update,
+    } = store::embed_files(store_path, &files, pipeline, progress)?;
+    let mut data = Vec::new();
+    let mut truth = Vec::new();
+    let mut photo = Vec::new();
+    let mut detection_failures = 0;
+    for (i, (k, &t)) in keys.iter().zip(&truth_of_file).enumerate() {
+        if let Some(face) = st.get(k).and_then(|p| p.faces.first()) {
+            data.extend_from_slice(&face.embedding);
+            truth.push(t);
+            photo.push(i);
+            detection_failures += usize::from(face.assumed);
+        }
+    }
+    let start = Instant::now();
+    let method = resolve_method(name, params, &data, store::DIM)?;
+    let labels = cluster::cluster(&data, store::DIM, &method, params.seed)?;
+    let cluster_seconds = start.elapsed().as_secs_f64();
+    let scores = pairwise_scores(&truth, &labels);
+    let (clusters_found, noise) = count_clusters(&labels);
+    let singletons = noise_as_singletons(&labels);
+    let report = ClusterEvalReport {
+        min_images,
+        method,
+        people: people.len(),
+        photos: files.len(),
+        faces: truth.len(),
+        clusters_found,
+        clusters_true: people.len(),
+        noise,
+        pairwise_precision: scores.precision,
+        pairwise_recall: scores.recall,
+        pairwise_f1: scores.f1,
+        nmi: nmi(&truth, &singletons),
+        ami: ami(&truth, &singletons),
+        detection_failures,
+        embedded_photos: update.embedded_photos,
+        reused_photos: update.reused_photos,
+        timings: update.timings,
+        cluster_seconds,
+    };
+    Ok(PeopleClustering {
+        report,
+        files,
+        photo,
+        truth,
+        labels,
+        data,
+        keys,
+        store: st,
+    })
+}
+
 /// Embeds the photos of LFW people with ≥ `min_images` photos (through the store at
 /// `store_path`), clusters them and scores the result against the true identities.
 pub fn evaluate_lfw_clustering(
@@ -182,50 +316,8 @@ pub fn evaluate_lfw_clustering(
             ),
         ));
     }
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut truth_of_file: Vec<u32> = Vec::new();
-    for (id, (_, photos)) in selected.iter().enumerate() {
-        files.extend(photos.iter().cloned());
-        truth_of_file.extend(std::iter::repeat_n(id as u32, photos.len()));
-    }
-    let mut st = EmbeddingStore::load_or_new(store_path, &pipeline.options().fingerprint())?;
-    let (update, keys) = store::update(&mut st, &files, pipeline, progress);
-    st.save(store_path)?;
-    let mut data = Vec::new();
-    let mut truth = Vec::new();
-    let mut detection_failures = 0;
-    for (k, &t) in keys.iter().zip(&truth_of_file) {
-        if let Some(face) = st.get(k).and_then(|p| p.faces.first()) {
-            data.extend_from_slice(&face.embedding);
-            truth.push(t);
-            detection_failures += usize::from(face.assumed);
-        }
-    }
-    let start = Instant::now();
-    let method = resolve_method(name, params, &data, store::DIM)?;
-    let labels = cluster::cluster(&data, store::DIM, &method, params.seed)?;
-    let cluster_seconds = start.elapsed().as_secs_f64();
-    let scores = pairwise_scores(&truth, &labels);
-    let (clusters_found, noise) = count_clusters(&labels);
-    let singletons = noise_as_singletons(&labels);
-    Ok(ClusterEvalReport {
-        min_images,
-        method,
-        people: selected.len(),
-        photos: files.len(),
-        faces: truth.len(),
-        clusters_found,
-        clusters_true: selected.len(),
-        noise,
-        pairwise_precision: scores.precision,
-        pairwise_recall: scores.recall,
-        pairwise_f1: scores.f1,
-        nmi: nmi(&truth, &singletons),
-        ami: ami(&truth, &singletons),
-        detection_failures,
-        embedded_photos: update.embedded_photos,
-        reused_photos: update.reused_photos,
-        timings: update.timings,
-        cluster_seconds,
-    })
+    let clustered = cluster_people(
+        &selected, min_images, name, params, pipeline, store_path, progress,
+    )?;
+    Ok(clustered.report)
 }

@@ -1,6 +1,7 @@
 //! Labeled Faces in the Wild: unpacking the deep-funneled tarball into the cache, reading the
-//! View 2 pairs protocol (`pairs.txt`: 10 folds × 300 matched + 300 mismatched pairs) and
-//! listing people with at least N photos.
+//! View 2 pairs protocol (`pairs.txt`: 10 folds × 300 matched + 300 mismatched pairs; found
+//! beside the data, or shortened to the first pairs of each fold) and listing people with at
+//! least N photos.
 //!
 //! The tarball's members are `images_deepfunneled/<Name>/<Name>_NNNN.jpg`; they are unpacked
 //! once to `<home>/lfw/images_deepfunneled/` (a marker file records completion). The data is
@@ -224,4 +225,64 @@ pub fn people(images: &Path, min_images: usize) -> Result<Vec<(String, Vec<PathB
         }
     }
     Ok(out.into_iter().collect())
+}
+
+/// `pairs.txt` beside the LFW folder or tarball.
+pub fn find_pairs(lfw: &Path) -> Option<PathBuf> {
+    let mut dirs = vec![lfw.to_path_buf()];
+    if let Some(p) = lfw.parent() {
+        dirs.push(p.to_path_buf());
+    }
+    dirs.into_iter()
+        .map(|d| d.join("pairs.txt"))
+        .find(|p| p.is_file())
+}
+
+/// Writes to `dest` a copy of `pairs.txt` keeping the first `n` matched and `n` mismatched pairs of each fold.
+pub fn write_reduced_pairs(src: &Path, dest: &Path, n: usize) -> Result<()> {
+    let pairs = read_pairs(src)?;
+    let folds = pairs.iter().map(|p| p.fold).max().map_or(0, |f| f + 1);
+    let name_index = |p: &Path| -> (String, String) {
+        let name = p
+            .parent()
+            .and_then(|d| d.file_name())
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stem = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let idx = stem
+            .rsplit('_')
+            .next()
+            .and_then(|s| s.parse::<usize>().ok())
+            .unwrap_or(0);
+        (name, idx.to_string())
+    };
+    let mut text = format!("{folds}\t{n}\n");
+    for fold in 0..folds {
+        for same in [true, false] {
+            let chosen: Vec<_> = pairs
+                .iter()
+                .filter(|p| p.fold == fold && p.same == same)
+                .take(n)
+                .collect();
+            if chosen.len() < n {
+                return Err(Error::format(
+                    src,
+                    format!("fold {} has fewer than {n} pairs of a kind", fold + 1),
+                ));
+            }
+            for p in chosen {
+                let (na, ia) = name_index(&p.a);
+                let (nb, ib) = name_index(&p.b);
+                if same {
+                    text.push_str(&format!("{na}\t{ia}\t{ib}\n"));
+                } else {
+                    text.push_str(&format!("{na}\t{ia}\t{nb}\t{ib}\n"));
+                }
+            }
+        }
+    }
+    crate::assets::write_atomic(dest, text.as_bytes())
 }

@@ -2,7 +2,7 @@
 //! embeddings with [`crate::index::FlatIndex`], Euclidean distance, like verification).
 
 use super::detect::FaceBox;
-use super::store::{EmbeddingStore, DIM};
+use super::store::{EmbeddingStore, StoredFace, StoredPhoto, DIM};
 use super::verify::verdict;
 use crate::distance::Distance;
 use crate::index::FlatIndex;
@@ -31,9 +31,25 @@ pub struct StoreIndex {
 impl StoreIndex {
     /// Indexes every face of `store`.
     pub fn new(store: &EmbeddingStore) -> Result<Self> {
+        Self::of_faces(store.faces())
+    }
+
+    /// Indexes the faces of the photos stored under `keys` (in that order; keys not in the
+    /// store are left out).
+    pub fn for_photos(store: &EmbeddingStore, keys: &[String]) -> Result<Self> {
+        Self::of_faces(
+            keys.iter()
+                .filter_map(|k| store.get(k))
+                .flat_map(|p| p.faces.iter().enumerate().map(move |(i, f)| (p, i, f))),
+        )
+    }
+
+    fn of_faces<'a>(
+        faces: impl Iterator<Item = (&'a StoredPhoto, usize, &'a StoredFace)>,
+    ) -> Result<Self> {
         let mut data = Vec::new();
         let mut rows = Vec::new();
-        for (photo, i, face) in store.faces() {
+        for (photo, i, face) in faces {
             data.extend_from_slice(&face.embedding);
             rows.push((photo.path.clone(), i, face.bbox));
         }

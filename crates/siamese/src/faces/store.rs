@@ -201,6 +201,33 @@ pub struct UpdateReport {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
+/// A store brought up to date for some files, by [`embed_files`].
+#[derive(Debug, Clone)]
+pub struct EmbeddedFiles {
+    pub store: EmbeddingStore,
+    /// Each file's key in the store, in the order of the files.
+    pub keys: Vec<String>,
+    pub report: UpdateReport,
+}
+
+/// The store workflow: loads the store at `store_path` (a new one when it is missing or was made
+/// with other pipeline settings), embeds the files it does not hold yet ([`update`]) and saves it.
+pub fn embed_files(
+    store_path: &Path,
+    files: &[PathBuf],
+    pipeline: &FacePipeline,
+    progress: bool,
+) -> Result<EmbeddedFiles> {
+    let mut store = EmbeddingStore::load_or_new(store_path, &pipeline.options().fingerprint())?;
+    let (report, keys) = update(&mut store, files, pipeline, progress);
+    store.save(store_path)?;
+    Ok(EmbeddedFiles {
+        store,
+        keys,
+        report,
+    })
+}
+
 /// A store file name that differs between pipeline settings: `faces-<10 hex digits>.store`.
 pub fn file_name_for(fingerprint: &str) -> String {
     let digest = Sha256::digest(fingerprint.as_bytes());

@@ -26,6 +26,15 @@ pub fn lfw_threshold(options: &super::pipeline::PipelineOptions) -> f32 {
     }
 }
 
+/// The same-person threshold a command uses: `given` (checked) when the user named one, else the
+/// LFW-calibrated one for these pipeline settings ([`lfw_threshold`]).
+pub fn resolve_threshold(
+    given: Option<f32>,
+    options: &super::pipeline::PipelineOptions,
+) -> Result<f32> {
+    check_threshold(given.unwrap_or_else(|| lfw_threshold(options)))
+}
+
 /// The verdict on one pair.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Verdict {

@@ -16,9 +16,10 @@ use super::gallery::{Gallery, GalleryMode};
 use super::recognizer::{calibrate_run, CalibrateOptions};
 use crate::data::image_folder::{load_omniglot_alphabet, load_unknown_images};
 use crate::data::letters::{load_letters_raw, to_mnist_style};
+use crate::data::split::stratified_subset;
 use crate::data::LabelledImages;
 use crate::eval::openset::{auroc, fpr_at_tpr};
-use crate::run::{embed, load_data_source, load_inference_model, stratified_subset};
+use crate::run::{embed, load_data_source, load_inference_model};
 use crate::train::checkpoint::load_config;
 use crate::{Error, Result};
 

@@ -9,7 +9,8 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use super::openset::{OpensetResult, UnknownSource};
-use crate::run::{embed, load_data_source, load_inference_model, stratified_subset};
+use crate::data::split::stratified_subset;
+use crate::run::{embed, load_data_source, load_inference_model};
 use crate::train::checkpoint::load_config;
 use crate::viz::pca::pca_2d_fit;
 use crate::viz::tsne::{tsne_with, TsneConfig};

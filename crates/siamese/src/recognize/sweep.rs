@@ -2,7 +2,8 @@
 //! margin α, each evaluated for retrieval (precision@1, as `siamese eval`) and open-set
 //! separation (AUROC of prototype distances, test digits vs unknowns, and the share of unknowns
 //! rejected at the threshold accepting 95 % of validation digits), plus one embedding plot per
-//! margin assembled into a montage.
+//! margin assembled into a montage. `siamese sweep margin` and the demo's sweep stage both run
+//! this one.
 //!
 //! Output folder: `margin-<α>/` run folders (with `embeddings.png`), `margins.png` (montage),
 //! `sweep.json` and `sweep.md` (the table). Runs already finished in the folder are reused.
@@ -15,10 +16,11 @@ use serde::Serialize;
 use super::gallery::{Gallery, GalleryMode};
 use super::openset::UnknownSource;
 use super::plots::{project_2d, Projection};
+use crate::data::split::stratified_subset;
 use crate::data::LabelledImages;
 use crate::eval::openset::{auroc, threshold_for_tpr};
-use crate::run::{embed, evaluate, load_inference_model, save_data_source, DataSource};
-use crate::train::{train, TrainConfig, TrainOptions};
+use crate::run::{embed, evaluate, load_inference_model, train_run, DataSource, Existing};
+use crate::train::TrainConfig;
 use crate::viz::{montage_png, scatter_png};
 use crate::{assets, Error, Result};
 
@@ -38,16 +40,18 @@ pub struct SweepOptions {
     pub omniglot: Option<PathBuf>,
     /// Projection of the embedding plots.
     pub method: Projection,
+    /// Test images in each embedding plot (a stratified subset; all when `None`).
+    pub plot_points: Option<usize>,
     /// Progress bars while training.
     pub progress: bool,
 }
 
-impl SweepOptions {
-    /// The seeds' margins 0, 0.1, …, 0.9, 4 epochs on 6,000 MNIST images without shift
-    /// augmentation (which slows learning more than it regularises on so few steps), semi-hard
-    /// mining without L2 normalisation (so α is on the scale of the seeds' figure), letters as
-    /// unknowns.
-    pub fn new() -> Self {
+impl Default for SweepOptions {
+    /// `siamese sweep margin`'s defaults: the seeds' margins 0, 0.1, …, 0.9, 4 epochs on 6,000
+    /// MNIST images without shift augmentation (which slows learning more than it regularises on
+    /// so few steps), semi-hard mining without L2 normalisation (so α is on the scale of the
+    /// seeds' figure), letters as unknowns. (The demo keeps the seeds' shifts: its own plan.)
+    fn default() -> Self {
         SweepOptions {
             margins: (0..10).map(|i| i as f64 / 10.0).collect(),
             base: TrainConfig {
@@ -62,14 +66,9 @@ impl SweepOptions {
             max_unknown: 2000,
             omniglot: None,
             method: Projection::Tsne,
+            plot_points: None,
             progress: false,
         }
-    }
-}
-
-impl Default for SweepOptions {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -79,12 +78,17 @@ pub struct SweepRow {
     pub margin: f64,
     /// Test precision@1 against the training images (as `siamese eval`).
     pub precision_at_1: f64,
+    /// Test MAP@R against the training images (as `siamese eval`).
+    pub map_at_r: f64,
     /// AUROC of prototype distance, test digits vs unknowns.
     pub auroc: f64,
     /// Unknowns rejected at the threshold accepting 95 % of the validation digits.
     pub unknown_rejected: f64,
     /// Validation loss of the last epoch.
     pub val_loss: f64,
+    /// The embeddings collapsed (see `History::collapse_warning`).
+    pub collapsed: bool,
+    /// Seconds spent training (about 0 for a finished run reused from the folder).
     pub train_seconds: f64,
     pub run: PathBuf,
     pub plot: PathBuf,
@@ -101,6 +105,15 @@ pub struct SweepReport {
     pub rows: Vec<SweepRow>,
     pub montage_png: PathBuf,
     pub table_md: PathBuf,
+}
+
+impl SweepReport {
+    /// The margin with the best precision@1 (the last of equals).
+    pub fn best(&self) -> Option<&SweepRow> {
+        self.rows
+            .iter()
+            .max_by(|a, b| a.precision_at_1.total_cmp(&b.precision_at_1))
+    }
 }
 
 /// Checks the margins: at least one, each finite and ≥ 0, no repeats.
@@ -147,34 +160,24 @@ pub fn sweep_margin(
     let mut rows = Vec::new();
     for &margin in &options.margins {
         let run = margin_dir(out, margin);
-        let mut config = options.base.clone();
-        config.margin = margin;
-        config.model.channels = splits.train.channels;
-        config.model.image_size = splits.train.height;
-        std::fs::create_dir_all(&run).map_err(|e| Error::io(&run, e))?;
-        save_data_source(&run, &source)?;
+        let config = TrainConfig {
+            margin,
+            ..options.base.clone()
+        };
         let started = Instant::now();
-        let outcome = train(
-            &splits.train,
-            &splits.val,
-            &config,
-            &run,
-            // A finished run in the folder is reused, an interrupted one continues.
-            &TrainOptions {
-                resume: true,
-                progress: options.progress,
-            },
-        )
-        .map_err(|e| Error::Other(format!("margin {margin}: {e}")))?;
+        // A finished run in the folder is reused, an interrupted one continues.
+        let trained = train_run(&run, &source, &config, Existing::Reuse, options.progress)
+            .map_err(|e| Error::Other(format!("margin {margin}: {e}")))?;
         let train_seconds = started.elapsed().as_secs_f64();
         let row = evaluate_margin(&run, margin, &splits, &unknown, options, &config)?;
         let row = SweepRow {
-            val_loss: outcome
+            val_loss: trained
                 .history
                 .epochs
                 .last()
                 .map(|e| e.val_loss)
                 .unwrap_or(f64::NAN),
+            collapsed: trained.collapse_warning.is_some(),
             train_seconds,
             ..row
         };
@@ -223,6 +226,14 @@ fn evaluate_margin(
     let train_emb = embed(&model, &splits.train)?;
     let val_emb = embed(&model, &splits.val)?;
     let test_emb = embed(&model, &splits.test)?;
+    let plotted = match options.plot_points {
+        Some(n) => stratified_subset(&splits.test, n, config.seed),
+        None => splits.test.clone(),
+    };
+    let plot_emb = match options.plot_points {
+        Some(_) => embed(&model, &plotted)?.values,
+        None => test_emb.values.clone(),
+    };
     let unknown_emb = embed(&model, unknown)?;
     let dim = train_emb.dim;
     let gallery = Gallery::new(
@@ -243,20 +254,13 @@ fn evaluate_margin(
     let threshold = threshold_for_tpr(&score(&val_emb.values)?, 0.95);
     let rejected =
         unknowns.iter().filter(|&&u| u > threshold).count() as f64 / unknowns.len().max(1) as f64;
-    let (points, _) = project_2d(
-        &test_emb.values,
-        &[],
-        dim,
-        options.method,
-        config.seed,
-        1000,
-    )?;
+    let (points, _) = project_2d(&plot_emb, &[], dim, options.method, config.seed, 1000)?;
     let plot = run.join("embeddings.png");
     scatter_png(
         &plot,
         &points,
-        &splits.test.labels,
-        &splits.test.class_names,
+        &plotted.labels,
+        &plotted.class_names,
         None,
         &format!(
             "margin {margin}: {} test digits ({})",
@@ -267,9 +271,11 @@ fn evaluate_margin(
     Ok(SweepRow {
         margin,
         precision_at_1: eval.precision_at_1,
+        map_at_r: eval.map_at_r,
         auroc: auroc(&known, &unknowns),
         unknown_rejected: rejected,
         val_loss: f64::NAN,
+        collapsed: false,
         train_seconds: 0.0,
         run: run.to_path_buf(),
         plot,

@@ -7,132 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::document::{
-    command_line, now_utc, write_report, Headline, Report, StageRecord, Table, Versions,
-};
+use super::context::{DemoContext, DemoPlan, DemoSize, Stage};
+use super::document::{command_line, now_utc, Report, StageRecord, Table, Versions};
+use super::files::write_report;
+use super::headlines::{headlines, StageResults};
 use super::runner::StageRunner;
-use super::{stage_faces, stage_mnist, stage_sweep, stage_triplets};
-use crate::recognize::openset::OpensetReport;
-use crate::run::EvalReport;
+use super::{stage_faces, stage_lfw, stage_mnist, stage_sweep, stage_triplets};
 use crate::train::checkpoint::has_checkpoint;
 use crate::{Error, Result};
-
-/// How much work the demo does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DemoSize {
-    /// The real thing (~30–40 minutes on 2 cores with `--lfw`).
-    Full,
-    /// Every stage, shortened (under 10 minutes on 2 cores).
-    Quick,
-    /// Seconds-scale stages for tests of the report itself; numbers are not meaningful.
-    Tiny,
-}
-
-/// Sizes of every stage.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DemoPlan {
-    /// Suffix of work folders (`-quick`), so runs of different sizes do not replace each other.
-    pub suffix: &'static str,
-    pub mnist_limit: Option<usize>,
-    pub mnist_epochs: usize,
-    /// Unknown images in the open-set evaluation.
-    pub max_unknown: usize,
-    pub sweep_margins: Vec<f64>,
-    pub sweep_limit: usize,
-    pub sweep_epochs: usize,
-    pub sweep_unknown: usize,
-    /// LFW verification: pairs of each kind per fold (`None`: all 300).
-    pub lfw_pairs_per_fold: Option<usize>,
-    pub lfw_cluster_min_images: usize,
-    pub lfw_cluster_people: usize,
-    pub lfw_cluster_max_photos: usize,
-    pub triplets_train: usize,
-    pub triplets_test: usize,
-    /// Without LFW: MNIST digits per class written for the triplet task.
-    pub triplet_digits_per_class: usize,
-    pub head_epochs: usize,
-    /// Points in t-SNE plots of digit embeddings.
-    pub plot_points: usize,
-}
-
-impl DemoPlan {
-    pub fn for_size(size: DemoSize) -> Self {
-        match size {
-            DemoSize::Full => DemoPlan {
-                suffix: "",
-                mnist_limit: None,
-                mnist_epochs: crate::train::TrainConfig::default().epochs,
-                max_unknown: 10_000,
-                sweep_margins: (0..10).map(|i| f64::from(i) / 10.0).collect(),
-                sweep_limit: 10_000,
-                sweep_epochs: 2,
-                sweep_unknown: 2_000,
-                lfw_pairs_per_fold: None,
-                lfw_cluster_min_images: 10,
-                lfw_cluster_people: 1_000,
-                lfw_cluster_max_photos: 1_000,
-                triplets_train: 10_000,
-                triplets_test: 2_000,
-                triplet_digits_per_class: 100,
-                head_epochs: 40,
-                plot_points: 3_000,
-            },
-            DemoSize::Quick => DemoPlan {
-                suffix: "-quick",
-                // With the fast kernels this plan took about 4 minutes on 2 idle cores.
-                mnist_limit: Some(30_000),
-                mnist_epochs: 3,
-                max_unknown: 3_000,
-                sweep_margins: vec![0.0, 0.2, 0.5],
-                sweep_limit: 6_000,
-                sweep_epochs: 2,
-                sweep_unknown: 1_000,
-                lfw_pairs_per_fold: Some(20),
-                lfw_cluster_min_images: 20,
-                lfw_cluster_people: 15,
-                lfw_cluster_max_photos: 20,
-                triplets_train: 1_000,
-                triplets_test: 300,
-                triplet_digits_per_class: 20,
-                head_epochs: 30,
-                plot_points: 1_500,
-            },
-            DemoSize::Tiny => DemoPlan {
-                suffix: "-tiny",
-                mnist_limit: Some(1_500),
-                mnist_epochs: 1,
-                max_unknown: 300,
-                sweep_margins: vec![0.1, 0.4],
-                sweep_limit: 1_000,
-                sweep_epochs: 1,
-                sweep_unknown: 200,
-                lfw_pairs_per_fold: Some(3),
-                lfw_cluster_min_images: 10,
-                lfw_cluster_people: 4,
-                lfw_cluster_max_photos: 6,
-                triplets_train: 150,
-                triplets_test: 60,
-                triplet_digits_per_class: 8,
-                head_epochs: 5,
-                plot_points: 300,
-            },
-        }
-    }
-}
-
-/// The stages, in order: `(id, title)`.
-pub const STAGES: [(&str, &str); 7] = [
-    ("fetch", "Fetch assets"),
-    ("train-mnist", "Train the embedding CNN on MNIST"),
-    ("evaluate", "Evaluate: retrieval and clustering"),
-    ("openset", "Open-set recognition: digits vs letters"),
-    ("sweep", "Margin sweep"),
-    (
-        "faces",
-        "Faces: detect, align, embed, verify, cluster, search",
-    ),
-    ("triplets", "Triplet files on a frozen MobileNetV2"),
-];
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -166,16 +48,8 @@ impl DemoOptions {
 
     /// Checks the stage names.
     pub fn check(&self) -> Result<()> {
-        if let Some(list) = &self.stages {
-            for s in list {
-                if !STAGES.iter().any(|(id, _)| id == s) {
-                    let known: Vec<&str> = STAGES.iter().map(|(id, _)| *id).collect();
-                    return Err(Error::config(
-                        "stages",
-                        format!("unknown stage `{s}` (known: {})", known.join(", ")),
-                    ));
-                }
-            }
+        for s in self.stages.iter().flatten() {
+            Stage::parse(s)?;
         }
         if let Some(lfw) = &self.lfw {
             if !lfw.exists() {
@@ -191,27 +65,10 @@ impl DemoOptions {
         Ok(())
     }
 
-    fn wants(&self, id: &str) -> bool {
+    fn wants(&self, stage: Stage) -> bool {
         self.stages
             .as_ref()
-            .is_none_or(|list| list.iter().any(|s| s == id))
-    }
-}
-
-/// What every stage sees.
-pub struct DemoContext {
-    pub out: PathBuf,
-    pub report_dir: PathBuf,
-    pub plan: DemoPlan,
-    pub seed: u64,
-    pub progress: bool,
-    pub lfw: Option<PathBuf>,
-}
-
-impl DemoContext {
-    /// A work folder inside the output folder.
-    pub fn work_dir(&self, name: &str) -> PathBuf {
-        self.out.join(name)
+            .is_none_or(|list| list.iter().any(|s| s == stage.id()))
     }
 }
 
@@ -260,101 +117,6 @@ fn stage_fetch(ctx: &DemoContext, rec: &mut StageRecord) -> Result<()> {
     }
 }
 
-fn percent(v: f64) -> String {
-    format!("{:.2} %", 100.0 * v)
-}
-
-/// The numbers at the top of the page.
-fn headlines(
-    eval: Option<&EvalReport>,
-    openset: Option<&OpensetReport>,
-    records: &[StageRecord],
-) -> Vec<Headline> {
-    let mut out = Vec::new();
-    if let Some(e) = eval {
-        out.push(Headline {
-            label: "MNIST precision@1".into(),
-            value: percent(e.precision_at_1),
-            detail: format!("{} test digits vs {} training images", e.queries, e.gallery),
-        });
-    }
-    if let Some(o) = openset {
-        out.push(Headline {
-            label: "Digits vs letters AUROC".into(),
-            value: format!("{:.4}", o.headline.auroc),
-            detail: format!("Gini-of-softmax baseline: {:.4}", o.gini.auroc),
-        });
-        out.push(Headline {
-            label: "Letters rejected".into(),
-            value: percent(o.headline.unknown_rejected),
-            detail: format!(
-                "accepted digits {} right (threshold from validation digits)",
-                percent(o.headline.accepted_accuracy)
-            ),
-        });
-    }
-    let metric = |id: &str, key: &str| -> Option<&serde_json::Value> {
-        records.iter().find(|r| r.id == id)?.metrics.get(key)
-    };
-    if let Some(m) = metric("sweep", "best_margin").and_then(|v| v.as_f64()) {
-        let p = metric("sweep", "best_precision_at_1").and_then(|v| v.as_f64());
-        out.push(Headline {
-            label: "Best margin α".into(),
-            value: format!("{m:.2}"),
-            detail: p.map_or(String::new(), |p| {
-                format!("precision@1 {} in the sweep", percent(p))
-            }),
-        });
-    }
-    if let Some(v) = metric("faces", "verification") {
-        if let (Some(acc), Some(std)) = (
-            v.get("mean_accuracy").and_then(|x| x.as_f64()),
-            v.get("std_accuracy").and_then(|x| x.as_f64()),
-        ) {
-            out.push(Headline {
-                label: "LFW verification".into(),
-                value: percent(acc),
-                detail: format!("± {:.2} over 10 folds", 100.0 * std),
-            });
-        }
-    }
-    if let Some(c) = metric("faces", "clustering") {
-        if let Some(f1) = c.get("pairwise_f1").and_then(|x| x.as_f64()) {
-            out.push(Headline {
-                label: "LFW clustering F1".into(),
-                value: format!("{f1:.3}"),
-                detail: format!(
-                    "{} clusters for {} people",
-                    c.get("clusters").cloned().unwrap_or_default(),
-                    c.get("people").cloned().unwrap_or_default()
-                ),
-            });
-        }
-    }
-    if let (Some(f), Some(p), Some(ph)) = (
-        metric("faces", "faces").and_then(|v| v.as_u64()),
-        metric("faces", "people_found").and_then(|v| v.as_u64()),
-        metric("faces", "photos").and_then(|v| v.as_u64()),
-    ) {
-        out.push(Headline {
-            label: "Faces in the sample photos".into(),
-            value: format!("{f}"),
-            detail: format!("{p} people found by clustering in {ph} photos"),
-        });
-    }
-    if let Some(a) = metric("triplets", "test_accuracy").and_then(|v| v.as_f64()) {
-        let raw = metric("triplets", "raw_feature_accuracy_euclidean").and_then(|v| v.as_f64());
-        out.push(Headline {
-            label: "Triplet accuracy (head)".into(),
-            value: percent(a),
-            detail: raw.map_or(String::new(), |r| {
-                format!("raw MobileNetV2 features: {}", percent(r))
-            }),
-        });
-    }
-    out
-}
-
 /// Runs the demo and writes the report into `<out>/report/`. Returns the report; stages that
 /// failed are in it (see [`Report::failed`]).
 pub fn run_demo(options: &DemoOptions) -> Result<Report> {
@@ -381,64 +143,55 @@ pub fn run_demo(options: &DemoOptions) -> Result<Report> {
         headlines: Vec::new(),
         stages: Vec::new(),
     };
-    let selected = STAGES.iter().filter(|(id, _)| options.wants(id)).count();
+    let selected = Stage::ALL.iter().filter(|&&s| options.wants(s)).count();
     let mut runner = StageRunner::new(selected, options.progress);
-    let title = |id: &'static str| -> &'static str {
-        STAGES
-            .iter()
-            .find(|(i, _)| *i == id)
-            .map_or(id, |(_, t)| *t)
-    };
-    let mut eval = None;
-    let mut openset = None;
+    let mut results = StageResults::default();
     let mut run_dir: Option<PathBuf> = None;
-    let flush = |runner: &StageRunner,
-                 report: &mut Report,
-                 eval: Option<&EvalReport>,
-                 openset: Option<&OpensetReport>|
-     -> Result<()> {
+    let flush = |runner: &StageRunner, report: &mut Report, results: &StageResults| {
         report.stages = runner.records().to_vec();
         report.total_seconds = started.elapsed().as_secs_f64();
-        report.headlines = headlines(eval, openset, &report.stages);
+        report.headlines = headlines(results);
         write_report(&ctx.report_dir, report)
     };
-    for (id, _) in STAGES {
-        if !options.wants(id) {
+    for stage in Stage::ALL {
+        if !options.wants(stage) {
             continue;
         }
-        match id {
-            "fetch" => {
-                runner.run(id, title(id), |rec| stage_fetch(&ctx, rec));
+        let (id, title) = (stage.id(), stage.title());
+        match stage {
+            Stage::Fetch => {
+                runner.run(id, title, |rec| stage_fetch(&ctx, rec));
             }
-            "train-mnist" => {
-                run_dir = runner.run(id, title(id), |rec| stage_mnist::stage_train(&ctx, rec));
+            Stage::TrainMnist => {
+                run_dir = runner.run(id, title, |rec| stage_mnist::stage_train(&ctx, rec));
             }
-            "evaluate" => {
+            Stage::Evaluate => {
                 let run = mnist_run(&ctx, run_dir.as_deref());
-                eval = runner.run(id, title(id), |rec| stage_mnist::stage_evaluate(&run?, rec));
+                results.eval = runner.run(id, title, |rec| stage_mnist::stage_evaluate(&run?, rec));
             }
-            "openset" => {
+            Stage::Openset => {
                 let run = mnist_run(&ctx, run_dir.as_deref());
-                openset = runner.run(id, title(id), |rec| {
+                results.openset = runner.run(id, title, |rec| {
                     stage_mnist::stage_openset(&ctx, &run?, rec)
                 });
             }
-            "sweep" => {
-                runner.run(id, title(id), |rec| stage_sweep::stage_sweep(&ctx, rec));
+            Stage::Sweep => {
+                results.sweep = runner.run(id, title, |rec| stage_sweep::stage_sweep(&ctx, rec));
             }
-            "faces" => {
-                runner.run(id, title(id), |rec| stage_faces::stage_faces(&ctx, rec));
-            }
-            "triplets" => {
-                runner.run(id, title(id), |rec| {
-                    stage_triplets::stage_triplets(&ctx, rec)
+            Stage::Faces => {
+                results.faces = runner.run(id, title, |rec| match &ctx.lfw {
+                    Some(lfw) => stage_lfw::stage_lfw(&ctx, lfw, rec),
+                    None => stage_faces::stage_faces(&ctx, rec),
                 });
             }
-            _ => unreachable!("every stage id has an arm"),
+            Stage::Triplets => {
+                results.triplets =
+                    runner.run(id, title, |rec| stage_triplets::stage_triplets(&ctx, rec));
+            }
         }
-        flush(&runner, &mut report, eval.as_ref(), openset.as_ref())?;
+        flush(&runner, &mut report, &results)?;
     }
-    flush(&runner, &mut report, eval.as_ref(), openset.as_ref())?;
+    flush(&runner, &mut report, &results)?;
     if options.progress {
         eprintln!(
             "report: {} ({:.0} s in all)",

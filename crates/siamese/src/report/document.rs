@@ -1,12 +1,11 @@
 //! The report as data: stages with their status, time, metric tables and figures, plus the
 //! command line and versions. Serialised as `report.json` and rendered as `index.html`
-//! ([`super::html`]); both are written atomically by [`write_report`].
+//! ([`super::html`]); both are written atomically by [`super::files::write_report`].
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::assets::write_atomic;
 use crate::{Error, Result};
 
 /// burn's version: pinned with `=` in the library's Cargo.toml (a test checks the lock file).
@@ -200,23 +199,6 @@ impl Report {
         }
         Ok(())
     }
-}
-
-/// Writes `report.json` and `index.html` into `dir` (each atomically; the HTML last, so a page
-/// that exists always has its JSON beside it).
-pub fn write_report(dir: &Path, report: &Report) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    report.check_figures(dir)?;
-    let json = serde_json::to_string_pretty(report).map_err(|e| Error::Other(e.to_string()))?;
-    write_atomic(&dir.join(REPORT_JSON), json.as_bytes())?;
-    let html = super::html::render(report);
-    write_atomic(&dir.join(REPORT_HTML), html.as_bytes())
-}
-
-/// Reads a `report.json`.
-pub fn load_report(path: &Path) -> Result<Report> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::format(path, e.to_string()))
 }
 
 /// `secs` since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC` (civil-from-days, proleptic

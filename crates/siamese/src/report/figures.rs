@@ -1,16 +1,41 @@
 //! Putting pictures into the report folder: copying PNGs other stages wrote, saving images the
-//! report draws itself (detected-face boxes, grids of face chips, digit grids), each written
-//! atomically and returned as a [`Figure`] with its pixel size.
+//! report draws itself (rectangles, grids of image groups, digit grids),
+//! each written atomically and returned as a [`Figure`] with its pixel size, and adding figures
+//! to a stage ([`push_figure`]: a figure that could not be drawn is noted, not fatal).
 
 use std::io::Cursor;
 use std::path::Path;
 
 use image::{imageops, Rgb, RgbImage};
 
-use super::document::Figure;
+use super::document::{Figure, StageRecord};
 use crate::assets::write_atomic;
 use crate::data::LabelledImages;
 use crate::{Error, Result};
+
+/// Adds figures to the stage; a figure that could not be drawn is noted, not fatal (the
+/// stage's numbers stand without it).
+pub fn push_figure(rec: &mut StageRecord, figures: Result<Vec<Figure>>) {
+    match figures {
+        Ok(f) => rec.figures.extend(f),
+        Err(e) => rec
+            .summary
+            .push(format!("(A figure could not be drawn: {e})")),
+    }
+}
+
+/// The figure for a PNG something already wrote into `report_dir` as `name`.
+pub fn figure_at(report_dir: &Path, name: &str, caption: &str) -> Result<Figure> {
+    let path = report_dir.join(name);
+    let (width, height) =
+        image::image_dimensions(&path).map_err(|e| Error::format(&path, e.to_string()))?;
+    Ok(Figure {
+        file: name.to_string(),
+        caption: caption.to_string(),
+        width,
+        height,
+    })
+}
 
 /// Copies the PNG `src` into `report_dir` as `name`.
 pub fn add_png(report_dir: &Path, src: &Path, name: &str, caption: &str) -> Result<Figure> {

