@@ -20,8 +20,8 @@ pub struct OpensetArgs {
     /// At most this many unknown images (a stratified random subset).
     #[arg(long, default_value_t = 10_000)]
     pub max_unknown: usize,
-    /// The Omniglot zip for `omniglot-*` (default: $SIAMESE_OMNIGLOT, else
-    /// ../shared/data/omniglot/images_background_small1.zip).
+    /// The Omniglot zip for `omniglot-*`, e.g. `images_background_small1.zip` (default:
+    /// $SIAMESE_OMNIGLOT).
     #[arg(long)]
     pub omniglot: Option<PathBuf>,
     /// Unknown classes to leave out, comma-separated (e.g. `l,o`: written exactly like 1 and 0)

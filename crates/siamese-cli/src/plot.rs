@@ -40,8 +40,8 @@ pub struct EmbeddingsArgs {
     /// t-SNE iterations.
     #[arg(long, default_value_t = 1000)]
     pub iterations: usize,
-    /// The Omniglot zip for `omniglot-*` (default: $SIAMESE_OMNIGLOT, else
-    /// ../shared/data/omniglot/images_background_small1.zip).
+    /// The Omniglot zip for `omniglot-*`, e.g. `images_background_small1.zip` (default:
+    /// $SIAMESE_OMNIGLOT).
     #[arg(long)]
     pub omniglot: Option<PathBuf>,
     /// Output PNG (default: RUN/embeddings-<method>.png).

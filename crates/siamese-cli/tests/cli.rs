@@ -358,3 +358,47 @@ fn a_batch_that_cannot_fit_in_memory_is_refused_up_front() {
     );
     assert!(!out.join("checkpoint").exists() && !out.join("config.json").exists());
 }
+
+/// A small folder (2 classes × 15 images) trains: the P×K batch is checked against the training
+/// data, the held-out images are halved class by class, and a validation batch takes the classes
+/// its split has.
+#[test]
+fn a_small_two_class_folder_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shapes");
+    for (c, class) in ["ring", "bar"].iter().enumerate() {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        for i in 0..15u32 {
+            let img = image::GrayImage::from_fn(28, 28, |x, y| {
+                let on = if c == 0 {
+                    let (dx, dy) = (x as i32 - 14, y as i32 - 14);
+                    (dx * dx + dy * dy - (6 + i as i32 % 3).pow(2)).abs() < 12
+                } else {
+                    (x as i32 - 14).abs() < 2 + (i as i32 % 2) && (4..24).contains(&y)
+                };
+                image::Luma([if on { 255 } else { 0 }])
+            });
+            img.save(data.join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    let out = dir.path().join("run");
+    let res = run(siamese()
+        .args([
+            "train", "--epochs", "2", "--p", "2", "--k", "4", "--quiet", "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out));
+    assert!(res.status.success(), "{}", stderr(&res));
+    // Asking for more classes a batch than the folder has names the training data.
+    let res = run(siamese()
+        .args(["train", "--epochs", "1", "--quiet", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join("run2")));
+    let err = stderr(&res);
+    assert!(
+        !res.status.success() && err.contains("training data") && err.contains("2 classes"),
+        "{err}"
+    );
+}

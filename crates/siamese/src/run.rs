@@ -90,9 +90,19 @@ impl DataSource {
                 crate::data::image_folder::check_trainable(&all)?;
                 let (train_idx, held_idx) =
                     crate::data::split::stratified_split(&all.labels, 2.0 * val_fraction, seed)?;
-                // The held-out part is halved: validation loss / test queries.
-                let val_idx: Vec<usize> = held_idx.iter().copied().step_by(2).collect();
-                let test_idx: Vec<usize> = held_idx.iter().copied().skip(1).step_by(2).collect();
+                // The held-out part is halved class by class (validation loss / test queries),
+                // so both halves keep every class a small folder has.
+                let (mut val_idx, mut test_idx) = (Vec::new(), Vec::new());
+                let mut seen = vec![0usize; all.class_names.len()];
+                for &i in &held_idx {
+                    let class = all.labels[i] as usize;
+                    if seen[class] % 2 == 0 {
+                        val_idx.push(i);
+                    } else {
+                        test_idx.push(i);
+                    }
+                    seen[class] += 1;
+                }
                 let train = all.subset(&train_idx);
                 Ok(Splits {
                     gallery: train.clone(),
