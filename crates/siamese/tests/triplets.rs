@@ -327,30 +327,7 @@ fn lfw_people_triplets_with_frozen_mobilenet_v2() {
         people(&train_t).is_disjoint(&people(&test_t)),
         "train and test people are disjoint"
     );
-    let train_file = work.path().join("train.txt");
-    let test_file = work.path().join("test.txt");
-    write_triplets(&train_file, &train_t).unwrap();
-    write_triplets(&test_file, &test_t).unwrap();
-
-    let backbone = Backbone::load_cpu(BackboneKind::MobileNetV2, None)
-        .unwrap_or_else(|e| panic!("{e} (run `siamese fetch backbone` before the tests)"));
-    let cache = work.path().join("features");
-    let file = read_triplets(&train_file, &images).unwrap();
-    let (data, stats) = triplet_file_features(&file, &images, &backbone, &cache, false).unwrap();
-    assert_eq!(stats.computed, stats.unique);
-    let mut config = head_config(backbone.feature_dim(), 30);
-    config.head = TripletHeadConfig::new(backbone.feature_dim());
-    config.backbone_id = backbone.id();
-    config.val_fraction = 0.1;
-    let run = work.path().join("run");
-    let trained = train_head(&data, &config, &run, false).unwrap();
-    let h = &trained.history;
-    assert!(
-        h[h.len() - 1].train_loss < h[0].train_loss,
-        "training loss falls"
-    );
-
-    let out = predict_triplet_file(&run, &images, &test_file, &cache, false).unwrap();
+    let out = train_and_predict(work.path(), &images, &train_t, &test_t, 30);
     assert_eq!(out.predictions.len(), 150);
     eprintln!(
         "LFW subset: test accuracy {:.3}, raw features {:.3} (euclidean) {:.3} (cosine); features computed {} / cached {}",
@@ -365,6 +342,8 @@ fn lfw_people_triplets_with_frozen_mobilenet_v2() {
     assert!(out.raw_feature_accuracy_cosine > 0.6);
     // The test images were not in the training cache: computed now; a second predict reuses all.
     assert!(out.features.computed > 0);
+    let (run, test_file) = (work.path().join("run"), work.path().join("test.txt"));
+    let cache = work.path().join("features");
     let again = predict_triplet_file(&run, &images, &test_file, &cache, false).unwrap();
     assert_eq!(again.features.computed, 0);
     assert_eq!(again.predictions, out.predictions);
@@ -402,29 +381,7 @@ fn mnist_digit_triplets_with_frozen_mobilenet_v2() {
     assert_eq!((train_classes.len(), test_classes.len()), (7, 3));
     let train_t = make_triplets(&train_classes, MakeOptions { n: 300, seed: 1 }, &images).unwrap();
     let test_t = make_triplets(&test_classes, MakeOptions { n: 120, seed: 2 }, &images).unwrap();
-    let train_file = work.path().join("train.txt");
-    let test_file = work.path().join("test.txt");
-    write_triplets(&train_file, &train_t).unwrap();
-    write_triplets(&test_file, &test_t).unwrap();
-
-    let backbone = Backbone::load_cpu(BackboneKind::MobileNetV2, None)
-        .unwrap_or_else(|e| panic!("{e} (run `siamese fetch backbone` before the tests)"));
-    let cache = work.path().join("features");
-    let file = read_triplets(&train_file, &images).unwrap();
-    let (data, stats) = triplet_file_features(&file, &images, &backbone, &cache, false).unwrap();
-    assert_eq!(stats.computed, stats.unique);
-    let mut config = head_config(backbone.feature_dim(), 20);
-    config.head = TripletHeadConfig::new(backbone.feature_dim());
-    config.backbone_id = backbone.id();
-    config.val_fraction = 0.1;
-    let run = work.path().join("run");
-    let trained = train_head(&data, &config, &run, false).unwrap();
-    let h = &trained.history;
-    assert!(
-        h[h.len() - 1].train_loss < h[0].train_loss,
-        "training loss falls"
-    );
-    let out = predict_triplet_file(&run, &images, &test_file, &cache, false).unwrap();
+    let out = train_and_predict(work.path(), &images, &train_t, &test_t, 20);
     assert_eq!(out.predictions.len(), 120);
     eprintln!(
         "MNIST digits: test accuracy {:.3}, raw features {:.3} (euclidean) {:.3} (cosine)",
@@ -433,4 +390,37 @@ fn mnist_digit_triplets_with_frozen_mobilenet_v2() {
     // Unseen digits: well above chance (0.5); measured 0.833 (raw cosine 0.842).
     assert!(out.accuracy > 0.75, "test accuracy {}", out.accuracy);
     assert!(out.raw_feature_accuracy_cosine > 0.75);
+}
+
+/// Writes the triplet files, computes the frozen MobileNetV2's features of the training images,
+/// trains the head for `epochs` (its training loss must fall) and predicts the test triplets.
+fn train_and_predict(
+    work: &Path,
+    images: &Path,
+    train_t: &[Triplet],
+    test_t: &[Triplet],
+    epochs: usize,
+) -> siamese::train::head_predict::PredictOutcome {
+    let train_file = work.join("train.txt");
+    let test_file = work.join("test.txt");
+    write_triplets(&train_file, train_t).unwrap();
+    write_triplets(&test_file, test_t).unwrap();
+    let backbone = Backbone::load_cpu(BackboneKind::MobileNetV2, None)
+        .unwrap_or_else(|e| panic!("{e} (run `siamese fetch backbone` before the tests)"));
+    let cache = work.join("features");
+    let file = read_triplets(&train_file, images).unwrap();
+    let (data, stats) = triplet_file_features(&file, images, &backbone, &cache, false).unwrap();
+    assert_eq!(stats.computed, stats.unique);
+    let mut config = head_config(backbone.feature_dim(), epochs);
+    config.head = TripletHeadConfig::new(backbone.feature_dim());
+    config.backbone_id = backbone.id();
+    config.val_fraction = 0.1;
+    let run = work.join("run");
+    let trained = train_head(&data, &config, &run, false).unwrap();
+    let h = &trained.history;
+    assert!(
+        h[h.len() - 1].train_loss < h[0].train_loss,
+        "training loss falls"
+    );
+    predict_triplet_file(&run, images, &test_file, &cache, false).unwrap()
 }
