@@ -235,3 +235,53 @@ fn bench_times_the_pipeline_and_writes_the_chips() {
         .join(format!("chip_{:05}.png", 2 * SAMPLE_FACES))
         .exists());
 }
+
+/// A group photo against its mirror image: every face pair is compared and reported (nearest
+/// first), never one face picked silently; each face's nearest pair is its own mirror image.
+#[test]
+fn verify_compares_every_face_of_group_photos() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = photo_folder(dir.path());
+    let (a, b) = (
+        photos.join("sample3.jpg"),
+        photos.join("mirror-sample3.jpg"),
+    );
+    let result = run(siamese()
+        .args(["faces", "verify", "--json"])
+        .arg(&a)
+        .arg(&b));
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let r: Value = serde_json::from_str(&text(&result.stdout)).unwrap();
+    assert_eq!(
+        (r["faces_a"].as_u64(), r["faces_b"].as_u64()),
+        (Some(3), Some(3)),
+        "{r}"
+    );
+    let pairs = r["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 9);
+    let distances: Vec<f64> = pairs
+        .iter()
+        .map(|p| p["distance"].as_f64().unwrap())
+        .collect();
+    assert!(
+        distances.windows(2).all(|w| w[0] <= w[1]),
+        "nearest first: {distances:?}"
+    );
+    // The three nearest pairs are the three faces with their mirror images, all "same".
+    let mut firsts: Vec<u64> = pairs[..3]
+        .iter()
+        .map(|p| p["face_a"].as_u64().unwrap())
+        .collect();
+    firsts.sort();
+    assert_eq!(firsts, [0, 1, 2], "{r}");
+    assert!(pairs[..3].iter().all(|p| p["same"] == true), "{r}");
+    assert_eq!(r["distance"], pairs[0]["distance"]);
+    // The text output lists every pair.
+    let result = run(siamese().args(["faces", "verify"]).arg(&a).arg(&b));
+    let out = text(&result.stdout);
+    assert_eq!(
+        out.lines().filter(|l| l.contains("distance")).count(),
+        9,
+        "{out}"
+    );
+}

@@ -5,13 +5,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
 use siamese::cluster::Linkage;
-use siamese::distance::euclidean;
 use siamese::faces::eval_lfw::{evaluate_lfw, lfw_options};
 use siamese::faces::gallery::{write_gallery, GalleryFace};
 use siamese::faces::grouping::{evaluate_lfw_clustering, group_faces, GroupingParams, MethodName};
 use siamese::faces::pipeline::{FacePipeline, FaceSelection, PipelineOptions};
 use siamese::faces::search::StoreIndex;
-use siamese::faces::verify::{resolve_threshold, verdict};
+use siamese::faces::verify::resolve_threshold;
 use siamese::faces::{plot as face_plot, store};
 
 mod cluster;
@@ -206,24 +205,54 @@ fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let options = args.pipeline.options(FaceSelection::All);
     let threshold = resolve_threshold(args.threshold, &options)?;
     let pipeline = args.pipeline.load(options)?;
-    let a = pipeline.embed_one(&args.a)?;
-    let b = pipeline.embed_one(&args.b)?;
-    let v = verdict(euclidean(&a.embedding, &b.embedding), threshold);
+    let result = siamese::faces::verify::verify_photos(&pipeline, &args.a, &args.b, threshold)?;
+    let nearest = result.nearest();
     if args.json {
         let out = serde_json::json!({
-            "a": args.a, "b": args.b, "distance": v.distance, "threshold": v.threshold,
-            "same": v.same, "box_a": a.bbox, "box_b": b.bbox,
+            "a": args.a, "b": args.b, "distance": nearest.distance, "threshold": threshold,
+            "same": nearest.same, "box_a": nearest.box_a, "box_b": nearest.box_b,
+            "faces_a": result.faces_a, "faces_b": result.faces_b, "pairs": result.pairs,
         });
         println!("{out}");
-    } else {
-        let word = if v.same {
+        return Ok(());
+    }
+    let word = |same: bool| {
+        if same {
             "same person"
         } else {
             "different people"
-        };
+        }
+    };
+    if result.pairs.len() == 1 {
         println!(
-            "distance {:.4}, threshold {:.4}: {word}",
-            v.distance, v.threshold
+            "distance {:.4}, threshold {threshold:.4}: {}",
+            nearest.distance,
+            word(nearest.same)
+        );
+        return Ok(());
+    }
+    println!(
+        "{} faces in {}, {} in {}; threshold {threshold:.4}; every pair, nearest first:",
+        result.faces_a,
+        args.a.display(),
+        result.faces_b,
+        args.b.display()
+    );
+    let at = |b: &siamese::faces::detect::FaceBox| {
+        format!(
+            "({:.0},{:.0} {:.0}x{:.0})",
+            b.left, b.top, b.width, b.height
+        )
+    };
+    for p in &result.pairs {
+        println!(
+            "  a face {} {} ~ b face {} {}: distance {:.4}: {}",
+            p.face_a,
+            at(&p.box_a),
+            p.face_b,
+            at(&p.box_b),
+            p.distance,
+            word(p.same)
         );
     }
     Ok(())

@@ -177,3 +177,75 @@ pub fn k_fold(pairs: &[(f32, bool)], fold_of: &[usize]) -> Result<KFoldResult> {
         mean_threshold,
     })
 }
+
+/// One face of photo A against one face of photo B.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FacePair {
+    /// The faces' indices in their photos (highest detector score first).
+    pub face_a: usize,
+    pub face_b: usize,
+    pub box_a: super::detect::FaceBox,
+    pub box_b: super::detect::FaceBox,
+    pub distance: f32,
+    pub same: bool,
+}
+
+/// Every face of one photo against every face of another, nearest pair first: a group photo is
+/// compared face by face, never through one face picked silently.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PhotoVerification {
+    pub threshold: f32,
+    pub faces_a: usize,
+    pub faces_b: usize,
+    /// All `faces_a × faces_b` pairs, by distance.
+    pub pairs: Vec<FacePair>,
+}
+
+impl PhotoVerification {
+    /// The nearest pair (there is at least one).
+    pub fn nearest(&self) -> &FacePair {
+        &self.pairs[0]
+    }
+}
+
+/// Detects, embeds and compares every face of `a` with every face of `b` under `threshold`; a
+/// photo without a face is an error naming it.
+pub fn verify_photos(
+    pipeline: &super::pipeline::FacePipeline,
+    a: &std::path::Path,
+    b: &std::path::Path,
+    threshold: f32,
+) -> Result<PhotoVerification> {
+    let faces_of = |path: &std::path::Path| -> Result<Vec<super::pipeline::Face>> {
+        let faces = pipeline.process_image(&super::load::load_rgb(path)?)?;
+        if faces.is_empty() {
+            return Err(Error::format(path, "no face found"));
+        }
+        Ok(faces)
+    };
+    let (fa, fb) = (faces_of(a)?, faces_of(b)?);
+    let mut pairs = Vec::with_capacity(fa.len() * fb.len());
+    for (i, x) in fa.iter().enumerate() {
+        for (j, y) in fb.iter().enumerate() {
+            let v = verdict(
+                crate::distance::euclidean(&x.embedding, &y.embedding),
+                threshold,
+            );
+            pairs.push(FacePair {
+                face_a: i,
+                face_b: j,
+                box_a: x.bbox,
+                box_b: y.bbox,
+                distance: v.distance,
+                same: v.same,
+            });
+        }
+    }
+    pairs.sort_by(|p, q| p.distance.total_cmp(&q.distance));
+    Ok(PhotoVerification {
+        threshold,
+        faces_a: fa.len(),
+        faces_b: fb.len(),
+        pairs,
+    })
+}
