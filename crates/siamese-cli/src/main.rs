@@ -54,8 +54,50 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// `message` as one printable line: control characters and the byte-order mark shown escaped
+/// (`\u{feff}`), newlines folded, and at most 600 characters (a 2 MB line from a bad file is
+/// cut in the middle, keeping the file name at the start and the reason at the end).
+fn one_line(message: &str) -> String {
+    let escaped: String = message
+        .chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\t' => " ".to_string(),
+            c if c.is_control() || c == '\u{feff}' => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    let chars: Vec<char> = escaped.chars().collect();
+    if chars.len() <= 600 {
+        return escaped;
+    }
+    let head: String = chars[..400].iter().collect();
+    let tail: String = chars[chars.len() - 150..].iter().collect();
+    format!(
+        "{head} … ({} characters left out) … {tail}",
+        chars.len() - 550
+    )
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                || matches!(
+                    e.kind(),
+                    ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                )
+            {
+                e.exit();
+            }
+            // clap's own message, first line only (its usage block and hint follow it).
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("error: invalid arguments");
+            eprintln!("{} (see --help)", one_line(first));
+            std::process::exit(2);
+        }
+    };
     let result: anyhow::Result<()> = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Fetch(args) => fetch::run(args),
@@ -72,7 +114,7 @@ fn main() {
     };
     if let Err(err) = result {
         // One line, naming the file or value at fault; never a panic.
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", one_line(&format!("{err:#}")));
         std::process::exit(1);
     }
 }

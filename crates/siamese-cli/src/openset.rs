@@ -48,7 +48,9 @@ pub fn run(args: OpensetArgs) -> anyhow::Result<()> {
     options.per_class = args.per_class;
     options.omniglot = args.omniglot.clone();
     options.exclude_unknown = args.exclude.clone();
-    if !args.json {
+    args.unknown.check(args.omniglot.as_deref())?;
+    // Progress for a person at a terminal only: piped, stderr holds nothing but a refusal.
+    if !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         eprintln!(
             "evaluating {} against {} ...",
             args.model.display(),

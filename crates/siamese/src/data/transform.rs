@@ -86,9 +86,17 @@ pub fn open_image(path: &Path) -> Result<DynamicImage> {
 
 /// Decodes image bytes; `path` only names the file in errors.
 pub fn decode_image(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
-    ImageReader::new(Cursor::new(bytes))
+    let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?
+        .map_err(|e| Error::io(path, e))?;
+    // Some JPEG decoders fill a truncated scan with grey instead of failing: check the markers.
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !crate::input::jpeg_is_complete(bytes) {
+        return Err(Error::format(
+            path,
+            "not a readable image: truncated JPEG (no end-of-image marker)",
+        ));
+    }
+    reader
         .decode()
         .map_err(|e| Error::format(path, format!("not a readable image: {e}")))
 }

@@ -59,7 +59,7 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     // Some JPEG decoders fill a truncated scan with grey instead of failing: check the markers.
     if reader.format() == Some(image::ImageFormat::Jpeg) {
         let bytes = crate::input::read_file(path)?;
-        if !jpeg_is_complete(&bytes) {
+        if !crate::input::jpeg_is_complete(&bytes) {
             return Err(Error::format(
                 path,
                 "cannot decode image: truncated JPEG (no end-of-image marker)",
@@ -81,48 +81,6 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     let mut img = image::DynamicImage::from_decoder(decoder).map_err(decode_error)?;
     img.apply_orientation(orientation);
     Ok(img.to_rgb8())
-}
-
-/// Walks a JPEG's markers: header segments by their lengths, entropy-coded scans byte by byte
-/// (skipping stuffed `FF 00` and restart markers), until the end-of-image marker. Bytes after it
-/// (camera trailers, appended videos) are ignored; reaching the end of the file first means the
-/// file was cut short.
-pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8 {
-        return false;
-    }
-    let mut i = 2;
-    while i + 1 < bytes.len() {
-        if bytes[i] != 0xFF {
-            return false;
-        }
-        let marker = bytes[i + 1];
-        match marker {
-            0xD9 => return true,
-            0xFF => i += 1,
-            0x01 | 0xD0..=0xD7 => i += 2,
-            _ => {
-                if i + 3 >= bytes.len() {
-                    return false;
-                }
-                let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
-                i += 2 + len;
-                if marker == 0xDA {
-                    // Entropy-coded data runs to the next marker that is not FF00 or RSTn.
-                    while i + 1 < bytes.len() {
-                        if bytes[i] == 0xFF
-                            && bytes[i + 1] != 0x00
-                            && !(0xD0..=0xD7).contains(&bytes[i + 1])
-                        {
-                            break;
-                        }
-                        i += 1;
-                    }
-                }
-            }
-        }
-    }
-    false
 }
 
 /// Whether `path` has one of [`IMAGE_EXTENSIONS`] (case-insensitive).

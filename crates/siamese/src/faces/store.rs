@@ -108,7 +108,7 @@ impl EmbeddingStore {
 
     /// Reads a store file.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::input::read_file(path)?;
         let bad = |m: &str| Error::format(path, format!("not a face embedding store: {m}"));
         if bytes.len() < 24 || &bytes[..16] != MAGIC {
             return Err(bad("wrong magic"));

@@ -77,6 +77,26 @@ impl fmt::Display for UnknownSource {
 }
 
 impl UnknownSource {
+    /// Checks, without reading any image, that the source can be loaded: a folder, or a `.zip`
+    /// that is a regular file; the Omniglot zip named (see [`omniglot_zip`]).
+    pub fn check(&self, omniglot: Option<&Path>) -> Result<()> {
+        match self {
+            UnknownSource::Letters => Ok(()),
+            UnknownSource::Omniglot { .. } => omniglot_zip(omniglot).map(|_| ()),
+            UnknownSource::Path(p) => {
+                let is_zip = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip"));
+                if p.is_dir() || (is_zip && crate::input::check_regular(p).is_ok()) {
+                    Ok(())
+                } else {
+                    Err(Error::format(
+                        p,
+                        "expected a folder of images or a .zip of images",
+                    ))
+                }
+            }
+        }
+    }
+
     /// A short name for file names (`letters`, `omniglot-latin`, `unknown`).
     pub fn slug(&self) -> String {
         match self {
