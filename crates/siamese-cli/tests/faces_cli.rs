@@ -337,7 +337,7 @@ fn a_killed_folder_run_keeps_its_committed_batches() {
     let embedded = rerun["embedded_photos"].as_u64().unwrap() as usize;
     assert_eq!(reused + embedded, n, "{rerun}");
     assert!(
-        reused >= 256 && reused % 256 == 0,
+        reused >= 256 && reused.is_multiple_of(256),
         "whole batches of 256 were kept: {reused} reused"
     );
     assert!(embedded <= n - 256, "{rerun}");
