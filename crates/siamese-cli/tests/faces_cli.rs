@@ -140,6 +140,20 @@ fn second_cluster_run_embeds_nothing_and_bad_files_are_listed() {
     }
     assert!(out.join("index.html").is_file());
 
+    // Other settings never replace the store silently: refused, naming the store and what differs.
+    let other = run(siamese()
+        .args(["faces", "cluster", "--flip", "--json", "--out"])
+        .arg(&out)
+        .arg(&photos));
+    let err = text(&other.stderr);
+    assert!(
+        !other.status.success()
+            && err.contains("faces.store")
+            && err.contains("flip=true")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+
     // A memory limit below the distance matrix: refused with the numbers, nothing else changed.
     let refused = run(siamese()
         .env("SIAMESE_MAX_MEMORY", "100")

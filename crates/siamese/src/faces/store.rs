@@ -218,7 +218,22 @@ pub fn embed_files(
     pipeline: &FacePipeline,
     progress: bool,
 ) -> Result<EmbeddedFiles> {
-    let mut store = EmbeddingStore::load_or_new(store_path, &pipeline.options().fingerprint())?;
+    let fingerprint = pipeline.options().fingerprint();
+    // A store of other settings is never replaced silently (its embeddings would be lost).
+    if store_path.exists() {
+        let existing = EmbeddingStore::load(store_path)?;
+        if existing.fingerprint != fingerprint {
+            return Err(Error::format(
+                store_path,
+                format!(
+                    "was made with other face settings ({}); give these settings another store \
+                     file (--store, or another --out), or remove this one",
+                    settings_difference(&existing.fingerprint, &fingerprint)
+                ),
+            ));
+        }
+    }
+    let mut store = EmbeddingStore::load_or_new(store_path, &fingerprint)?;
     // Saved after every batch of newly embedded photos: a killed run keeps what it did.
     let (report, keys) = update_committing(&mut store, files, pipeline, progress, |st| {
         st.save(store_path)
@@ -229,6 +244,31 @@ pub fn embed_files(
         keys,
         report,
     })
+}
+
+/// The settings of fingerprint `now` that differ from `before`, as `flip=true (store: flip=false)`.
+fn settings_difference(before: &str, now: &str) -> String {
+    let old: Vec<&str> = before.split(';').collect();
+    let diffs: Vec<String> = now
+        .split(';')
+        .filter(|part| !old.contains(part))
+        .map(|part| {
+            let key = part.split(['=', '(']).next().unwrap_or(part);
+            match old.iter().find(|o| o.starts_with(key)) {
+                Some(was) => format!("{part} (store: {was})"),
+                None => format!("{part} (store: none)"),
+            }
+        })
+        .collect();
+    if diffs.is_empty() {
+        let gone: Vec<&str> = old
+            .into_iter()
+            .filter(|o| !now.split(';').any(|n| n == *o))
+            .collect();
+        format!("store has {}", gone.join(", "))
+    } else {
+        diffs.join(", ")
+    }
 }
 
 /// A store file name that differs between pipeline settings: `faces-<10 hex digits>.store`.
