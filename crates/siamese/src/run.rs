@@ -19,7 +19,7 @@ use crate::eval::retrieval::retrieval_metrics;
 use crate::model::embedding_cnn::EmbeddingCnn;
 use crate::train::checkpoint::{self, has_checkpoint, load_config, load_state};
 use crate::train::{train, History, TrainConfig, TrainOptions};
-use crate::{assets, Error, Result};
+use crate::{Error, Result};
 
 /// Inference batch size: large batches amortise per-call overhead on CPU.
 pub const INFERENCE_BATCH: usize = 512;
@@ -218,7 +218,7 @@ pub fn train_run(
 /// Writes `data.json` into a run folder.
 pub fn save_data_source(run: &Path, source: &DataSource) -> Result<()> {
     let text = serde_json::to_string_pretty(source).map_err(|e| Error::Other(e.to_string()))?;
-    assets::write_atomic(&run.join("data.json"), text.as_bytes())
+    crate::output::write_atomic(&run.join("data.json"), text.as_bytes())
 }
 
 /// Reads `data.json` of a run folder.

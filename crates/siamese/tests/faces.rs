@@ -21,6 +21,7 @@ use test_data::{locate, TestData};
 
 #[path = "common/face_reference.rs"]
 mod face_reference;
+use face_reference::floats;
 
 fn fixture(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,14 +39,6 @@ fn lfw_images() -> Option<PathBuf> {
 
 fn models() -> face_models::FaceModelPaths {
     face_models::locate().expect("face models in the cache: run `siamese fetch face-models` first")
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
 }
 
 #[test]

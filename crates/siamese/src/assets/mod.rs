@@ -145,12 +145,6 @@ pub fn commit_dir(scratch: &Path, final_dir: &Path) -> Result<()> {
     std::fs::rename(scratch, final_dir).map_err(|e| Error::io(final_dir, e))
 }
 
-/// Writes `bytes` to `path` safely ([`crate::output::write_atomic`]: regular files only,
-/// temporary sibling, fsync, rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::output::write_atomic(path, bytes)
-}
-
 pub mod backbone;
 pub mod face_models;
 pub mod face_samples;

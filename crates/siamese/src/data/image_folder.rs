@@ -190,12 +190,28 @@ pub fn check_trainable(data: &LabelledImages) -> Result<()> {
     Ok(())
 }
 
+/// Checks, without reading an image, that `path` is what [`load_unknown_images`] reads: a folder,
+/// or a `.zip` that is a regular file.
+pub fn check_unknown_images_path(path: &Path) -> Result<()> {
+    if path.is_dir() || (has_extension(path, "zip") && crate::input::check_regular(path).is_ok()) {
+        Ok(())
+    } else if path.exists() {
+        Err(Error::format(
+            path,
+            "expected a folder of images or a .zip of images",
+        ))
+    } else {
+        Err(Error::io(path, std::io::ErrorKind::NotFound.into()))
+    }
+}
+
 /// Unlabelled images converted MNIST-style (`1 × 28 × 28`, one class "unknown", every label 0):
 /// every image file under a folder (recursively, paths sorted), or every image entry of a
 /// `.zip` file (names sorted). Non-image files are skipped; an image that fails to decode is an
 /// error naming it; no image at all is an error.
 pub fn load_unknown_images(path: impl AsRef<Path>) -> Result<LabelledImages> {
     let path = path.as_ref();
+    check_unknown_images_path(path)?;
     let pixels = if path.is_file() && has_extension(path, "zip") {
         let entries = read_zip_images(path, |_| true)?;
         let images: Vec<Vec<f32>> = entries
@@ -203,17 +219,10 @@ pub fn load_unknown_images(path: impl AsRef<Path>) -> Result<LabelledImages> {
             .map(|(name, bytes)| Ok(mnist_style(&decode_image(bytes, &path.join(name))?)))
             .collect::<Result<_>>()?;
         images.concat()
-    } else if path.is_dir() {
+    } else {
         let mut files = Vec::new();
         collect_images(path, &mut files)?;
         convert_files(&files, FolderMode::MnistStyle)?
-    } else if path.exists() {
-        return Err(Error::format(
-            path,
-            "expected a folder of images or a .zip of images",
-        ));
-    } else {
-        return Err(Error::io(path, std::io::ErrorKind::NotFound.into()));
     };
     let n = pixels.len() / (MNIST_SIDE * MNIST_SIDE);
     if n == 0 {

@@ -172,7 +172,7 @@ pub fn write_triplets(path: &Path, triplets: &[Triplet]) -> Result<()> {
     for t in triplets {
         text.push_str(&format!("{} {} {}\n", t.anchor, t.positive, t.negative));
     }
-    crate::assets::write_atomic(path, text.as_bytes())
+    crate::output::write_atomic(path, text.as_bytes())
 }
 
 /// Image file extensions a class folder may hold.

@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::data::LabelledImages;
 use crate::model::EmbeddingNet;
-use crate::{assets, Error, Result};
+use crate::{Error, Result};
 
 /// Embeddings of `n` items, row-major `[n, dim]`.
 #[derive(Debug, Clone)]
@@ -86,7 +86,7 @@ pub fn write_npy(path: &Path, emb: &Embeddings) -> Result<()> {
     for v in &emb.values {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    assets::write_atomic(path, &bytes)
+    crate::output::write_atomic(path, &bytes)
 }
 
 /// Writes `index,label,class` rows for the embeddings' labels.
@@ -99,5 +99,5 @@ pub fn write_labels_csv(path: &Path, labels: &[u32], class_names: &[String]) -> 
             .unwrap_or("");
         text.push_str(&format!("{i},{l},{name}\n"));
     }
-    assets::write_atomic(path, text.as_bytes())
+    crate::output::write_atomic(path, text.as_bytes())
 }

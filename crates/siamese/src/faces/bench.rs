@@ -9,7 +9,7 @@ use std::time::Instant;
 use image::RgbImage;
 
 use super::pipeline::FacePipeline;
-use crate::assets::write_atomic;
+use crate::output::write_atomic;
 use crate::train::bench::median;
 use crate::{Error, Result};
 

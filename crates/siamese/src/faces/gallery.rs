@@ -129,7 +129,7 @@ fn write_jpeg(path: &Path, img: &RgbImage) -> Result<()> {
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 85)
         .encode_image(img)
         .map_err(|e| Error::format(path, format!("cannot encode JPEG: {e}")))?;
-    crate::assets::write_atomic(path, &bytes)
+    crate::output::write_atomic(path, &bytes)
 }
 
 /// Writes the CSV, thumbnails, montages and `index.html` into `out`; `title` heads the page.
@@ -188,7 +188,7 @@ pub fn write_gallery(out: &Path, faces: &[GalleryFace], title: &str) -> Result<G
         .expect("writing to a String");
     }
     let csv_path = out.join("clusters.csv");
-    crate::assets::write_atomic(&csv_path, csv.as_bytes())?;
+    crate::output::write_atomic(&csv_path, csv.as_bytes())?;
 
     let mut html = String::new();
     let t = html_escape(title);
@@ -232,7 +232,7 @@ pub fn write_gallery(out: &Path, faces: &[GalleryFace], title: &str) -> Result<G
     }
     html.push_str("</body></html>\n");
     let html_path = out.join("index.html");
-    crate::assets::write_atomic(&html_path, html.as_bytes())?;
+    crate::output::write_atomic(&html_path, html.as_bytes())?;
     Ok(GalleryOutput {
         csv: csv_path,
         html: html_path,

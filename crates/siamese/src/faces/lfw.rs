@@ -284,5 +284,5 @@ pub fn write_reduced_pairs(src: &Path, dest: &Path, n: usize) -> Result<()> {
             }
         }
     }
-    crate::assets::write_atomic(dest, text.as_bytes())
+    crate::output::write_atomic(dest, text.as_bytes())
 }

@@ -183,7 +183,7 @@ impl EmbeddingStore {
                 bytes.extend_from_slice(&v.to_le_bytes());
             }
         }
-        crate::assets::write_atomic(path, &bytes)
+        crate::output::write_atomic(path, &bytes)
     }
 }
 

@@ -17,7 +17,7 @@ use super::gallery::GalleryMode;
 use super::gini::SoftmaxLayer;
 use crate::distance::Distance;
 use crate::eval::openset::threshold_for_tpr;
-use crate::{assets, Error, Result};
+use crate::{Error, Result};
 
 /// The default share of known images a calibrated threshold accepts.
 pub const DEFAULT_TARGET_TPR: f64 = 0.95;
@@ -167,7 +167,7 @@ impl Calibration {
     /// Writes `RUN/calibration.json` atomically.
     pub fn save(&self, run: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(|e| Error::Other(e.to_string()))?;
-        assets::write_atomic(&calibration_path(run), text.as_bytes())
+        crate::output::write_atomic(&calibration_path(run), text.as_bytes())
     }
 
     /// Reads `RUN/calibration.json`; a missing file is an error telling how to calibrate.

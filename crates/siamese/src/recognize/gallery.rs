@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::distance::Distance;
 use crate::eval::knn::nearest;
-use crate::{assets, Error, Result};
+use crate::{Error, Result};
 
 /// How a query is matched against the gallery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -269,7 +269,7 @@ impl Gallery {
         let labels = TensorView::new(Dtype::U32, vec![self.len()], &label_bytes).map_err(bad)?;
         let bytes =
             safetensors::serialize([("embeddings", emb), ("labels", labels)], None).map_err(bad)?;
-        assets::write_atomic(path, &bytes)
+        crate::output::write_atomic(path, &bytes)
     }
 
     /// Reads a file written by [`Gallery::save_embeddings`] and rebuilds the gallery.

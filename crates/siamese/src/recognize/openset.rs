@@ -83,17 +83,7 @@ impl UnknownSource {
         match self {
             UnknownSource::Letters => Ok(()),
             UnknownSource::Omniglot { .. } => omniglot_zip(omniglot).map(|_| ()),
-            UnknownSource::Path(p) => {
-                let is_zip = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip"));
-                if p.is_dir() || (is_zip && crate::input::check_regular(p).is_ok()) {
-                    Ok(())
-                } else {
-                    Err(Error::format(
-                        p,
-                        "expected a folder of images or a .zip of images",
-                    ))
-                }
-            }
+            UnknownSource::Path(p) => crate::data::image_folder::check_unknown_images_path(p),
         }
     }
 

@@ -22,7 +22,7 @@ use crate::eval::openset::{auroc, threshold_for_tpr};
 use crate::run::{embed, evaluate, load_inference_model, train_run, DataSource, Existing};
 use crate::train::TrainConfig;
 use crate::viz::{montage_png, scatter_png};
-use crate::{assets, Error, Result};
+use crate::{Error, Result};
 
 /// How the sweep runs.
 #[derive(Debug, Clone)]
@@ -207,8 +207,8 @@ pub fn sweep_margin(
         table_md: out.join("sweep.md"),
     };
     let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Other(e.to_string()))?;
-    assets::write_atomic(&out.join("sweep.json"), json.as_bytes())?;
-    assets::write_atomic(&report.table_md, markdown_table(&report).as_bytes())?;
+    crate::output::write_atomic(&out.join("sweep.json"), json.as_bytes())?;
+    crate::output::write_atomic(&report.table_md, markdown_table(&report).as_bytes())?;
     Ok(report)
 }
 

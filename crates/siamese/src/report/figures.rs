@@ -9,8 +9,8 @@ use std::path::Path;
 use image::{imageops, Rgb, RgbImage};
 
 use super::document::{Figure, StageRecord};
-use crate::assets::write_atomic;
 use crate::data::LabelledImages;
+use crate::output::write_atomic;
 use crate::{Error, Result};
 
 /// Adds figures to the stage; a figure that could not be drawn is noted, not fatal (the

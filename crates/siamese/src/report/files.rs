@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::document::{Report, REPORT_HTML, REPORT_JSON};
 use super::html::render;
-use crate::assets::write_atomic;
+use crate::output::write_atomic;
 use crate::{Error, Result};
 
 /// Writes `report.json` and `index.html` into `dir` (each atomically; the HTML last, so a page

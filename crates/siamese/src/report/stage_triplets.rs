@@ -46,7 +46,7 @@ fn write_digit_folder(dir: &Path, per_class: usize, seed: u64) -> Result<()> {
             image::ImageFormat::Png,
         )
         .map_err(|e| Error::Other(format!("cannot encode {}: {e}", path.display())))?;
-        crate::assets::write_atomic(&path, &bytes)?;
+        crate::output::write_atomic(&path, &bytes)?;
     }
     std::fs::write(&marker, b"").map_err(|e| Error::io(&marker, e))
 }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::config::TrainConfig;
 use super::history::History;
 use crate::model::embedding_cnn::EmbeddingCnn;
-use crate::{assets, Error, Result};
+use crate::{Error, Result};
 
 const MODEL_FILE: &str = "model.safetensors";
 const TRAINING_FILE: &str = "training.safetensors";
@@ -82,7 +82,7 @@ fn checkpoint_dir(run: &Path) -> PathBuf {
 /// Writes `config.json` (atomically).
 pub fn save_config(run: &Path, config: &TrainConfig) -> Result<()> {
     let text = serde_json::to_string_pretty(config).map_err(|e| Error::Other(e.to_string()))?;
-    assets::write_atomic(&config_path(run), text.as_bytes())
+    crate::output::write_atomic(&config_path(run), text.as_bytes())
 }
 
 /// Reads `config.json` of a run.

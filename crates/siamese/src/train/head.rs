@@ -24,7 +24,7 @@ use crate::distance::Distance;
 use crate::loss::TripletLossConfig;
 use crate::model::backbone::BackboneKind;
 use crate::model::head::{TripletHead, TripletHeadConfig};
-use crate::{assets, Error, Result};
+use crate::{Error, Result};
 
 const CONFIG_FILE: &str = "config.json";
 const HEAD_FILE: &str = "head.safetensors";
@@ -229,7 +229,7 @@ pub fn train_head(
     }
     std::fs::create_dir_all(run).map_err(|e| Error::io(run, e))?;
     let text = serde_json::to_string_pretty(config).map_err(|e| Error::Other(e.to_string()))?;
-    assets::write_atomic(&run.join(CONFIG_FILE), text.as_bytes())?;
+    crate::output::write_atomic(&run.join(CONFIG_FILE), text.as_bytes())?;
 
     let device = Device::default().autodiff();
     device.seed(config.seed);
@@ -306,7 +306,7 @@ pub fn train_head(
         }
         let text =
             serde_json::to_string_pretty(&history).map_err(|e| Error::Other(e.to_string()))?;
-        assets::write_atomic(&run.join(HISTORY_FILE), text.as_bytes())?;
+        crate::output::write_atomic(&run.join(HISTORY_FILE), text.as_bytes())?;
         if progress {
             bar.println(format!(
                 "epoch {epoch}/{}: train loss {:.4}, val loss {:.4}, val accuracy {:.2} %",

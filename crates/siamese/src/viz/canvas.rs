@@ -94,5 +94,5 @@ pub fn write_png(path: &Path, image: &RgbImage) -> Result<()> {
             image::ImageFormat::Png,
         )
         .map_err(|e| Error::format(path, format!("cannot encode PNG: {e}")))?;
-    crate::assets::write_atomic(path, &bytes)
+    crate::output::write_atomic(path, &bytes)
 }

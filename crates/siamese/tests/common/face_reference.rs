@@ -4,7 +4,8 @@
 use serde_json::Value;
 use siamese::distance::euclidean;
 
-fn floats(v: &Value) -> Vec<f32> {
+/// A JSON array of numbers as `f32`s.
+pub fn floats(v: &Value) -> Vec<f32> {
     v.as_array()
         .unwrap()
         .iter()

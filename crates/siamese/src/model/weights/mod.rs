@@ -165,5 +165,5 @@ pub fn write_safetensors(path: &Path, tensors: &BTreeMap<String, WeightTensor>) 
         .collect::<Result<_>>()?;
     let bytes = safetensors::serialize(views, None)
         .map_err(|e| Error::format(path, format!("cannot serialise: {e}")))?;
-    crate::assets::write_atomic(path, &bytes)
+    crate::output::write_atomic(path, &bytes)
 }

@@ -37,7 +37,7 @@ pub fn peer_python(log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
         )?;
     }
     let wanted = venv.join("requirements.txt");
-    assets::write_atomic(&wanted, PEER_REQUIREMENTS.as_bytes())?;
+    crate::output::write_atomic(&wanted, PEER_REQUIREMENTS.as_bytes())?;
     let pins: Vec<&str> = requirement_lines(PEER_REQUIREMENTS).collect();
     log(&format!("installing {} (once)", pins.join(" ")));
     assets::run_command(
@@ -53,7 +53,7 @@ pub fn peer_python(log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
             .arg(&wanted),
         &venv,
     )?;
-    assets::write_atomic(&marker, PEER_REQUIREMENTS.as_bytes())?;
+    crate::output::write_atomic(&marker, PEER_REQUIREMENTS.as_bytes())?;
     Ok(python)
 }
 
@@ -73,7 +73,7 @@ pub fn run_peer(config: &BenchConfig, python: &Path, mnist_dir: &Path) -> Result
         .map(Path::to_path_buf)
         .unwrap_or_else(assets::home);
     let script = dir.join("keras_bench.py");
-    assets::write_atomic(&script, PEER_SCRIPT.as_bytes())?;
+    crate::output::write_atomic(&script, PEER_SCRIPT.as_bytes())?;
     let threads = config.threads.to_string();
     let mut cmd = Command::new(python);
     cmd.arg(&script)
