@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::Digest;
 
-use crate::assets::{commit_dir, home, scratch_dir};
+use crate::assets::backbone::hex;
+use crate::assets::{commit_dir, fetch_once, home};
 use crate::{Error, Result};
 
 /// Folder name inside the tarball and the cache.
@@ -63,34 +64,30 @@ fn tarball_identity(tar_path: &Path) -> Result<String> {
         ));
     }
     let size = file.metadata().map_err(|e| Error::io(tar_path, e))?.len();
-    let digest: String = sha2::Sha256::digest(&head)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok(format!("{size} {digest}"))
+    Ok(format!("{size} {}", hex(&sha2::Sha256::digest(&head))))
 }
 
 /// Unpacks the LFW tarball into `<home>/lfw/` unless this same tarball is already unpacked there;
 /// returns the images folder.
 pub fn unpack(tar_path: &Path) -> Result<PathBuf> {
-    // One unpacking at a time in this process (threads share the scratch folder's name).
-    static UNPACKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = UNPACKING.lock().unwrap_or_else(|e| e.into_inner());
     let identity = tarball_identity(tar_path)?;
     let dir = lfw_cache_dir();
     let images = dir.join(IMAGES_DIR);
     // The marker holds the number of photos unpacked and the tarball's identity; a folder that
     // lost some photos, or came from another tarball, is unpacked again.
-    let marker = std::fs::read_to_string(dir.join(COMPLETE_MARKER)).unwrap_or_default();
-    let mut lines = marker.lines();
-    let expected = lines.next().and_then(|s| s.trim().parse::<usize>().ok());
-    if let (Some(n), Some(source)) = (expected, lines.next()) {
-        if source == identity && images.is_dir() && count_photos(&images) == n {
-            return Ok(images);
+    let present = || {
+        let marker = std::fs::read_to_string(dir.join(COMPLETE_MARKER)).unwrap_or_default();
+        let mut lines = marker.lines();
+        let expected = lines.next().and_then(|s| s.trim().parse::<usize>().ok());
+        match (expected, lines.next()) {
+            (Some(n), Some(source)) if source == identity && count_photos(&images) == n => {
+                Some(images.clone())
+            }
+            _ => None,
         }
-    }
-    let scratch = scratch_dir("lfw")?;
-    let result = (|| {
+    };
+    // One unpacking at a time across threads and processes (`fetch_once`'s lock).
+    fetch_once("lfw", present, |scratch| {
         let file = std::fs::File::open(tar_path).map_err(|e| Error::io(tar_path, e))?;
         let mut archive = tar::Archive::new(std::io::BufReader::new(file));
         let ready = scratch.join("lfw");
@@ -108,9 +105,7 @@ pub fn unpack(tar_path: &Path) -> Result<PathBuf> {
         let n = count_photos(&ready.join(IMAGES_DIR));
         std::fs::write(&marker, format!("{n}\n{identity}\n")).map_err(|e| Error::io(&marker, e))?;
         commit_dir(&ready, &dir)
-    })();
-    let _ = std::fs::remove_dir_all(&scratch);
-    result.map(|()| images)
+    })
 }
 
 /// Number of `.jpg` files in the person folders of `images`.
