@@ -193,14 +193,11 @@ pub fn load_training_model(run: &Path, device: &Device) -> Result<EmbeddingCnn> 
     };
     let ids: Vec<u64> = serde_json::from_str(&text)
         .map_err(|e| Error::format(&ids_path, format!("not a list of parameter ids: {e}")))?;
-    if ids.len() != param_ids(&model).len() {
+    let params = param_ids(&model).len();
+    if ids.len() != params {
         return Err(Error::format(
             &ids_path,
-            format!(
-                "{} ids for {} parameters",
-                ids.len(),
-                param_ids(&model).len()
-            ),
+            format!("{} ids for {params} parameters", ids.len()),
         ));
     }
     Ok(with_param_ids(model, &ids))
