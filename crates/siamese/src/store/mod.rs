@@ -8,6 +8,7 @@
 
 pub mod legacy;
 pub mod locator;
+pub mod postgres;
 pub mod records;
 pub mod schema;
 pub mod sqlite;
@@ -123,9 +124,6 @@ pub trait Backend: Send {
 pub fn open(locator: &Locator) -> Result<Box<dyn Backend>> {
     match locator {
         Locator::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path)?)),
-        Locator::Postgres(_) => Err(crate::Error::config(
-            "--db",
-            format!("{locator}: PostgreSQL is not built into this version"),
-        )),
+        Locator::Postgres(url) => Ok(Box::new(postgres::PostgresStore::connect(url)?)),
     }
 }
