@@ -44,17 +44,20 @@ pub(crate) fn error_line(shown: &str, secret: Option<&str>, e: &postgres::Error)
             }
             s
         }
-        None => {
-            let mut s = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(cause) = source {
-                s.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            s
-        }
+        None => with_causes(e),
     };
     Error::Other(format!("{shown}: {}", scrub(&what, secret)))
+}
+
+/// An error's message followed by its causes'.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    s
 }
 
 /// A one-line error about the database `shown`.
@@ -82,7 +85,7 @@ impl PostgresStore {
             // The parser's message may quote the string it choked on.
             Error::Other(format!(
                 "{shown}: {}",
-                scrub(&e.to_string(), None).replace(url, &shown)
+                scrub(&with_causes(&e), None).replace(url, &shown)
             ))
         })?;
         let secret = config
@@ -162,7 +165,7 @@ impl PostgresStore {
         let (shown, secret) = (self.shown.clone(), self.secret.clone());
         let e = |err: postgres::Error| error_line(&shown, secret.as_deref(), &err);
         let mut tx = self.client.transaction().map_err(e)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+        tx.execute("SELECT pg_advisory_xact_lock($1::int8)", &[&LOCK_KEY])
             .map_err(e)?;
         let tables: Vec<String> = tx
             .query(
@@ -266,7 +269,7 @@ impl Backend for PostgresStore {
                 )
             })?;
         let mut tx = self.client.transaction().map_err(e)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+        tx.execute("SELECT pg_advisory_xact_lock($1::int8)", &[&LOCK_KEY])
             .map_err(e)?;
         let found = tx
             .query_opt(

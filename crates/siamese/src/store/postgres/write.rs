@@ -97,7 +97,7 @@ impl PostgresStore {
             let rows = tx
                 .query(
                     "INSERT INTO siamese_photos (collection, path, sha256, size, width, height, error)
-                     SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::int8[], $5::int4[],
+                     SELECT $1::int8, u.* FROM unnest($2::text[], $3::text[], $4::int8[], $5::int4[],
                          $6::int4[], $7::text[]) AS u
                      ON CONFLICT (collection, path) DO UPDATE SET sha256 = excluded.sha256,
                         size = excluded.size, width = excluded.width, height = excluded.height,
@@ -124,7 +124,7 @@ impl PostgresStore {
             let mut fresh: Vec<i64> = tx
                 .query(
                     "SELECT nextval(pg_get_serial_sequence('siamese_faces', 'id'))
-                     FROM generate_series(1, $1)",
+                     FROM generate_series(1, $1::int8)",
                     &[&wanted],
                 )
                 .map_err(e)?
@@ -189,7 +189,7 @@ impl PostgresStore {
         let rows = self
             .client
             .query(
-                "INSERT INTO siamese_people (collection) SELECT $1 FROM generate_series(1, $2)
+                "INSERT INTO siamese_people (collection) SELECT $1::int8 FROM generate_series(1, $2::int8)
                  RETURNING id",
                 &[&collection, &(count as i64)],
             )
