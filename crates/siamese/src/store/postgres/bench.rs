@@ -232,3 +232,58 @@ pub fn bench_index(
     dropped?;
     Ok(report)
 }
+
+/// A server of `scripts/pg-server serve` for as long as this value lives: dropping it closes the
+/// script's standard input, which stops the server and removes its folder (so does this
+/// process dying).
+pub struct TemporaryServer {
+    url: String,
+    child: std::process::Child,
+}
+
+impl TemporaryServer {
+    /// Starts the script at `script` with a server folder `dir` (made by the script; it must
+    /// not hold anything else, as it is removed at the end).
+    pub fn start(script: &std::path::Path, dir: &std::path::Path) -> Result<Self> {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let command = format!("{} serve {}", script.display(), dir.display());
+        let mut child = Command::new("bash")
+            .arg(script)
+            .arg("serve")
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| crate::Error::Command {
+                command: command.clone(),
+                message: e.to_string(),
+            })?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let url = line.trim().to_string();
+        if !url.starts_with("postgres://") {
+            drop(child.stdin.take());
+            let _ = child.wait();
+            return Err(crate::Error::Command {
+                command,
+                message: "no server URL printed (see the message above)".into(),
+            });
+        }
+        Ok(TemporaryServer { url, child })
+    }
+
+    /// The superuser URL of the server.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TemporaryServer {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
