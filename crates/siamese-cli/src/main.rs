@@ -4,7 +4,6 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
-mod bench_pgvector;
 mod demo;
 mod embed;
 mod eval;
@@ -53,9 +52,6 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Benchmark our training and inference against Keras/TensorFlow (--json, --no-peer).
     Bench(bench::BenchArgs),
-    /// TEMPORARY (branch pg, until `siamese bench pgvector` is wired): the pgvector benchmark.
-    #[command(hide = true)]
-    BenchPgvector(bench_pgvector::BenchPgvectorArgs),
 }
 
 /// `message` as one printable line: control characters and the byte-order mark shown escaped
@@ -115,7 +111,6 @@ fn main() {
         Command::Plot(args) => plot::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::BenchPgvector(args) => bench_pgvector::run(args),
     };
     if let Err(err) = result {
         // One line, naming the file or value at fault; never a panic.
