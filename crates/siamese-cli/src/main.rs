@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_index;
 mod demo;
 mod embed;
 mod eval;
@@ -50,7 +51,8 @@ enum Command {
     Plot(plot::PlotArgs),
     /// Hyper-parameter sweeps (margin: one short run per margin, montage and table).
     Sweep(sweep::SweepArgs),
-    /// Benchmark our training and inference against Keras/TensorFlow (--json, --no-peer).
+    /// Benchmark training and inference against Keras/TensorFlow (--json, --no-peer); `bench
+    /// index` and `bench cluster` time search and clustering (FAISS beside ours).
     Bench(bench::BenchArgs),
 }
 

@@ -154,7 +154,7 @@ fn second_cluster_run_embeds_nothing_and_bad_files_are_listed() {
         "{err}"
     );
 
-    // A memory limit below the distance matrix: refused with the numbers, nothing else changed.
+    // A memory limit below the neighbour graph: refused with the numbers, nothing else changed.
     let refused = run(siamese()
         .env("SIAMESE_MAX_MEMORY", "100")
         .args(["faces", "cluster", "--json", "--out"])
@@ -162,7 +162,7 @@ fn second_cluster_run_embeds_nothing_and_bad_files_are_listed() {
         .arg(&photos));
     let err = text(&refused.stderr);
     assert!(
-        !refused.status.success() && err.contains("distance matrix") && err.lines().count() == 1,
+        !refused.status.success() && err.contains("neighbour graph") && err.lines().count() == 1,
         "{err}"
     );
 
