@@ -274,15 +274,10 @@ fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The LFW evaluations' database in the cache (one collection per pipeline setting).
-fn default_lfw_db() -> PathBuf {
-    siamese::faces::lfw::lfw_cache_dir().join("faces.db")
-}
-
 fn eval_lfw(args: EvalLfwArgs) -> anyhow::Result<()> {
     let options = args.pipeline.lfw_options();
     let pipeline = args.pipeline.load(options)?;
-    let locator = args.db.locator_or(default_lfw_db)?;
+    let locator = args.db.locator_in(&siamese::faces::lfw::lfw_cache_dir())?;
     let report = evaluate_lfw(&args.lfw, &args.pairs, &pipeline, &locator, !args.json)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -464,7 +459,7 @@ fn search(args: SearchArgs) -> anyhow::Result<()> {
 }
 
 fn plot(args: PlotArgs) -> anyhow::Result<()> {
-    let locator = args.db.locator_or(|| args.out.join("faces.db"))?;
+    let locator = args.db.locator_in(&args.out)?;
     let options = args.pipeline.options(FaceSelection::All);
     let folder = embed_folder(&args.dir, locator, &args.pipeline, options, args.json)?;
     let (st, keys) = (&folder.embedded.store, &folder.embedded.keys);

@@ -74,10 +74,10 @@ impl Locator {
             ));
         }
         let words: Vec<&str> = value.split_whitespace().collect();
-        if words.len() > 1 || value.starts_with("host=") || value.starts_with("dbname=") {
-            if words.iter().all(|w| w.contains('=')) {
-                return Ok(Locator::Postgres(value.to_string()));
-            }
+        let keywords =
+            words.len() > 1 || value.starts_with("host=") || value.starts_with("dbname=");
+        if keywords && words.iter().all(|w| w.contains('=')) {
+            return Ok(Locator::Postgres(value.to_string()));
         }
         Ok(Locator::Sqlite(PathBuf::from(value)))
     }
