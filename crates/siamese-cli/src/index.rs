@@ -82,7 +82,7 @@ fn add(args: AddArgs) -> anyhow::Result<()> {
 
 pub fn search(args: SearchArgs) -> anyhow::Result<()> {
     let locator = Locator::resolve(args.db.as_deref(), || args.model.join("index.db"))?;
-    let mut database = store::open(&locator)?;
+    let mut database = store::open_existing(&locator)?;
     let hits = search_images(
         database.as_mut(),
         &args.model,

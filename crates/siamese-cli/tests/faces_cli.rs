@@ -484,6 +484,39 @@ fn a_grown_folder_keeps_its_people_and_their_names() {
         assert_eq!(rows, 3, "person {}: {csv}", p.0);
     }
 
+    // Search: the query photo's most confident face finds itself, then its copy and its mirror.
+    let found = json_of(
+        siamese()
+            .args(["faces", "search", "--json", "-k", "3", "--db"])
+            .arg(&db)
+            .arg(photos.join(SAMPLES[0])),
+    );
+    let hits = found["hits"].as_array().unwrap();
+    assert_eq!(found["faces_searched"], 3 * SAMPLE_FACES, "{found}");
+    assert!(hits[0]["distance"].as_f64().unwrap() < 1e-3, "{found}");
+    let mut names: Vec<String> = hits
+        .iter()
+        .map(|h| {
+            assert_eq!(h["same_person"], true, "{found}");
+            let p = h["path"].as_str().unwrap();
+            Path::new(p)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            format!("mirror-{}", SAMPLES[0]),
+            SAMPLES[0].to_string(),
+            format!("smaller-{}", SAMPLES[0])
+        ],
+        "{found}"
+    );
+
     // Clustering everything again keeps every id and name.
     let again = json_of(
         siamese()
@@ -528,4 +561,79 @@ fn a_grown_folder_keeps_its_people_and_their_names() {
         !bad.status.success() && err.lines().count() == 1 && err.contains("no person 999999"),
         "{err}"
     );
+}
+
+/// Bad databases for the commands that read one: a missing, empty, foreign (another program's
+/// SQLite file), corrupt or newer-schema file, a directory, and an unreachable PostgreSQL URL
+/// with a password. Each is a one-line error naming it (never the password), and no file changes.
+#[test]
+fn bad_databases_are_one_line_errors_that_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = photo_folder(dir.path());
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let empty = bad.join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let foreign = bad.join("foreign.db");
+    {
+        let conn = rusqlite::Connection::open(&foreign).unwrap();
+        conn.execute_batch("CREATE TABLE songs (title TEXT);")
+            .unwrap();
+    }
+    let text = bad.join("notes.db");
+    std::fs::write(&text, "just some text, not a database").unwrap();
+    let newer = bad.join("newer.db");
+    siamese::store::sqlite::SqliteStore::create_at_version(&newer, siamese::store::schema::VERSION)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 99;")
+        .unwrap();
+    let cases: Vec<(String, &str)> = vec![
+        (bad.join("missing.db").display().to_string(), "No such file"),
+        (empty.display().to_string(), "empty file"),
+        (foreign.display().to_string(), "another program"),
+        (text.display().to_string(), "not a siamese database"),
+        (newer.display().to_string(), "schema version 99"),
+        (bad.display().to_string(), "directory"),
+        (
+            "postgres://alice:s3cret-pw@127.0.0.1:9/faces".to_string(),
+            "postgres://alice:***@127.0.0.1:9/faces",
+        ),
+    ];
+    let before: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&bad)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    for (db, why) in &cases {
+        for args in [
+            vec!["faces", "people", "--db", db],
+            vec!["faces", "check", "--db", db],
+            vec![
+                "faces",
+                "search",
+                "--db",
+                db,
+                photos.join(SAMPLES[0]).to_str().unwrap(),
+            ],
+        ] {
+            let result = run(siamese().args(&args));
+            let err = text_of(&result.stderr);
+            assert!(!result.status.success(), "{args:?}");
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+            assert!(err.contains(why), "{args:?}: {err}");
+            assert!(!err.contains("s3cret"), "{args:?}: {err}");
+            let shown = db.replace("s3cret-pw", "***");
+            assert!(err.contains(&shown), "{args:?} names the database: {err}");
+        }
+    }
+    let after: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&bad)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    assert_eq!(before, after, "no database file changed, none was created");
+}
+
+fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }

@@ -117,14 +117,14 @@ fn a_trained_run_indexes_and_searches_digits() {
     let precision = same as f64 / (10 * queries) as f64;
     assert!(precision >= 0.75, "precision@10 {precision:.3}");
 
-    // A run that indexed nothing: one line naming it.
-    let other = dir.path().join("other-run");
-    std::fs::create_dir_all(&other).unwrap();
+    // A database where the run indexed nothing: one line naming the run.
+    let empty = dir.path().join("empty.db");
+    drop(siamese::store::open(&siamese::store::Locator::Sqlite(empty.clone())).unwrap());
     let err = run(siamese()
         .args(["search", "--model"])
         .arg(&model)
         .arg("--db")
-        .arg(dir.path().join("empty.db"))
+        .arg(&empty)
         .arg(dir.path().join(format!("query-{indexed}.png"))));
     let text = String::from_utf8_lossy(&err.stderr);
     assert!(

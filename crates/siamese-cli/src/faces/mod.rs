@@ -9,7 +9,6 @@ use siamese::faces::eval_lfw::{evaluate_lfw, lfw_options};
 use siamese::faces::gallery::{write_gallery, GalleryFace};
 use siamese::faces::grouping::{evaluate_lfw_clustering, GroupingParams, MethodName};
 use siamese::faces::pipeline::{FacePipeline, FaceSelection, PipelineOptions};
-use siamese::faces::search::StoreIndex;
 use siamese::faces::verify::resolve_threshold;
 use siamese::faces::{plot as face_plot, store};
 
@@ -173,6 +172,9 @@ struct SearchArgs {
     /// Same-person threshold marking hits (default: the LFW-calibrated one).
     #[arg(long)]
     threshold: Option<f32>,
+    /// Exact search even where the database has an approximate index.
+    #[arg(long)]
+    exact: bool,
     #[command(flatten)]
     pipeline: PipelineArgs,
     /// Print one JSON object on stdout.
@@ -413,7 +415,7 @@ fn search(args: SearchArgs) -> anyhow::Result<()> {
     let options = args.pipeline.options(FaceSelection::All);
     let threshold = resolve_threshold(args.threshold, &options)?;
     let locator = args.db.locator()?;
-    let mut database = siamese::store::open(&locator)?;
+    let mut database = siamese::store::open_existing(&locator)?;
     let fingerprint = options.fingerprint();
     let collections = database.collections()?;
     let Some(collection) = collections
@@ -435,18 +437,26 @@ fn search(args: SearchArgs) -> anyhow::Result<()> {
         );
     };
     let st = database.load(collection.id)?;
-    let index = StoreIndex::new(&st)?;
+    let searched = st.face_count();
     let pipeline = args.pipeline.load(options)?;
     let query = pipeline.embed_one(&args.query)?;
-    let hits = index.search(&query.embedding, args.k, threshold)?;
+    let hits = siamese::faces::search::search_database(
+        database.as_mut(),
+        collection.id,
+        &st,
+        &query.embedding,
+        args.k,
+        threshold,
+        args.exact,
+    )?;
     if args.json {
         let out = serde_json::json!({
             "query": args.query, "query_box": query.bbox, "threshold": threshold,
-            "faces_searched": index.len(), "hits": hits,
+            "faces_searched": searched, "hits": hits,
         });
         println!("{out}");
     } else {
-        println!("{} faces searched; threshold {threshold:.3}", index.len());
+        println!("{searched} faces searched; threshold {threshold:.3}");
         for h in &hits {
             let mark = if h.same_person { "same" } else { "    " };
             println!(

@@ -60,7 +60,7 @@ pub(super) struct CollectionArgs {
 impl CollectionArgs {
     fn open(&self) -> anyhow::Result<(Box<dyn Backend>, CollectionInfo)> {
         let locator = self.db.locator()?;
-        let mut database = db::open(&locator)?;
+        let mut database = db::open_existing(&locator)?;
         let all = database.collections()?;
         let faces: Vec<&CollectionInfo> = all
             .iter()
@@ -237,7 +237,7 @@ pub(super) fn move_face(args: MoveArgs) -> anyhow::Result<()> {
 
 pub(super) fn check(args: CheckArgs) -> anyhow::Result<()> {
     let locator = args.db.locator()?;
-    let mut database = db::open(&locator)?;
+    let mut database = db::open_existing(&locator)?;
     let result = database.check()?;
     if result != "ok" {
         anyhow::bail!("{locator}: integrity check failed: {result}");
