@@ -637,3 +637,55 @@ fn bad_databases_are_one_line_errors_that_change_nothing() {
 fn text_of(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// A folder walk reads links to photos, and lists (never blocks on) a FIFO, a link to a folder
+/// and a broken link among the skipped files.
+#[test]
+fn folder_walks_list_fifos_and_folder_links_as_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = photo_folder(dir.path());
+    let elsewhere = dir.path().join("elsewhere.jpg");
+    std::fs::copy(photos.join(SAMPLES[1]), &elsewhere).unwrap();
+    // A different photo through a link: a smaller copy, so it is new content.
+    let img = image::open(&elsewhere).unwrap();
+    img.resize(
+        img.width() * 19 / 20,
+        10_000,
+        image::imageops::FilterType::Triangle,
+    )
+    .save(&elsewhere)
+    .unwrap();
+    std::os::unix::fs::symlink(&elsewhere, photos.join("linked.jpg")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), photos.join("loop")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("gone.jpg"), photos.join("broken.jpg")).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(photos.join("pipe.jpg"))
+        .status()
+        .unwrap()
+        .success());
+    let db = dir.path().join("faces.db");
+    let r = json_of(
+        siamese()
+            .args(["faces", "embed", "--json", "--db"])
+            .arg(&db)
+            .arg(&photos),
+    );
+    assert_eq!(r["photos"], 8, "seven photos and the linked one: {r}");
+    let skipped: Vec<&str> = r["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    for (file, why) in [
+        ("pipe.jpg", "a FIFO, not read"),
+        ("loop", "a link to a folder, not followed"),
+        ("broken.jpg", "a broken link"),
+    ] {
+        assert!(
+            skipped.iter().any(|s| s.contains(file) && s.contains(why)),
+            "{file}: {skipped:?}"
+        );
+    }
+    assert_eq!(skipped.len(), 6, "{skipped:?}");
+}

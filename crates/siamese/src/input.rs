@@ -21,6 +21,21 @@ pub fn check_regular(path: &Path) -> Result<()> {
     }
 }
 
+/// Refuses `path` unless it is (or links to) a folder.
+pub fn check_dir(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        Ok(())
+    } else if meta.is_file() {
+        Err(Error::format(path, "is a file, not a folder"))
+    } else {
+        Err(Error::format(
+            path,
+            format!("is {}, not a folder", crate::output::kind_of(&meta)),
+        ))
+    }
+}
+
 /// The bytes of the regular file at `path` ([`check_regular`] first).
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     check_regular(path)?;

@@ -344,13 +344,16 @@ fn embed_folder(
     options: PipelineOptions,
     quiet: bool,
 ) -> anyhow::Result<EmbeddedFolder> {
-    let files = siamese::faces::load::list_files(dir)?;
+    let listing = siamese::faces::load::list_folder(dir)?;
+    let files = listing.files;
     if files.is_empty() {
         anyhow::bail!("{}: no files", dir.display());
     }
     let pipeline = pipeline_args.load(options)?;
     let mut database = siamese::store::open(&locator)?;
-    let embedded = store::embed_files_in(database.as_mut(), &files, &pipeline, !quiet)?;
+    let mut embedded = store::embed_files_in(database.as_mut(), &files, &pipeline, !quiet)?;
+    // FIFOs, devices and links to folders are listed with the files that could not be used.
+    embedded.report.skipped.splice(0..0, listing.skipped);
     if !quiet {
         let report = &embedded.report;
         print_speed(
