@@ -322,7 +322,10 @@ fn a_legacy_store_is_imported_once_in_its_place() {
     // A damaged legacy file is a one-line error and stays as it was.
     let bad = dir.path().join("bad.store");
     std::fs::write(&bad, b"SIAMESE-FACES-01garbage").unwrap();
-    let err = SqliteStore::open(&bad).err().unwrap().to_string();
+    let err = store::open(&Locator::Sqlite(bad.clone()))
+        .err()
+        .unwrap()
+        .to_string();
     one_line_naming(&err, &bad, "not a face embedding store");
     assert_eq!(std::fs::read(&bad).unwrap(), b"SIAMESE-FACES-01garbage");
 }

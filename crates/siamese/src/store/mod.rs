@@ -134,7 +134,12 @@ pub fn open_existing(locator: &Locator) -> Result<Box<dyn Backend>> {
 /// is imported into its place first).
 pub fn open(locator: &Locator) -> Result<Box<dyn Backend>> {
     match locator {
-        Locator::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path)?)),
+        Locator::Sqlite(path) => {
+            if path.is_file() && legacy::is_legacy(path) {
+                legacy::import_in_place(path)?;
+            }
+            Ok(Box::new(sqlite::SqliteStore::open(path)?))
+        }
         Locator::Postgres(_) => Err(crate::Error::config(
             "--db",
             format!("{locator}: PostgreSQL is not built into this version"),
