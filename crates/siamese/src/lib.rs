@@ -23,6 +23,7 @@ pub mod recognize;
 pub mod report;
 pub mod run;
 pub mod sampling;
+pub mod store;
 pub mod train;
 pub mod viz;
 

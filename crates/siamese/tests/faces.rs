@@ -224,11 +224,13 @@ fn store_second_run_embeds_nothing_and_bad_files_are_listed() {
     let files = siamese::faces::load::list_files(dir.path()).unwrap();
     assert_eq!(files.len(), 11);
 
-    let store_path = dir.path().join("out/faces.store");
-    let fp = pipeline().options().fingerprint();
-    let mut st = EmbeddingStore::load_or_new(&store_path, &fp).unwrap();
-    let (first, keys) = store::update(&mut st, &files, pipeline(), false);
-    st.save(&store_path).unwrap();
+    let store_path = dir.path().join("out/faces.db");
+    let store::EmbeddedFiles {
+        store: st,
+        keys,
+        report: first,
+        collection,
+    } = store::embed_files(&store_path, &files, pipeline(), false).unwrap();
     assert_eq!(first.embedded_photos, 11);
     assert_eq!(first.reused_photos, 0);
     assert!(
@@ -266,16 +268,18 @@ fn store_second_run_embeds_nothing_and_bad_files_are_listed() {
             .landmarks
             .as_ref()
             .is_some_and(|l| l.len() == 5));
+        assert!(photo.faces.iter().all(|f| f.id.is_some()), "{k}");
     }
 
-    // Second run over the unchanged folder: nothing is embedded, everything comes back equal.
-    let mut again = EmbeddingStore::load_or_new(&store_path, &fp).unwrap();
-    assert_eq!(again, st);
-    let (second, _) = store::update(&mut again, &files, pipeline(), false);
+    // Second run over the unchanged folder: nothing is embedded, everything comes back equal
+    // (bit for bit, read back from the database).
+    let again = store::embed_files(&store_path, &files, pipeline(), false).unwrap();
+    assert_eq!(again.collection, collection);
+    let second = &again.report;
     assert_eq!((second.embedded_photos, second.embedded_faces), (0, 0));
     assert_eq!(second.reused_photos, 11);
     assert_eq!(second.skipped.len(), 5, "bad files are still listed");
-    assert_eq!(again, st);
+    assert_eq!(again.store, st);
 
     // A changed photo is embedded again, alone.
     image::open(&photos[0])
@@ -283,25 +287,10 @@ fn store_second_run_embeds_nothing_and_bad_files_are_listed() {
         .fliph()
         .save(&photos[0])
         .unwrap();
-    let (third, _) = store::update(&mut again, &files, pipeline(), false);
-    assert_eq!((third.embedded_photos, third.reused_photos), (1, 10));
-
-    // Other settings do not reuse the store; a corrupt store file is a clear error.
-    let other = PipelineOptions {
-        align: false,
-        ..PipelineOptions::default()
-    };
-    assert!(
-        EmbeddingStore::load_or_new(&store_path, &other.fingerprint())
-            .unwrap()
-            .photos()
-            .is_empty()
-    );
-    std::fs::write(&store_path, b"SIAMESE-FACES-01garbage").unwrap();
-    let err = EmbeddingStore::load(&store_path).unwrap_err().to_string();
-    assert!(
-        err.contains("faces.store") && err.contains("not a face embedding store"),
-        "{err}"
+    let third = store::embed_files(&store_path, &files, pipeline(), false).unwrap();
+    assert_eq!(
+        (third.report.embedded_photos, third.report.reused_photos),
+        (1, 10)
     );
 }
 
@@ -410,6 +399,7 @@ fn tiny_cluster_run_groups_people_and_writes_gallery() {
             bbox: f.1.bbox,
             landmarks: f.1.landmarks.clone(),
             cluster: 0,
+            person: None,
         });
     }
     let methods = [
@@ -447,14 +437,23 @@ fn tiny_cluster_run_groups_people_and_writes_gallery() {
     assert!(montage.width() > 4 * 150 && montage.height() > 150);
     let csv = std::fs::read_to_string(&written.csv).unwrap();
     assert_eq!(csv.lines().count(), 17);
-    assert!(csv.starts_with("path,face,left,top,width,height,cluster,cluster_size\n"));
+    assert!(csv.starts_with("path,face,left,top,width,height,cluster,cluster_size,person,name\n"));
     let html = std::fs::read_to_string(&written.html).unwrap();
-    assert_eq!(html.matches("<section id=\"person_").count(), 4);
-    assert!(html.contains("src=\"faces/000000.jpg\"") && html.contains("href=\"../photos/"));
+    // The index: one chip per person, linking to a page per person with every face.
+    assert_eq!(html.matches("<figure id=\"person_").count(), 4);
+    assert!(html.contains("href=\"people/person_001.html\""), "{html}");
+    let page = std::fs::read_to_string(out.join("people/person_001.html")).unwrap();
+    assert!(page.contains("src=\"../faces/") && page.contains("href=\"../../photos/"));
     assert!(
-        !html.contains(&*dir.path().to_string_lossy()),
-        "links must be relative"
+        page.contains("src=\"../montages/person_001.png\""),
+        "{page}"
     );
+    for text in [&html, &page] {
+        assert!(
+            !text.contains(&*dir.path().to_string_lossy()),
+            "links must be relative"
+        );
+    }
 
     // Exact search: a stored face finds itself first, then the same person.
     let index = StoreIndex::new(&st).unwrap();

@@ -228,11 +228,11 @@ proptest! {
     #[test]
     fn face_stores(e in edits()) {
         let seed = through_file("faces.store", b"", |p| {
-            siamese::faces::store::EmbeddingStore::new("fingerprint").save(p).unwrap();
+            siamese::store::legacy::write(p, "fingerprint", &[]).unwrap();
             std::fs::read(p).unwrap()
         });
         one_line(through_file("faces.store", &apply(&seed, &e), |p| {
-            siamese::faces::store::EmbeddingStore::load(p)
+            siamese::store::legacy::read(p)
         }))?;
     }
 

@@ -2,6 +2,7 @@
 //! clustering evaluation on LFW identities; the grouping parameters derive from the LFW threshold.
 
 use super::*;
+use siamese::faces::people::{update_people, PeopleParams};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum MethodArg {
@@ -83,9 +84,14 @@ pub(super) struct ClusterArgs {
     /// Output folder: clusters.csv, montages/, faces/, index.html.
     #[arg(long, default_value = "face-clusters")]
     out: PathBuf,
-    /// Embedding store (default `<out>/faces.store`); a second run embeds only new photos.
+    /// Embedding database (default `<out>/faces.db`): a second run embeds only new photos and
+    /// assigns only new faces to the people kept there.
+    #[command(flatten)]
+    db: DbArgs,
+    /// Cluster every face again instead of assigning new faces to the people kept (names
+    /// survive: a new group keeps the id and name of the person most of its faces had).
     #[arg(long)]
-    store: Option<PathBuf>,
+    recluster: bool,
     #[command(flatten)]
     grouping: GroupingArgs,
     #[command(flatten)]
@@ -103,8 +109,8 @@ pub(super) struct EvalClusterArgs {
     /// People with at least this many photos.
     #[arg(long, default_value_t = 5)]
     min_images: usize,
-    /// Embedding store (default: the one eval-lfw uses).
-    #[arg(long)]
+    /// Embedding database, a SQLite file (default: the one eval-lfw uses).
+    #[arg(long = "db", alias = "store")]
     store: Option<PathBuf>,
     #[command(flatten)]
     grouping: GroupingArgs,
@@ -118,12 +124,10 @@ pub(super) struct EvalClusterArgs {
 pub(super) fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
     let options = args.pipeline.options(FaceSelection::All);
     let params = args.grouping.params(&options)?;
-    let store_path = args
-        .store
-        .clone()
-        .unwrap_or_else(|| args.out.join("faces.store"));
-    let (st, keys, report) =
-        embed_folder(&args.dir, &store_path, &args.pipeline, options, args.json)?;
+    let locator = args.db.locator_in(&args.out)?;
+    let mut folder = embed_folder(&args.dir, locator, &args.pipeline, options, args.json)?;
+    let keys = folder.embedded.keys.clone();
+    let st = &mut folder.embedded.store;
     if keys
         .iter()
         .filter_map(|k| st.get(k))
@@ -131,50 +135,86 @@ pub(super) fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
     {
         anyhow::bail!("{}: no face found in any photo", args.dir.display());
     }
-    let groups = group_faces(&st, &keys, args.grouping.method.name(), &params)?;
-    let method = groups.method;
-    let faces: Vec<GalleryFace> = groups
-        .faces
-        .iter()
-        .zip(&groups.labels)
-        .map(|(&(p, i), &cluster)| {
-            let photo = st.get(&keys[p]).expect("grouped faces are stored");
-            let f = &photo.faces[i];
-            GalleryFace {
+    let mut people_params = PeopleParams::new(args.grouping.method.name(), params);
+    people_params.recluster = args.recluster;
+    let update = update_people(
+        folder.database.as_mut(),
+        folder.embedded.collection,
+        st,
+        &people_params,
+    )?;
+    let names: std::collections::HashMap<i64, Option<String>> = folder
+        .database
+        .people(folder.embedded.collection)?
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect();
+    // The gallery shows this folder's faces, grouped by their kept person.
+    let mut dense: std::collections::HashMap<i64, u32> = Default::default();
+    let mut faces: Vec<GalleryFace> = Vec::new();
+    for k in &keys {
+        let Some(photo) = st.get(k) else { continue };
+        for (i, f) in photo.faces.iter().enumerate() {
+            let cluster = match f.person {
+                Some(p) => {
+                    let next = dense.len() as u32;
+                    *dense.entry(p).or_insert(next)
+                }
+                None => siamese::eval::clustering::NOISE,
+            };
+            faces.push(GalleryFace {
                 photo: PathBuf::from(&photo.path),
                 face: i,
                 bbox: f.bbox,
                 landmarks: f.landmarks.clone(),
                 cluster,
-            }
-        })
-        .collect();
-    let title = format!("Faces of {} ({})", args.dir.display(), method.name());
+                person: f
+                    .person
+                    .map(|p| (p, names.get(&p).cloned().unwrap_or_default())),
+            });
+        }
+    }
+    let method = people_params.method;
+    let title = format!("Faces of {}", args.dir.display());
     let out = write_gallery(&args.out, &faces, &title)?;
+    let report = &folder.embedded.report;
     if args.json {
         let json = serde_json::json!({
             "method": method, "people": out.people, "ungrouped_faces": out.ungrouped,
             "faces": faces.len(), "photos": keys.len(),
             "clusters_csv": out.csv, "index_html": out.html, "montages": out.montages,
-            "store": store_path, "embedded_photos": report.embedded_photos,
+            "database": folder.locator.redacted(), "collection": folder.embedded.collection,
+            "people_update": update,
+            "embedded_photos": report.embedded_photos,
             "reused_photos": report.reused_photos, "embedded_faces": report.embedded_faces,
             "skipped": report.skipped.iter().map(|(_, m)| m).collect::<Vec<_>>(),
         });
         println!("{json}");
     } else {
+        let how = if update.clustered {
+            format!(
+                "clustered every face ({})",
+                serde_json::to_string(&method)?.trim_matches('"')
+            )
+        } else {
+            format!(
+                "{} new faces joined known people, {} new people",
+                update.joined_existing, update.new_people
+            )
+        };
         println!(
-            "{} people (groups of 2+ faces), {} ungrouped faces, {} faces in {} photos ({})",
+            "{} people (groups of 2+ faces), {} ungrouped faces, {} faces in {} photos; {how}",
             out.people,
             out.ungrouped,
             faces.len(),
             keys.len(),
-            method.name()
         );
         println!(
-            "wrote {}, {} and {} montages",
+            "wrote {}, {} and {} montages; people kept in {}",
             out.csv.display(),
             out.html.display(),
-            out.montages.len()
+            out.montages.len(),
+            folder.locator
         );
     }
     Ok(())
@@ -184,10 +224,10 @@ pub(super) fn run_eval_cluster(args: EvalClusterArgs) -> anyhow::Result<()> {
     let options = args.pipeline.lfw_options();
     let params = args.grouping.params(&options)?;
     let pipeline = args.pipeline.load(options)?;
-    let store = args
-        .store
-        .clone()
-        .unwrap_or_else(|| default_lfw_store(pipeline.options()));
+    let store = match args.store.clone() {
+        Some(s) => s,
+        None => siamese::store::legacy::default_database_in(&siamese::faces::lfw::lfw_cache_dir())?,
+    };
     let r = evaluate_lfw_clustering(
         &args.lfw,
         args.min_images,

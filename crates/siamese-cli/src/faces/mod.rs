@@ -7,14 +7,15 @@ use clap::{Args, Subcommand, ValueEnum};
 use siamese::cluster::Linkage;
 use siamese::faces::eval_lfw::{evaluate_lfw, lfw_options};
 use siamese::faces::gallery::{write_gallery, GalleryFace};
-use siamese::faces::grouping::{evaluate_lfw_clustering, group_faces, GroupingParams, MethodName};
+use siamese::faces::grouping::{evaluate_lfw_clustering, GroupingParams, MethodName};
 use siamese::faces::pipeline::{FacePipeline, FaceSelection, PipelineOptions};
-use siamese::faces::search::StoreIndex;
 use siamese::faces::verify::resolve_threshold;
 use siamese::faces::{plot as face_plot, store};
 
 mod cluster;
+mod people;
 use cluster::{run_cluster, run_eval_cluster, ClusterArgs, EvalClusterArgs};
+use people::DbArgs;
 
 #[derive(Args)]
 pub struct FacesArgs {
@@ -28,7 +29,7 @@ enum FacesCommand {
     Verify(VerifyArgs),
     /// LFW's 10-fold verification protocol: accuracy ± std, ROC AUC, detection failures.
     EvalLfw(EvalLfwArgs),
-    /// Embed every face of a folder into a store file (only new or changed photos are embedded).
+    /// Embed every face of a folder into the database (only new or changed photos are embedded).
     Embed(EmbedArgs),
     /// Group a folder's faces by person: clusters.csv, a montage per person, index.html.
     Cluster(ClusterArgs),
@@ -40,6 +41,16 @@ enum FacesCommand {
     EvalCluster(EvalClusterArgs),
     /// Faces/s of detection + alignment + embedding and of the network alone.
     Bench(crate::faces_bench::FaceBenchArgs),
+    /// The people of the database: id, name, faces, sample photos.
+    People(people::PeopleArgs),
+    /// Give a person a name.
+    Name(people::NameArgs),
+    /// Merge two people (the second one's faces join the first).
+    Merge(people::MergeArgs),
+    /// Move one face to another person (or `new`: split it off).
+    Move(people::MoveArgs),
+    /// Check the database's integrity (SQLite's `PRAGMA integrity_check`).
+    Check(people::CheckArgs),
 }
 
 /// Settings shared by every command that embeds photos.
@@ -125,9 +136,9 @@ struct EvalLfwArgs {
     /// The View 2 protocol file (pairs.txt).
     #[arg(long)]
     pairs: PathBuf,
-    /// Embedding store (reused by later runs); default `<cache>/lfw/faces-<settings hash>.store`.
-    #[arg(long)]
-    store: Option<PathBuf>,
+    /// Embedding database (reused by later runs); default `<cache>/lfw/faces.db`.
+    #[command(flatten)]
+    db: DbArgs,
     #[command(flatten)]
     pipeline: PipelineArgs,
     /// Print one JSON object on stdout.
@@ -139,9 +150,8 @@ struct EvalLfwArgs {
 struct EmbedArgs {
     /// Folder of photos (searched recursively).
     dir: PathBuf,
-    /// The store file to create or update.
-    #[arg(long)]
-    store: PathBuf,
+    #[command(flatten)]
+    db: DbArgs,
     #[command(flatten)]
     pipeline: PipelineArgs,
     /// Print one JSON object on stdout.
@@ -151,9 +161,9 @@ struct EmbedArgs {
 
 #[derive(Args)]
 struct SearchArgs {
-    /// Store file made by `faces embed` or `faces cluster`.
-    #[arg(long)]
-    store: PathBuf,
+    /// The database `faces embed` or `faces cluster` filled.
+    #[command(flatten)]
+    db: DbArgs,
     /// Photo with the face to look for (its most confident face).
     query: PathBuf,
     /// Results.
@@ -162,6 +172,9 @@ struct SearchArgs {
     /// Same-person threshold marking hits (default: the LFW-calibrated one).
     #[arg(long)]
     threshold: Option<f32>,
+    /// Exact search even where the database has an approximate index.
+    #[arg(long)]
+    exact: bool,
     #[command(flatten)]
     pipeline: PipelineArgs,
     /// Print one JSON object on stdout.
@@ -176,9 +189,9 @@ struct PlotArgs {
     /// Output folder for the PNGs.
     #[arg(long, default_value = "face-plots")]
     out: PathBuf,
-    /// Embedding store (default `<out>/faces.store`).
-    #[arg(long)]
-    store: Option<PathBuf>,
+    /// Embedding database (default `<out>/faces.db`).
+    #[command(flatten)]
+    db: DbArgs,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     #[command(flatten)]
@@ -198,6 +211,11 @@ pub fn run(args: FacesArgs) -> anyhow::Result<()> {
         FacesCommand::Plot(a) => plot(a),
         FacesCommand::EvalCluster(a) => run_eval_cluster(a),
         FacesCommand::Bench(a) => crate::faces_bench::run(a),
+        FacesCommand::People(a) => people::people(a),
+        FacesCommand::Name(a) => people::name(a),
+        FacesCommand::Merge(a) => people::merge(a),
+        FacesCommand::Move(a) => people::move_face(a),
+        FacesCommand::Check(a) => people::check(a),
     }
 }
 
@@ -258,19 +276,11 @@ fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One store per pipeline setting, so runs with other flags do not replace each other's.
-fn default_lfw_store(options: &PipelineOptions) -> PathBuf {
-    siamese::faces::lfw::lfw_cache_dir().join(store::file_name_for(&options.fingerprint()))
-}
-
 fn eval_lfw(args: EvalLfwArgs) -> anyhow::Result<()> {
     let options = args.pipeline.lfw_options();
     let pipeline = args.pipeline.load(options)?;
-    let store = args
-        .store
-        .clone()
-        .unwrap_or_else(|| default_lfw_store(pipeline.options()));
-    let report = evaluate_lfw(&args.lfw, &args.pairs, &pipeline, &store, !args.json)?;
+    let locator = args.db.locator_in(&siamese::faces::lfw::lfw_cache_dir())?;
+    let report = evaluate_lfw(&args.lfw, &args.pairs, &pipeline, &locator, !args.json)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
@@ -318,25 +328,34 @@ fn print_speed(t: &siamese::faces::pipeline::Timings, embedded: usize, reused: u
     }
 }
 
-/// Lists a folder's files, embeds what is new into `store_path`, prints skipped files.
+/// A folder's photos embedded into the database, and the database.
+struct EmbeddedFolder {
+    database: Box<dyn siamese::store::Backend>,
+    locator: siamese::store::Locator,
+    embedded: store::EmbeddedFiles,
+}
+
+/// Lists a folder's files, embeds what is new into the database at `locator`, prints skipped
+/// files.
 fn embed_folder(
     dir: &Path,
-    store_path: &Path,
+    locator: siamese::store::Locator,
     pipeline_args: &PipelineArgs,
     options: PipelineOptions,
     quiet: bool,
-) -> anyhow::Result<(store::EmbeddingStore, Vec<String>, store::UpdateReport)> {
-    let files = siamese::faces::load::list_files(dir)?;
+) -> anyhow::Result<EmbeddedFolder> {
+    let listing = siamese::faces::load::list_folder(dir)?;
+    let files = listing.files;
     if files.is_empty() {
         anyhow::bail!("{}: no files", dir.display());
     }
     let pipeline = pipeline_args.load(options)?;
-    let store::EmbeddedFiles {
-        store: st,
-        keys,
-        report,
-    } = store::embed_files(store_path, &files, &pipeline, !quiet)?;
+    let mut database = siamese::store::open(&locator)?;
+    let mut embedded = store::embed_files_in(database.as_mut(), &files, &pipeline, !quiet)?;
+    // FIFOs, devices and links to folders are listed with the files that could not be used.
+    embedded.report.skipped.splice(0..0, listing.skipped);
     if !quiet {
+        let report = &embedded.report;
         print_speed(
             &report.timings,
             report.embedded_photos,
@@ -344,7 +363,11 @@ fn embed_folder(
         );
         print_skipped(&report.skipped);
     }
-    Ok((st, keys, report))
+    Ok(EmbeddedFolder {
+        database,
+        locator,
+        embedded,
+    })
 }
 
 fn print_skipped(skipped: &[(PathBuf, String)]) {
@@ -359,8 +382,13 @@ fn print_skipped(skipped: &[(PathBuf, String)]) {
 
 fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     let options = args.pipeline.options(FaceSelection::All);
-    let (st, keys, report) =
-        embed_folder(&args.dir, &args.store, &args.pipeline, options, args.json)?;
+    let locator = args.db.locator()?;
+    let folder = embed_folder(&args.dir, locator, &args.pipeline, options, args.json)?;
+    let (st, keys, report) = (
+        &folder.embedded.store,
+        &folder.embedded.keys,
+        &folder.embedded.report,
+    );
     let faces: usize = keys
         .iter()
         .filter_map(|k| st.get(k))
@@ -368,7 +396,8 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
         .sum();
     if args.json {
         let out = serde_json::json!({
-            "store": args.store, "photos": keys.len(), "faces": faces,
+            "database": folder.locator.redacted(), "collection": folder.embedded.collection,
+            "photos": keys.len(), "faces": faces,
             "embedded_photos": report.embedded_photos, "reused_photos": report.reused_photos,
             "embedded_faces": report.embedded_faces, "timings": report.timings,
             "skipped": report.skipped.iter().map(|(_, m)| m).collect::<Vec<_>>(),
@@ -376,9 +405,10 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
         println!("{out}");
     } else {
         println!(
-            "{} photos, {faces} faces in {}",
+            "{} photos, {faces} faces in {} (collection {})",
             keys.len(),
-            args.store.display()
+            folder.locator,
+            folder.embedded.collection
         );
     }
     Ok(())
@@ -387,26 +417,49 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
 fn search(args: SearchArgs) -> anyhow::Result<()> {
     let options = args.pipeline.options(FaceSelection::All);
     let threshold = resolve_threshold(args.threshold, &options)?;
-    let st = store::EmbeddingStore::load(&args.store)?;
-    let index = StoreIndex::new(&st)?;
-    let pipeline = args.pipeline.load(options)?;
-    if st.fingerprint() != pipeline.options().fingerprint() {
+    let locator = args.db.locator()?;
+    let mut database = siamese::store::open_existing(&locator)?;
+    let fingerprint = options.fingerprint();
+    let collections = database.collections()?;
+    let Some(collection) = collections
+        .iter()
+        .find(|c| c.spec.fingerprint == fingerprint)
+    else {
+        let made: Vec<String> = collections
+            .iter()
+            .map(|c| format!("{} ({} faces)", c.spec.fingerprint, c.faces))
+            .collect();
         anyhow::bail!(
-            "{}: made with other pipeline settings ({}); pass the flags it was made with",
-            args.store.display(),
-            st.fingerprint()
+            "{locator}: no faces embedded with these settings ({fingerprint}); it holds: {}; pass \
+             the flags they were made with",
+            if made.is_empty() {
+                "nothing".to_string()
+            } else {
+                made.join(", ")
+            }
         );
-    }
+    };
+    let st = database.load(collection.id)?;
+    let searched = st.face_count();
+    let pipeline = args.pipeline.load(options)?;
     let query = pipeline.embed_one(&args.query)?;
-    let hits = index.search(&query.embedding, args.k, threshold)?;
+    let hits = siamese::faces::search::search_database(
+        database.as_mut(),
+        collection.id,
+        &st,
+        &query.embedding,
+        args.k,
+        threshold,
+        args.exact,
+    )?;
     if args.json {
         let out = serde_json::json!({
             "query": args.query, "query_box": query.bbox, "threshold": threshold,
-            "faces_searched": index.len(), "hits": hits,
+            "faces_searched": searched, "hits": hits,
         });
         println!("{out}");
     } else {
-        println!("{} faces searched; threshold {threshold:.3}", index.len());
+        println!("{searched} faces searched; threshold {threshold:.3}");
         for h in &hits {
             let mark = if h.same_person { "same" } else { "    " };
             println!(
@@ -419,13 +472,11 @@ fn search(args: SearchArgs) -> anyhow::Result<()> {
 }
 
 fn plot(args: PlotArgs) -> anyhow::Result<()> {
-    let store_path = args
-        .store
-        .clone()
-        .unwrap_or_else(|| args.out.join("faces.store"));
+    let locator = args.db.locator_in(&args.out)?;
     let options = args.pipeline.options(FaceSelection::All);
-    let (st, keys, _) = embed_folder(&args.dir, &store_path, &args.pipeline, options, args.json)?;
-    let out = face_plot::plot_faces(&st, &keys, &args.dir, &args.out, args.seed)?;
+    let folder = embed_folder(&args.dir, locator, &args.pipeline, options, args.json)?;
+    let (st, keys) = (&folder.embedded.store, &folder.embedded.keys);
+    let out = face_plot::plot_faces(st, keys, &args.dir, &args.out, args.seed)?;
     if args.json {
         println!("{}", serde_json::to_string(&out)?);
     } else {

@@ -32,23 +32,8 @@ impl Default for DetectorOptions {
     }
 }
 
-/// A detected face box in image pixels.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct FaceBox {
-    pub left: f32,
-    pub top: f32,
-    pub width: f32,
-    pub height: f32,
-    /// Detector score (higher is surer); `0` for boxes that were assumed, not detected.
-    pub score: f32,
-}
-
-impl FaceBox {
-    /// Centre of the box.
-    pub fn center(&self) -> [f32; 2] {
-        [self.left + self.width / 2.0, self.top + self.height / 2.0]
-    }
-}
+/// A detected face box in image pixels (a record of the database, defined there).
+pub use crate::store::FaceBox;
 
 /// SeetaFace box → dlib HOG-style rectangle (same face), see the module doc.
 pub fn seeta_to_dlib(b: &FaceBox) -> DlibRect {

@@ -53,13 +53,13 @@ pub fn lfw_options(align: bool) -> PipelineOptions {
     }
 }
 
-/// Runs the protocol. `lfw`: the tarball or an unpacked folder; `store_path`: where embeddings
-/// are cached (created or updated).
+/// Runs the protocol. `lfw`: the tarball or an unpacked folder; `database`: where embeddings
+/// are kept (created or updated; one collection per pipeline setting).
 pub fn evaluate_lfw(
     lfw: &Path,
     pairs_file: &Path,
     pipeline: &FacePipeline,
-    store_path: &Path,
+    database: &crate::store::Locator,
     progress: bool,
 ) -> Result<LfwReport> {
     let images = resolve_images(lfw)?;
@@ -79,7 +79,13 @@ pub fn evaluate_lfw(
         store,
         keys,
         report: update,
-    } = store::embed_files(store_path, &files, pipeline, progress)?;
+        ..
+    } = store::embed_files_in(
+        crate::store::open(database)?.as_mut(),
+        &files,
+        pipeline,
+        progress,
+    )?;
 
     let index: std::collections::HashMap<&PathBuf, usize> =
         photos.iter().enumerate().map(|(i, p)| (p, i)).collect();

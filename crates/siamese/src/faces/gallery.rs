@@ -1,14 +1,16 @@
 //! What `siamese faces cluster` writes into its output folder:
 //!
-//! - `clusters.csv`: one row per face: `path,face,left,top,width,height,cluster,cluster_size`
-//!   (`cluster` 0 is the largest group; -1 marks a face in no group of two or more: DBSCAN's
-//!   noise or a face seen once);
+//! - `clusters.csv`: one row per face: `path,face,left,top,width,height,cluster,cluster_size,
+//!   person,name` (`cluster` 0 is the largest group; -1 marks a face in no group of two or more:
+//!   DBSCAN's noise or a face seen once; `person` is the kept person's database id);
 //! - `montages/person_NNN.png`: the first faces of each group (the seeds' "4 pictures per
 //!   cluster"), aligned chips side by side;
 //! - `faces/NNNNNN.jpg`: a 112x112 aligned thumbnail of every face;
-//! - `index.html`: one section per person, then the ungrouped faces apart; every link is
-//!   relative (thumbnails, montages, the original photos), so the folder opens offline and can
-//!   be moved together with the photos.
+//! - `index.html` (and `index-2.html`, … past [`PAGE`] people): one chip per person, with its
+//!   name and face count, linking to `people/person_NNN.html` (its montage and every face);
+//!   ungrouped faces on `people/ungrouped-N.html`, [`PAGE`] faces a page. Pages stay small at
+//!   100,000 faces. Every link is relative (thumbnails, montages, the original photos), so the
+//!   folder opens offline and can be moved together with the photos.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -36,7 +38,12 @@ pub struct GalleryFace {
     pub landmarks: Option<Vec<[f32; 2]>>,
     /// Cluster id from the clustering method ([`NOISE`] for noise).
     pub cluster: u32,
+    /// The person's database id and name, when the faces come from kept people.
+    pub person: Option<(i64, Option<String>)>,
 }
+
+/// People on one index page, and faces on one page of ungrouped faces.
+pub const PAGE: usize = 500;
 
 /// Files written and counts.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -170,19 +177,26 @@ pub fn write_gallery(out: &Path, faces: &[GalleryFace], title: &str) -> Result<G
         montages.push(path);
     }
 
-    let mut csv = String::from("path,face,left,top,width,height,cluster,cluster_size\n");
-    for (i, f) in faces.iter().enumerate() {
-        let path = f.photo.to_string_lossy();
-        let quoted = if path.contains([',', '"', '\n']) {
-            format!("\"{}\"", path.replace('"', "\"\""))
+    let mut csv =
+        String::from("path,face,left,top,width,height,cluster,cluster_size,person,name\n");
+    let quote = |text: &str| {
+        if text.contains([',', '"', '\n']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
         } else {
-            path.into_owned()
-        };
+            text.to_string()
+        }
+    };
+    for (i, f) in faces.iter().enumerate() {
+        let quoted = quote(&f.photo.to_string_lossy());
         let (c, size) = cluster_of[i];
         let b = f.bbox;
+        let (person, name) = match &f.person {
+            Some((id, name)) => (id.to_string(), quote(name.as_deref().unwrap_or(""))),
+            None => (String::new(), String::new()),
+        };
         writeln!(
             csv,
-            "{quoted},{},{:.1},{:.1},{:.1},{:.1},{c},{size}",
+            "{quoted},{},{:.1},{:.1},{:.1},{:.1},{c},{size},{person},{name}",
             f.face, b.left, b.top, b.width, b.height
         )
         .expect("writing to a String");
@@ -190,49 +204,123 @@ pub fn write_gallery(out: &Path, faces: &[GalleryFace], title: &str) -> Result<G
     let csv_path = out.join("clusters.csv");
     crate::output::write_atomic(&csv_path, csv.as_bytes())?;
 
-    let mut html = String::new();
+    let people_dir = out.join("people");
+    std::fs::create_dir_all(&people_dir).map_err(|e| Error::io(&people_dir, e))?;
     let t = html_escape(title);
-    let _ = write!(
-        html,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\n<style>\
-         body{{font-family:sans-serif;margin:2em;background:#fafafa}} section{{margin-bottom:2em}}\
-         img.face{{width:{THUMB}px;height:{THUMB}px;margin:2px;border:1px solid #ccc}}\
-         img.montage{{max-width:100%;display:block;margin-bottom:.5em}}</style></head><body>\n\
-         <h1>{t}</h1>\n<p>{} people (groups of two or more faces), {} faces ungrouped, {} faces in all.</p>\n",
-        people.len(),
-        ungrouped.len(),
-        faces.len()
-    );
-    let face_link = |i: usize| {
-        let photo = href(&relative_path(&faces[i].photo, out));
-        format!("<a href=\"{photo}\"><img class=\"face\" src=\"faces/{i:06}.jpg\" alt=\"face {i}\" loading=\"lazy\"></a>")
+    let head = |title: &str, up: &str| {
+        format!(
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>\
+             body{{font-family:sans-serif;margin:2em;background:#fafafa}} section{{margin-bottom:2em}}\
+             img.face{{width:{THUMB}px;height:{THUMB}px;margin:2px;border:1px solid #ccc}}\
+             img.montage{{max-width:100%;display:block;margin-bottom:.5em}}\
+             figure{{display:inline-block;margin:4px;text-align:center;font-size:90%}}</style></head><body>\n{up}"
+        )
     };
+    // The label of group `id`: its kept name, else "Person N".
+    let label = |id: usize| -> String {
+        let first = &faces[people[id][0]];
+        match &first.person {
+            Some((pid, Some(name))) => format!("{} (#{pid})", html_escape(name)),
+            Some((pid, None)) => format!("Person #{pid}"),
+            None => format!("Person {}", id + 1),
+        }
+    };
+    let face_link = |i: usize, from: &Path| {
+        let photo = href(&relative_path(&faces[i].photo, from));
+        format!("<a href=\"{photo}\"><img class=\"face\" src=\"../faces/{i:06}.jpg\" alt=\"face {i}\" loading=\"lazy\"></a>")
+    };
+    // A page per person.
     for (id, members) in people.iter().enumerate() {
+        let mut page = head(
+            &label(id),
+            "<p><a href=\"../index.html\">all people</a></p>\n",
+        );
         let _ = writeln!(
-            html,
-            "<section id=\"person_{n:03}\"><h2>Person {n} ({} faces)</h2>\n<img class=\"montage\" src=\"montages/person_{n:03}.png\" alt=\"person {n} montage\">",
+            page,
+            "<h1>{} ({} faces)</h1>\n<img class=\"montage\" src=\"../montages/person_{n:03}.png\" alt=\"montage\">",
+            label(id),
             members.len(),
             n = id + 1
         );
         for &m in members {
-            html.push_str(&face_link(m));
+            page.push_str(&face_link(m, &people_dir));
         }
-        html.push_str("\n</section>\n");
+        page.push_str("\n</body></html>\n");
+        let path = people_dir.join(format!("person_{:03}.html", id + 1));
+        crate::output::write_atomic(&path, page.as_bytes())?;
     }
-    if !ungrouped.is_empty() {
+    let ungrouped_pages = ungrouped.len().div_ceil(PAGE);
+    for (n, chunk) in ungrouped.chunks(PAGE).enumerate() {
+        let mut page = head(
+            "Ungrouped faces",
+            "<p><a href=\"../index.html\">all people</a></p>\n",
+        );
         let _ = writeln!(
-            html,
-            "<section id=\"ungrouped\"><h2>Ungrouped faces ({})</h2>",
+            page,
+            "<h1>Ungrouped faces, page {} of {ungrouped_pages} ({} in all)</h1>",
+            n + 1,
             ungrouped.len()
         );
-        for &m in &ungrouped {
-            html.push_str(&face_link(m));
+        for &m in chunk {
+            page.push_str(&face_link(m, &people_dir));
         }
-        html.push_str("\n</section>\n");
+        page.push_str("\n</body></html>\n");
+        let path = people_dir.join(format!("ungrouped-{}.html", n + 1));
+        crate::output::write_atomic(&path, page.as_bytes())?;
     }
-    html.push_str("</body></html>\n");
-    let html_path = out.join("index.html");
-    crate::output::write_atomic(&html_path, html.as_bytes())?;
+    // The index: one chip per person, PAGE people a page.
+    let index_pages = people.len().div_ceil(PAGE).max(1);
+    let index_name = |n: usize| {
+        if n == 0 {
+            "index.html".to_string()
+        } else {
+            format!("index-{}.html", n + 1)
+        }
+    };
+    let mut html_path = out.join("index.html");
+    for n in 0..index_pages {
+        let mut html = head(&t, "");
+        let _ = writeln!(
+            html,
+            "<h1>{t}</h1>\n<p>{} people (groups of two or more faces), {} faces ungrouped, {} faces in all.</p>",
+            people.len(),
+            ungrouped.len(),
+            faces.len()
+        );
+        if index_pages > 1 {
+            let links: Vec<String> = (0..index_pages)
+                .map(|k| format!("<a href=\"{}\">{}</a>", index_name(k), k + 1))
+                .collect();
+            let _ = writeln!(html, "<p>pages: {}</p>", links.join(" "));
+        }
+        for (id, members) in people.iter().enumerate().skip(n * PAGE).take(PAGE) {
+            let first = members[0];
+            let _ = writeln!(
+                html,
+                "<figure id=\"person_{k:03}\"><a href=\"people/person_{k:03}.html\"><img class=\"face\" src=\"faces/{first:06}.jpg\" alt=\"{lab}\" loading=\"lazy\"></a><figcaption>{lab}<br>{} faces</figcaption></figure>",
+                members.len(),
+                k = id + 1,
+                lab = label(id)
+            );
+        }
+        if n == 0 && ungrouped_pages > 0 {
+            let links: Vec<String> = (1..=ungrouped_pages)
+                .map(|k| format!("<a href=\"people/ungrouped-{k}.html\">{k}</a>"))
+                .collect();
+            let _ = writeln!(
+                html,
+                "<section id=\"ungrouped\"><h2>Ungrouped faces ({})</h2><p>pages: {}</p></section>",
+                ungrouped.len(),
+                links.join(" ")
+            );
+        }
+        html.push_str("</body></html>\n");
+        let path = out.join(index_name(n));
+        crate::output::write_atomic(&path, html.as_bytes())?;
+        if n == 0 {
+            html_path = path;
+        }
+    }
     Ok(GalleryOutput {
         csv: csv_path,
         html: html_path,

@@ -242,6 +242,7 @@ pub fn cluster_people(
         store: st,
         keys,
         report: update,
+        ..
     } = store::embed_files(store_path, &files, pipeline, progress)?;
     let mut data = Vec::new();
     let mut truth = Vec::new();

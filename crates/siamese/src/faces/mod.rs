@@ -18,6 +18,7 @@ pub mod jitter;
 pub mod landmarks;
 pub mod lfw;
 pub mod load;
+pub mod people;
 pub mod pipeline;
 pub mod plot;
 pub mod search;

@@ -1,12 +1,11 @@
-//! The embedding store: one file holding, for every photo seen, its path, SHA-256, size, faces
-//! (box, landmarks, 128-d embedding each) or the reason it was skipped. A later run over the
-//! same photos looks each up by path and hash and only embeds new or changed ones (a renamed
-//! but unchanged photo is found by its hash). Stores made with other pipeline settings (see
-//! [`PipelineOptions::fingerprint`]) are not reused.
+//! The face store workflow: a folder's photos brought up to date in the embedding database
+//! ([`crate::store`]): each photo is looked up by path and SHA-256, and only new or changed ones
+//! are run through the pipeline (a renamed but unchanged photo is found by its hash). Each set of
+//! pipeline settings (see [`PipelineOptions::fingerprint`]) is a collection of its own, so runs
+//! with other flags never mix or replace each other's embeddings. Newly embedded photos are
+//! committed every [`COMMIT_EVERY`] photos: a killed run loses at most one batch.
 //!
-//! File layout: the 16-byte magic `SIAMESE-FACES-01`, a little-endian `u64` length and that
-//! many bytes of JSON (settings and photos, embeddings left out), then every face's embedding
-//! as little-endian `f32`, in the order the faces appear in the JSON. Written atomically.
+//! [`PipelineOptions::fingerprint`]: super::pipeline::PipelineOptions::fingerprint
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,175 +14,18 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::detect::FaceBox;
 use super::pipeline::{FacePipeline, Timings};
+pub use crate::store::legacy::FACE_MODEL;
+use crate::store::{self as db, Backend, CollectionId, CollectionSpec, FaceId, Locator};
+pub use crate::store::{EmbeddingStore, StoredFace, StoredPhoto, DIM};
 use crate::{Error, Result};
 
-const MAGIC: &[u8; 16] = b"SIAMESE-FACES-01";
-/// Embedding length stored.
-pub const DIM: usize = 128;
-
-/// One face of a stored photo.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct StoredFace {
-    pub bbox: FaceBox,
-    pub landmarks: Option<Vec<[f32; 2]>>,
-    /// The box was assumed (nothing detected), see `PipelineOptions::assume_centered`.
-    pub assumed: bool,
-    #[serde(skip)]
-    pub embedding: Vec<f32>,
-}
-
-/// One photo: where it was, what it contained, or why it was skipped.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct StoredPhoto {
-    /// Absolute path when embedded.
-    pub path: String,
-    pub sha256: String,
-    pub size: u64,
-    pub width: u32,
-    pub height: u32,
-    pub faces: Vec<StoredFace>,
-    /// Why the photo has no faces when it could not be read (`None` when it was read).
-    pub error: Option<String>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Header {
-    fingerprint: String,
-    dim: usize,
-    photos: Vec<StoredPhoto>,
-}
-
-/// Photos and their faces, by path.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmbeddingStore {
-    fingerprint: String,
-    photos: Vec<StoredPhoto>,
-    by_path: HashMap<String, usize>,
-}
-
-impl EmbeddingStore {
-    /// An empty store for pipeline settings `fingerprint`.
-    pub fn new(fingerprint: &str) -> Self {
-        EmbeddingStore {
-            fingerprint: fingerprint.to_string(),
-            photos: Vec::new(),
-            by_path: HashMap::new(),
-        }
-    }
-
-    /// Settings the embeddings were made with.
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
-    }
-
-    /// All photos, in insertion order.
-    pub fn photos(&self) -> &[StoredPhoto] {
-        &self.photos
-    }
-
-    /// The photo stored under `path` (absolute), if any.
-    pub fn get(&self, path: &str) -> Option<&StoredPhoto> {
-        self.by_path.get(path).map(|&i| &self.photos[i])
-    }
-
-    /// Every face with its photo: `(photo, face index, face)`.
-    pub fn faces(&self) -> impl Iterator<Item = (&StoredPhoto, usize, &StoredFace)> {
-        self.photos
-            .iter()
-            .flat_map(|p| p.faces.iter().enumerate().map(move |(i, f)| (p, i, f)))
-    }
-
-    /// Adds or replaces the entry for `photo.path`.
-    pub fn insert(&mut self, photo: StoredPhoto) {
-        match self.by_path.get(&photo.path) {
-            Some(&i) => self.photos[i] = photo,
-            None => {
-                self.by_path.insert(photo.path.clone(), self.photos.len());
-                self.photos.push(photo);
-            }
-        }
-    }
-
-    /// Reads a store file.
-    pub fn load(path: &Path) -> Result<Self> {
-        let bytes = crate::input::read_file(path)?;
-        let bad = |m: &str| Error::format(path, format!("not a face embedding store: {m}"));
-        if bytes.len() < 24 || &bytes[..16] != MAGIC {
-            return Err(bad("wrong magic"));
-        }
-        let json_len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes")) as usize;
-        let json_end = 24usize
-            .checked_add(json_len)
-            .filter(|&e| e <= bytes.len())
-            .ok_or_else(|| bad("truncated"))?;
-        let mut header: Header =
-            serde_json::from_slice(&bytes[24..json_end]).map_err(|e| bad(&e.to_string()))?;
-        if header.dim != DIM {
-            return Err(bad(&format!(
-                "embedding length {} (expected {DIM})",
-                header.dim
-            )));
-        }
-        let faces: usize = header.photos.iter().map(|p| p.faces.len()).sum();
-        let floats = &bytes[json_end..];
-        if floats.len() != faces * DIM * 4 {
-            return Err(bad(&format!(
-                "{} embedding bytes for {faces} faces",
-                floats.len()
-            )));
-        }
-        let mut values = floats
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-        for face in header.photos.iter_mut().flat_map(|p| p.faces.iter_mut()) {
-            face.embedding = values.by_ref().take(DIM).collect();
-        }
-        let by_path = header
-            .photos
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.path.clone(), i))
-            .collect();
-        Ok(EmbeddingStore {
-            fingerprint: header.fingerprint,
-            photos: header.photos,
-            by_path,
-        })
-    }
-
-    /// The store at `path` when it exists and was made with `fingerprint`; else a new one.
-    pub fn load_or_new(path: &Path, fingerprint: &str) -> Result<Self> {
-        if !path.exists() {
-            return Ok(Self::new(fingerprint));
-        }
-        let store = Self::load(path)?;
-        Ok(if store.fingerprint == fingerprint {
-            store
-        } else {
-            Self::new(fingerprint)
-        })
-    }
-
-    /// Writes the store atomically (temporary file + rename).
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let header = Header {
-            fingerprint: self.fingerprint.clone(),
-            dim: DIM,
-            photos: self.photos.clone(),
-        };
-        let json = serde_json::to_vec(&header).map_err(|e| Error::Other(e.to_string()))?;
-        let mut bytes = Vec::with_capacity(24 + json.len());
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&(json.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&json);
-        for (_, _, face) in self.faces() {
-            for v in &face.embedding {
-                bytes.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-        crate::output::write_atomic(path, &bytes)
+/// The collection of face embeddings made with pipeline settings `fingerprint`.
+pub fn face_collection(fingerprint: &str) -> CollectionSpec {
+    CollectionSpec {
+        fingerprint: fingerprint.to_string(),
+        model: FACE_MODEL.to_string(),
+        dim: DIM,
     }
 }
 
@@ -201,162 +43,130 @@ pub struct UpdateReport {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
-/// A store brought up to date for some files, by [`embed_files`].
+/// A collection brought up to date for some files, by [`embed_files`].
 #[derive(Debug, Clone)]
 pub struct EmbeddedFiles {
     pub store: EmbeddingStore,
+    /// The collection's id in the database.
+    pub collection: CollectionId,
     /// Each file's key in the store, in the order of the files.
     pub keys: Vec<String>,
     pub report: UpdateReport,
 }
 
-/// The store workflow: loads the store at `store_path` (a new one when it is missing or was made
-/// with other pipeline settings), embeds the files it does not hold yet ([`update`]) and saves it.
+/// [`embed_files_in`] on the SQLite database file `store_path` (created when missing; a legacy
+/// single-file store there is imported first).
 pub fn embed_files(
     store_path: &Path,
     files: &[PathBuf],
     pipeline: &FacePipeline,
     progress: bool,
 ) -> Result<EmbeddedFiles> {
-    let fingerprint = pipeline.options().fingerprint();
-    // A store of other settings is never replaced silently (its embeddings would be lost).
-    if store_path.exists() {
-        let existing = EmbeddingStore::load(store_path)?;
-        if existing.fingerprint != fingerprint {
-            return Err(Error::format(
-                store_path,
-                format!(
-                    "was made with other face settings ({}); give these settings another store \
-                     file (--store, or another --out), or remove this one",
-                    settings_difference(&existing.fingerprint, &fingerprint)
-                ),
-            ));
-        }
-    }
-    let mut store = EmbeddingStore::load_or_new(store_path, &fingerprint)?;
-    // Saved after every batch of newly embedded photos: a killed run keeps what it did.
-    let (report, keys) = update_committing(&mut store, files, pipeline, progress, |st| {
-        st.save(store_path)
+    let mut database = db::open(&Locator::Sqlite(store_path.to_path_buf()))?;
+    embed_files_in(database.as_mut(), files, pipeline, progress)
+}
+
+/// The store workflow: loads the collection of the pipeline's settings from `database` (made
+/// when missing), embeds the files it does not hold yet ([`update_committing`]), committing
+/// every batch.
+pub fn embed_files_in(
+    database: &mut dyn Backend,
+    files: &[PathBuf],
+    pipeline: &FacePipeline,
+    progress: bool,
+) -> Result<EmbeddedFiles> {
+    let collection = database.collection(&face_collection(&pipeline.options().fingerprint()))?;
+    let mut store = database.load(collection)?;
+    let (report, keys) = update_committing(&mut store, files, pipeline, progress, |batch| {
+        database.put_photos(collection, batch)
     })?;
-    store.save(store_path)?;
     Ok(EmbeddedFiles {
         store,
+        collection,
         keys,
         report,
     })
 }
 
-/// The settings of fingerprint `now` that differ from `before`, as `flip=true (store: flip=false)`.
-fn settings_difference(before: &str, now: &str) -> String {
-    let old: Vec<&str> = before.split(';').collect();
-    let diffs: Vec<String> = now
-        .split(';')
-        .filter(|part| !old.contains(part))
-        .map(|part| {
-            let key = part.split(['=', '(']).next().unwrap_or(part);
-            match old.iter().find(|o| o.starts_with(key)) {
-                Some(was) => format!("{part} (store: {was})"),
-                None => format!("{part} (store: none)"),
-            }
-        })
-        .collect();
-    if diffs.is_empty() {
-        let gone: Vec<&str> = old
-            .into_iter()
-            .filter(|o| !now.split(';').any(|n| n == *o))
-            .collect();
-        format!("store has {}", gone.join(", "))
-    } else {
-        diffs.join(", ")
-    }
-}
-
-/// A store file name that differs between pipeline settings: `faces-<10 hex digits>.store`.
-pub fn file_name_for(fingerprint: &str) -> String {
+/// The legacy store file name earlier versions gave pipeline settings `fingerprint`
+/// (`faces-<10 hex digits>.store`), so a cache's old store can be imported.
+pub fn legacy_file_name_for(fingerprint: &str) -> String {
     let digest = Sha256::digest(fingerprint.as_bytes());
     let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
     format!("faces-{hex}.store")
 }
 
-/// Hex SHA-256 and size of a file.
-pub fn file_hash(path: &Path) -> Result<(String, u64)> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let size = std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
-    Ok((
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-        size,
-    ))
-}
+pub use crate::input::{file_hash, key};
 
-/// Absolute form of `path` (the store's key).
-pub fn key(path: &Path) -> String {
-    std::fs::canonicalize(path)
-        .unwrap_or_else(|_| path.to_path_buf())
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// Brings `store` up to date for `files`: unchanged photos are reused, the others embedded.
-/// Returns the report and, for each file in order, its key in the store.
+/// Brings `store` up to date for `files` in memory only: unchanged photos are reused, the
+/// others embedded. Returns the report and, for each file in order, its key in the store.
 pub fn update(
     store: &mut EmbeddingStore,
     files: &[PathBuf],
     pipeline: &FacePipeline,
     progress: bool,
 ) -> (UpdateReport, Vec<String>) {
-    update_committing(store, files, pipeline, progress, |_| Ok(()))
-        .expect("a commit that cannot fail")
+    update_committing(store, files, pipeline, progress, |batch| {
+        Ok(batch.iter().map(|_| Vec::new()).collect())
+    })
+    .expect("a commit that cannot fail")
 }
 
 /// Photos embedded between two commits of a folder run: a run killed mid-way loses at most
 /// this many photos' work.
 pub const COMMIT_EVERY: usize = 256;
 
-/// [`update`], calling `commit` with the store after every [`COMMIT_EVERY`] newly embedded
-/// photos (and once at the end), so a long folder run keeps its progress as it goes.
+/// [`update`], calling `commit` with the photos that changed: first those found under a new
+/// path (renamed or copied), then every [`COMMIT_EVERY`] newly embedded photos, so a long
+/// folder run keeps its progress as it goes. `commit` returns the database ids of each photo's
+/// faces (or nothing, for a store kept in memory), which are recorded in `store`.
 pub fn update_committing(
     store: &mut EmbeddingStore,
     files: &[PathBuf],
     pipeline: &FacePipeline,
     progress: bool,
-    mut commit: impl FnMut(&EmbeddingStore) -> Result<()>,
+    mut commit: impl FnMut(&[StoredPhoto]) -> Result<Vec<Vec<FaceId>>>,
 ) -> Result<(UpdateReport, Vec<String>)> {
     let mut report = UpdateReport::default();
     let hashed: Vec<(String, Result<(String, u64)>)> =
         files.par_iter().map(|p| (key(p), file_hash(p))).collect();
     let by_hash: HashMap<&str, usize> = store
-        .photos
+        .photos()
         .iter()
         .enumerate()
         .map(|(i, p)| (p.sha256.as_str(), i))
         .collect();
-    let mut reused = Vec::new();
+    let mut moved = Vec::new();
     let mut todo = Vec::new();
     for (i, (k, h)) in hashed.iter().enumerate() {
         match h {
             Err(e) => report.skipped.push((files[i].clone(), e.to_string())),
             Ok((sha, _)) => {
-                let same_path = store.get(k).filter(|p| &p.sha256 == sha);
-                let found =
-                    same_path.or_else(|| by_hash.get(sha.as_str()).map(|&j| &store.photos[j]));
-                match found {
-                    Some(p) => reused.push(StoredPhoto {
-                        path: k.clone(),
-                        ..p.clone()
-                    }),
+                if store.get(k).is_some_and(|p| &p.sha256 == sha) {
+                    report.reused_photos += 1;
+                    continue;
+                }
+                match by_hash.get(sha.as_str()).map(|&j| &store.photos()[j]) {
+                    // The same content under another path: a copy of its faces (new ids, same
+                    // people), nothing embedded again.
+                    Some(p) => {
+                        let mut copy = StoredPhoto {
+                            path: k.clone(),
+                            ..p.clone()
+                        };
+                        for face in &mut copy.faces {
+                            face.id = None;
+                        }
+                        moved.push(copy);
+                    }
                     None => todo.push(i),
                 }
             }
         }
     }
-    report.reused_photos = reused.len();
-    for photo in reused {
-        store.insert(photo);
+    report.reused_photos += moved.len();
+    if !moved.is_empty() {
+        commit_batch(store, moved, &mut commit)?;
     }
     let paths: Vec<PathBuf> = todo.iter().map(|&i| files[i].clone()).collect();
     let bar = if progress && !paths.is_empty() {
@@ -378,6 +188,7 @@ pub fn update_committing(
         report.timings.embed_s += timings.embed_s;
         report.timings.faces += timings.faces;
         report.timings.photos += timings.photos;
+        let mut done = Vec::with_capacity(batch.len());
         for (&i, result) in todo_batch.iter().zip(results) {
             let (sha256, size) = hashed[i].1.as_ref().expect("hashed").clone();
             let mut photo = StoredPhoto {
@@ -402,6 +213,8 @@ pub fn update_committing(
                             landmarks: f.landmarks,
                             assumed: f.assumed,
                             embedding: f.embedding,
+                            id: None,
+                            person: None,
                         })
                         .collect();
                 }
@@ -412,9 +225,9 @@ pub fn update_committing(
                 }
                 Err(e) => photo.error = Some(e.to_string()),
             }
-            store.insert(photo);
+            done.push(photo);
         }
-        commit(store)?;
+        commit_batch(store, done, &mut commit)?;
     }
     bar.finish_and_clear();
     let keys: Vec<String> = hashed.into_iter().map(|(k, _)| k).collect();
@@ -430,4 +243,22 @@ pub fn update_committing(
         }
     }
     Ok((report, keys))
+}
+
+/// Commits `photos`, then records them (with the face ids the commit gave) in `store`.
+fn commit_batch(
+    store: &mut EmbeddingStore,
+    mut photos: Vec<StoredPhoto>,
+    commit: &mut impl FnMut(&[StoredPhoto]) -> Result<Vec<Vec<FaceId>>>,
+) -> Result<()> {
+    let ids = commit(&photos)?;
+    for (photo, ids) in photos.iter_mut().zip(ids) {
+        for (face, id) in photo.faces.iter_mut().zip(ids) {
+            face.id = Some(id);
+        }
+    }
+    for photo in photos {
+        store.insert(photo);
+    }
+    Ok(())
 }

@@ -92,7 +92,7 @@ pub fn stage_faces(ctx: &DemoContext, rec: &mut StageRecord) -> Result<FacesResu
     let photos = face_samples::fetch_sample_photos()?;
     let pipeline = FacePipeline::from_cache(PipelineOptions::default())?;
     let threshold = resolve_threshold(None, pipeline.options())?;
-    let store_path = ctx.work_dir("faces").join("sample-faces.store");
+    let store_path = ctx.work_dir("faces").join("sample-faces.db");
     let embedded = embed_files(&store_path, &photos, &pipeline, ctx.progress)?;
     let (store, keys) = (&embedded.store, &embedded.keys);
     for (i, k) in keys.iter().enumerate() {

@@ -28,7 +28,7 @@ pub fn stage_lfw(ctx: &DemoContext, lfw: &Path, rec: &mut StageRecord) -> Result
     let pipeline = FacePipeline::from_cache(lfw_options(true))?;
     let threshold = resolve_threshold(None, pipeline.options())?;
     let work = ctx.work_dir("faces");
-    let store_path = work.join("lfw-faces.store");
+    let store_path = work.join("lfw-faces.db");
 
     // 1. Verification: LFW's View 2, 10 folds.
     let verification = match find_pairs(lfw) {
@@ -44,7 +44,13 @@ pub fn stage_lfw(ctx: &DemoContext, lfw: &Path, rec: &mut StageRecord) -> Result
                 }
                 None => (pairs_file, String::new()),
             };
-            let r = evaluate_lfw(&images, &pairs_used, &pipeline, &store_path, ctx.progress)?;
+            let r = evaluate_lfw(
+                &images,
+                &pairs_used,
+                &pipeline,
+                &crate::store::Locator::Sqlite(store_path.clone()),
+                ctx.progress,
+            )?;
             rec.summary.push(format!(
                 "LFW verification, the standard 10-fold protocol of pairs.txt{note}: the threshold \
                  is chosen on 9 folds and tested on the 10th."

@@ -1,0 +1,378 @@
+//! The embedding database's SQLite engine: what is written comes back bit for bit; people,
+//! names, merges and moves persist; an older schema is migrated, a newer one, a foreign or corrupt
+//! file, a wrong-length vector and a legacy `.store` file are each handled as documented, with
+//! one-line errors naming the file.
+
+use std::path::Path;
+
+use siamese::store::schema::{APPLICATION_ID, VERSION};
+use siamese::store::sqlite::SqliteStore;
+use siamese::store::{self, Backend, CollectionSpec, FaceBox, Locator, StoredFace, StoredPhoto};
+
+fn spec(fingerprint: &str, dim: usize) -> CollectionSpec {
+    CollectionSpec {
+        fingerprint: fingerprint.into(),
+        model: "test-model".into(),
+        dim,
+    }
+}
+
+/// `n` photos of `faces` faces each, embeddings `dim` long drawn from a fixed formula.
+fn photos(n: usize, faces: usize, dim: usize) -> Vec<StoredPhoto> {
+    (0..n)
+        .map(|i| StoredPhoto {
+            path: format!("/photos/p{i:03}.jpg"),
+            sha256: format!("{i:064x}"),
+            size: 1000 + i as u64,
+            width: 640,
+            height: 480,
+            faces: (0..faces)
+                .map(|f| StoredFace {
+                    bbox: FaceBox {
+                        left: 10.5 + f as f32,
+                        top: 20.25,
+                        width: 100.0,
+                        height: 101.0,
+                        score: 3.5,
+                    },
+                    landmarks: Some(vec![[1.5, 2.5]; 5]),
+                    assumed: f % 2 == 1,
+                    embedding: (0..dim)
+                        .map(|d| ((i * 31 + f * 7 + d) as f32 * 0.37).sin() / 3.0)
+                        .collect(),
+                    id: None,
+                    person: None,
+                })
+                .collect(),
+            error: (faces == 0).then(|| format!("p{i}: no face found")),
+        })
+        .collect()
+}
+
+fn one_line_naming(err: &str, file: &Path, what: &str) {
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&*file.to_string_lossy()), "{err}");
+    assert!(err.contains(what), "{what}: {err}");
+}
+
+#[test]
+fn photos_faces_and_people_round_trip_and_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/faces.db");
+    let mut db = store::open(&Locator::Sqlite(path.clone())).unwrap();
+    let c = db.collection(&spec("fp-a", 16)).unwrap();
+    assert_eq!(db.collection(&spec("fp-a", 16)).unwrap(), c);
+    let other = db.collection(&spec("fp-b", 16)).unwrap();
+    assert_ne!(other, c);
+    // The same fingerprint with another length is refused.
+    let err = db.collection(&spec("fp-a", 32)).unwrap_err().to_string();
+    one_line_naming(&err, &path, "length 16");
+
+    let mut written = photos(6, 2, 16);
+    written.push(photos(1, 0, 16).remove(0));
+    written[6].path = "/photos/unreadable.jpg".into();
+    let ids = db.put_photos(c, &written).unwrap();
+    assert_eq!(ids.len(), 7);
+    assert_eq!(ids.iter().map(Vec::len).sum::<usize>(), 12);
+    let loaded = db.load(c).unwrap();
+    assert_eq!(loaded.photos().len(), 7);
+    assert_eq!(loaded.dim(), 16);
+    for (photo, face_ids) in written.iter().zip(&ids) {
+        let back = loaded.get(&photo.path).unwrap();
+        assert_eq!(back.sha256, photo.sha256);
+        assert_eq!(back.error, photo.error);
+        for ((a, b), id) in photo.faces.iter().zip(&back.faces).zip(face_ids) {
+            assert_eq!(a.embedding, b.embedding, "embeddings come back bit for bit");
+            assert_eq!(
+                (a.bbox, &a.landmarks, a.assumed),
+                (b.bbox, &b.landmarks, b.assumed)
+            );
+            assert_eq!(b.id, Some(*id));
+        }
+    }
+    assert!(db.load(other).unwrap().photos().is_empty());
+
+    // People: make three, assign, name, merge, delete the empty one.
+    let people = db.create_people(c, 3).unwrap();
+    let face = |p: usize, f: usize| ids[p][f];
+    db.assign(
+        c,
+        &[
+            (face(0, 0), Some(people[0])),
+            (face(1, 0), Some(people[0])),
+            (face(2, 0), Some(people[1])),
+            (face(3, 0), Some(people[2])),
+        ],
+    )
+    .unwrap();
+    db.name_person(c, people[1], Some("Ada")).unwrap();
+    db.merge_people(c, people[0], people[1]).unwrap();
+    let listed = db.people(c).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(
+        (listed[0].id, listed[0].name.as_deref(), listed[0].faces),
+        (people[0], Some("Ada"), 3),
+        "the target keeps its id and takes the name it lacked"
+    );
+    // Moving the last face away deletes the unnamed person left empty.
+    db.assign(c, &[(face(3, 0), Some(people[0]))]).unwrap();
+    assert_eq!(db.people(c).unwrap().len(), 1);
+    // Unknown ids and another collection's people are one-line errors.
+    let err = db.name_person(c, 999, Some("x")).unwrap_err().to_string();
+    assert!(err.contains("no person 999"), "{err}");
+    let theirs = db.create_people(other, 1).unwrap()[0];
+    let err = db
+        .assign(c, &[(face(4, 0), Some(theirs))])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&format!("no person {theirs}")), "{err}");
+    let err = db.assign(c, &[(424242, None)]).unwrap_err().to_string();
+    assert!(err.contains("no face 424242"), "{err}");
+    let err = db
+        .merge_people(c, people[0], people[0])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("into itself"), "{err}");
+    assert_eq!(db.check().unwrap(), "ok");
+    drop(db);
+
+    // Reopened: everything is still there.
+    let mut db = store::open(&Locator::Sqlite(path.clone())).unwrap();
+    let again = db.load(c).unwrap();
+    let persons: Vec<Option<i64>> = again.faces().map(|f| f.2.person).collect();
+    assert_eq!(persons.iter().filter(|p| **p == Some(people[0])).count(), 4);
+    let infos = db.collections().unwrap();
+    assert_eq!(
+        (infos[0].photos, infos[0].faces, infos[0].people),
+        (7, 12, 1)
+    );
+    // Rewriting a photo replaces its faces (and drops their assignments).
+    db.put_photos(c, &photos(1, 1, 16)).unwrap();
+    let again = db.load(c).unwrap();
+    assert_eq!(again.get("/photos/p000.jpg").unwrap().faces.len(), 1);
+    assert_eq!(again.face_count(), 11);
+}
+
+#[test]
+fn bad_vectors_are_refused_and_nothing_is_written_half() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("faces.db");
+    let mut db = store::open(&Locator::Sqlite(path.clone())).unwrap();
+    let c = db.collection(&spec("fp", 16)).unwrap();
+    let mut batch = photos(5, 1, 16);
+    batch[3].faces[0].embedding.truncate(15);
+    let err = db.put_photos(c, &batch).unwrap_err().to_string();
+    one_line_naming(&err, &path, "length 15");
+    assert!(
+        db.load(c).unwrap().photos().is_empty(),
+        "the batch is all or nothing"
+    );
+    batch[3].faces[0].embedding.push(f32::NAN);
+    let err = db.put_photos(c, &batch).unwrap_err().to_string();
+    one_line_naming(&err, &path, "non-finite");
+    drop(db);
+    // A blob of the wrong length inside the file (written by something else): named on load.
+    let raw = SqliteStore::open(&path).unwrap();
+    let mut db = store::open(&Locator::Sqlite(path.clone())).unwrap();
+    db.put_photos(c, &photos(2, 1, 16)).unwrap();
+    raw.execute_batch(
+        "UPDATE faces SET embedding = x'00000000' WHERE id = (SELECT min(id) FROM faces);",
+    )
+    .unwrap();
+    let err = db.load(c).unwrap_err().to_string();
+    one_line_naming(&err, &path, "embedding of 4 bytes, expected 64");
+}
+
+#[test]
+fn an_older_schema_is_migrated_with_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let v1 = SqliteStore::create_at_version(&path, 1).unwrap();
+    v1.execute_batch(
+        "INSERT INTO collections (id, fingerprint, model, dim) VALUES (1, 'fp', 'test-model', 2);
+         INSERT INTO photos (id, collection, path, sha256, size, width, height)
+             VALUES (1, 1, '/a.jpg', 'aa', 10, 4, 3);
+         INSERT INTO faces (photo, position, box_left, box_top, box_width, box_height, box_score,
+             assumed, embedding) VALUES (1, 0, 1, 2, 3, 4, 5, 0, x'0000803f00000040');",
+    )
+    .unwrap();
+    drop(v1);
+    let db = SqliteStore::open(&path).unwrap();
+    assert_eq!(db.schema_version().unwrap(), VERSION);
+    let mut db: Box<dyn Backend> = Box::new(db);
+    let loaded = db.load(1).unwrap();
+    let face = &loaded.get("/a.jpg").unwrap().faces[0];
+    assert_eq!(face.embedding, vec![1.0, 2.0]);
+    assert_eq!(face.person, None);
+    // Version 2's tables work on the migrated file.
+    let p = db.create_people(1, 1).unwrap()[0];
+    db.assign(1, &[(face.id.unwrap(), Some(p))]).unwrap();
+    assert_eq!(db.people(1).unwrap()[0].faces, 1);
+    assert_eq!(db.check().unwrap(), "ok");
+}
+
+#[test]
+fn newer_foreign_corrupt_and_non_files_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    // A newer schema.
+    let newer = dir.path().join("newer.db");
+    SqliteStore::create_at_version(&newer, VERSION)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {};", VERSION + 1))
+        .unwrap();
+    let err = SqliteStore::open(&newer).err().unwrap().to_string();
+    one_line_naming(&err, &newer, &format!("schema version {}", VERSION + 1));
+    // Another program's SQLite database: refused, and left as it was.
+    let foreign = dir.path().join("foreign.db");
+    let conn = rusqlite::Connection::open(&foreign).unwrap();
+    conn.execute_batch("CREATE TABLE songs (title TEXT); INSERT INTO songs VALUES ('x');")
+        .unwrap();
+    drop(conn);
+    let before = std::fs::read(&foreign).unwrap();
+    let err = SqliteStore::open(&foreign).err().unwrap().to_string();
+    one_line_naming(
+        &err,
+        &foreign,
+        "another program (application_id 0x0, tables: songs)",
+    );
+    assert_eq!(std::fs::read(&foreign).unwrap(), before);
+    // Not a database at all.
+    let text = dir.path().join("notes.db");
+    std::fs::write(&text, "hello, this is not a database at all").unwrap();
+    let err = SqliteStore::open(&text).err().unwrap().to_string();
+    one_line_naming(&err, &text, "not a siamese database");
+    // A directory, and a FIFO, at the path.
+    let err = SqliteStore::open(dir.path()).err().unwrap().to_string();
+    assert!(
+        err.contains("a directory") && err.lines().count() == 1,
+        "{err}"
+    );
+    let fifo = dir.path().join("fifo.db");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let err = SqliteStore::open(&fifo).err().unwrap().to_string();
+    one_line_naming(&err, &fifo, "a FIFO");
+    // A database whose pages were overwritten: the integrity check or the read names it.
+    let hurt = dir.path().join("hurt.db");
+    {
+        let mut db = store::open(&Locator::Sqlite(hurt.clone())).unwrap();
+        let c = db.collection(&spec("fp", 64)).unwrap();
+        db.put_photos(c, &photos(300, 2, 64)).unwrap();
+        drop(db);
+        let conn = rusqlite::Connection::open(&hurt).unwrap();
+        conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    }
+    let mut bytes = std::fs::read(&hurt).unwrap();
+    assert!(bytes.len() > 20 * 4096);
+    for b in &mut bytes[8 * 4096..12 * 4096] {
+        *b = 0xA5;
+    }
+    std::fs::write(&hurt, &bytes).unwrap();
+    let found = SqliteStore::open(&hurt)
+        .map_err(|e| e.to_string())
+        .and_then(|mut db| {
+            let check = db.check().map_err(|e| e.to_string())?;
+            let load = db.load(1).map(|_| ()).map_err(|e| e.to_string());
+            Ok((check, load))
+        });
+    match found {
+        Err(err) => one_line_naming(&err, &hurt, "database"),
+        Ok((check, load)) => {
+            assert_ne!(check, "ok", "the integrity check finds the damage");
+            if let Err(err) = load {
+                one_line_naming(&err, &hurt, "database");
+            }
+        }
+    }
+    assert_eq!(APPLICATION_ID.to_be_bytes(), *b"SIAM");
+}
+
+#[test]
+fn a_legacy_store_is_imported_once_in_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("faces.store");
+    let written = photos(4, 2, store::DIM);
+    store::legacy::write(&path, "legacy-fp", &written).unwrap();
+    let mut db = store::open(&Locator::Sqlite(path.clone())).unwrap();
+    let infos = db.collections().unwrap();
+    assert_eq!(infos.len(), 1);
+    assert_eq!(infos[0].spec.fingerprint, "legacy-fp");
+    assert_eq!((infos[0].photos, infos[0].faces), (4, 8));
+    let loaded = db.load(infos[0].id).unwrap();
+    for photo in &written {
+        let back = loaded.get(&photo.path).unwrap();
+        let a: Vec<&Vec<f32>> = photo.faces.iter().map(|f| &f.embedding).collect();
+        let b: Vec<&Vec<f32>> = back.faces.iter().map(|f| &f.embedding).collect();
+        assert_eq!(a, b);
+    }
+    drop(db);
+    assert_eq!(&std::fs::read(&path).unwrap()[..16], b"SQLite format 3\0");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("import"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Opened again: the same database, nothing imported twice.
+    let mut db = store::open(&Locator::Sqlite(path.clone())).unwrap();
+    assert_eq!(db.collections().unwrap()[0].photos, 4);
+    // A damaged legacy file is a one-line error and stays as it was.
+    let bad = dir.path().join("bad.store");
+    std::fs::write(&bad, b"SIAMESE-FACES-01garbage").unwrap();
+    let err = store::open(&Locator::Sqlite(bad.clone()))
+        .err()
+        .unwrap()
+        .to_string();
+    one_line_naming(&err, &bad, "not a face embedding store");
+    assert_eq!(std::fs::read(&bad).unwrap(), b"SIAMESE-FACES-01garbage");
+}
+
+#[test]
+fn legacy_stores_beside_a_default_database_are_imported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    store::legacy::write(
+        &dir.path().join("faces.store"),
+        "fp-plain",
+        &photos(2, 1, store::DIM),
+    )
+    .unwrap();
+    store::legacy::write(
+        &dir.path().join("faces-0123456789.store"),
+        "fp-flip",
+        &photos(3, 1, store::DIM),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("faces-other.store"), b"not a store").unwrap();
+    let db_path = store::legacy::default_database_in(dir.path()).unwrap();
+    assert_eq!(db_path, dir.path().join("faces.db"));
+    let mut db = store::open(&Locator::Sqlite(db_path.clone())).unwrap();
+    let mut found: Vec<(String, usize)> = db
+        .collections()
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.spec.fingerprint, c.photos))
+        .collect();
+    found.sort();
+    assert_eq!(found, [("fp-flip".into(), 3), ("fp-plain".into(), 2)]);
+    // Once: the database is there now, and a later call leaves it alone. (The files are imported
+    // in name order, so the first collection is `faces-0123456789.store`'s, 3 photos → 5.)
+    let c = db.collections().unwrap()[0].id;
+    db.put_photos(c, &photos(5, 1, store::DIM)).unwrap();
+    drop(db);
+    assert_eq!(
+        store::legacy::default_database_in(dir.path()).unwrap(),
+        db_path
+    );
+    let mut db = store::open(&Locator::Sqlite(db_path)).unwrap();
+    assert_eq!(
+        db.collections()
+            .unwrap()
+            .iter()
+            .map(|c| c.photos)
+            .sum::<usize>(),
+        7
+    );
+}
