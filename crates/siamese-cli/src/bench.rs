@@ -1,10 +1,30 @@
-//! `siamese bench`: our training and inference against Keras/TensorFlow, side by side.
+//! `siamese bench`: our training and inference against Keras/TensorFlow, side by side; its
+//! subcommands `index` and `cluster` (in `bench_index.rs`) time the search index and clustering.
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use siamese::train::bench::{run_bench, BenchConfig, BenchReport, SideReport};
 
+/// `siamese bench [training flags]`, or `siamese bench index|cluster ...`.
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
+    #[command(flatten)]
+    pub train: TrainBenchArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// HNSW and exact search on face-like vectors beside FAISS (--json, --n, --no-peer).
+    Index(crate::bench_index::IndexArgs),
+    /// Clustering face-like vectors at 100,000 and 1,000,000 (--json, --sizes).
+    Cluster(crate::bench_index::ClusterArgs),
+}
+
+/// The training/inference benchmark's flags (`siamese bench` without a subcommand).
+#[derive(Args, Debug)]
+pub struct TrainBenchArgs {
     /// Timed steps per round (training and inference).
     #[arg(long, default_value_t = 10)]
     pub steps: usize,
@@ -44,6 +64,14 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.command {
+        Some(BenchCommand::Index(a)) => crate::bench_index::run_index(a),
+        Some(BenchCommand::Cluster(a)) => crate::bench_index::run_cluster(a),
+        None => run_train(args.train),
+    }
+}
+
+fn run_train(args: TrainBenchArgs) -> anyhow::Result<()> {
     let config = BenchConfig {
         steps: args.steps,
         warmup: args.warmup,

@@ -4,12 +4,14 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_index;
 mod demo;
 mod embed;
 mod eval;
 mod faces;
 mod faces_bench;
 mod fetch;
+mod index;
 mod openset;
 mod plot;
 mod recognize;
@@ -50,7 +52,12 @@ enum Command {
     Plot(plot::PlotArgs),
     /// Hyper-parameter sweeps (margin: one short run per margin, montage and table).
     Sweep(sweep::SweepArgs),
-    /// Benchmark our training and inference against Keras/TensorFlow (--json, --no-peer).
+    /// A run's retrieval system in the database: `index add --model RUN DIR`.
+    Index(index::IndexArgs),
+    /// The stored images nearest to a query image, by a run's embeddings (see `index add`).
+    Search(index::SearchArgs),
+    /// Benchmark training and inference against Keras/TensorFlow (--json, --no-peer); `bench
+    /// index` and `bench cluster` time search and clustering (FAISS beside ours).
     Bench(bench::BenchArgs),
 }
 
@@ -111,6 +118,8 @@ fn main() {
         Command::Plot(args) => plot::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Index(args) => index::run(args),
+        Command::Search(args) => index::search(args),
     };
     if let Err(err) = result {
         // One line, naming the file or value at fault; never a panic.

@@ -151,7 +151,7 @@ fn second_cluster_run_embeds_nothing_and_bad_files_are_listed() {
     assert_eq!(other["embedded_photos"], 7, "{other}");
     assert_ne!(other["collection"], first["collection"], "{other}");
 
-    // A memory limit below the distance matrix of a re-clustering: refused with the numbers.
+    // A memory limit below the neighbour graph: refused with the numbers, nothing else changed.
     let refused = run(siamese()
         .env("SIAMESE_MAX_MEMORY", "100")
         .args(["faces", "cluster", "--recluster", "--json", "--out"])
@@ -159,7 +159,7 @@ fn second_cluster_run_embeds_nothing_and_bad_files_are_listed() {
         .arg(&photos));
     let err = text(&refused.stderr);
     assert!(
-        !refused.status.success() && err.contains("distance matrix") && err.lines().count() == 1,
+        !refused.status.success() && err.contains("neighbour graph") && err.lines().count() == 1,
         "{err}"
     );
 
@@ -484,6 +484,39 @@ fn a_grown_folder_keeps_its_people_and_their_names() {
         assert_eq!(rows, 3, "person {}: {csv}", p.0);
     }
 
+    // Search: the query photo's most confident face finds itself, then its copy and its mirror.
+    let found = json_of(
+        siamese()
+            .args(["faces", "search", "--json", "-k", "3", "--db"])
+            .arg(&db)
+            .arg(photos.join(SAMPLES[0])),
+    );
+    let hits = found["hits"].as_array().unwrap();
+    assert_eq!(found["faces_searched"], 3 * SAMPLE_FACES, "{found}");
+    assert!(hits[0]["distance"].as_f64().unwrap() < 1e-3, "{found}");
+    let mut names: Vec<String> = hits
+        .iter()
+        .map(|h| {
+            assert_eq!(h["same_person"], true, "{found}");
+            let p = h["path"].as_str().unwrap();
+            Path::new(p)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            format!("mirror-{}", SAMPLES[0]),
+            SAMPLES[0].to_string(),
+            format!("smaller-{}", SAMPLES[0])
+        ],
+        "{found}"
+    );
+
     // Clustering everything again keeps every id and name.
     let again = json_of(
         siamese()
@@ -528,4 +561,131 @@ fn a_grown_folder_keeps_its_people_and_their_names() {
         !bad.status.success() && err.lines().count() == 1 && err.contains("no person 999999"),
         "{err}"
     );
+}
+
+/// Bad databases for the commands that read one: a missing, empty, foreign (another program's
+/// SQLite file), corrupt or newer-schema file, a directory, and an unreachable PostgreSQL URL
+/// with a password. Each is a one-line error naming it (never the password), and no file changes.
+#[test]
+fn bad_databases_are_one_line_errors_that_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = photo_folder(dir.path());
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let empty = bad.join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let foreign = bad.join("foreign.db");
+    {
+        let conn = rusqlite::Connection::open(&foreign).unwrap();
+        conn.execute_batch("CREATE TABLE songs (title TEXT);")
+            .unwrap();
+    }
+    let text = bad.join("notes.db");
+    std::fs::write(&text, "just some text, not a database").unwrap();
+    let newer = bad.join("newer.db");
+    siamese::store::sqlite::SqliteStore::create_at_version(&newer, siamese::store::schema::VERSION)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 99;")
+        .unwrap();
+    let cases: Vec<(String, &str)> = vec![
+        (bad.join("missing.db").display().to_string(), "No such file"),
+        (empty.display().to_string(), "empty file"),
+        (foreign.display().to_string(), "another program"),
+        (text.display().to_string(), "not a siamese database"),
+        (newer.display().to_string(), "schema version 99"),
+        (bad.display().to_string(), "directory"),
+        (
+            "postgres://alice:s3cret-pw@127.0.0.1:9/faces".to_string(),
+            "postgres://alice:***@127.0.0.1:9/faces",
+        ),
+    ];
+    let before: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&bad)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    for (db, why) in &cases {
+        for args in [
+            vec!["faces", "people", "--db", db],
+            vec!["faces", "check", "--db", db],
+            vec![
+                "faces",
+                "search",
+                "--db",
+                db,
+                photos.join(SAMPLES[0]).to_str().unwrap(),
+            ],
+        ] {
+            let result = run(siamese().args(&args));
+            let err = text_of(&result.stderr);
+            assert!(!result.status.success(), "{args:?}");
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+            assert!(err.contains(why), "{args:?}: {err}");
+            assert!(!err.contains("s3cret"), "{args:?}: {err}");
+            let shown = db.replace("s3cret-pw", "***");
+            assert!(err.contains(&shown), "{args:?} names the database: {err}");
+        }
+    }
+    let after: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&bad)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    assert_eq!(before, after, "no database file changed, none was created");
+}
+
+fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A folder walk reads links to photos, and lists (never blocks on) a FIFO, a link to a folder
+/// and a broken link among the skipped files.
+#[test]
+fn folder_walks_list_fifos_and_folder_links_as_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = photo_folder(dir.path());
+    let elsewhere = dir.path().join("elsewhere.jpg");
+    std::fs::copy(photos.join(SAMPLES[1]), &elsewhere).unwrap();
+    // A different photo through a link: a smaller copy, so it is new content.
+    let img = image::open(&elsewhere).unwrap();
+    img.resize(
+        img.width() * 19 / 20,
+        10_000,
+        image::imageops::FilterType::Triangle,
+    )
+    .save(&elsewhere)
+    .unwrap();
+    std::os::unix::fs::symlink(&elsewhere, photos.join("linked.jpg")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), photos.join("loop")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("gone.jpg"), photos.join("broken.jpg")).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(photos.join("pipe.jpg"))
+        .status()
+        .unwrap()
+        .success());
+    let db = dir.path().join("faces.db");
+    let r = json_of(
+        siamese()
+            .args(["faces", "embed", "--json", "--db"])
+            .arg(&db)
+            .arg(&photos),
+    );
+    assert_eq!(r["photos"], 8, "seven photos and the linked one: {r}");
+    let skipped: Vec<&str> = r["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    for (file, why) in [
+        ("pipe.jpg", "a FIFO, not read"),
+        ("loop", "a link to a folder, not followed"),
+        ("broken.jpg", "a broken link"),
+    ] {
+        assert!(
+            skipped.iter().any(|s| s.contains(file) && s.contains(why)),
+            "{file}: {skipped:?}"
+        );
+    }
+    assert_eq!(skipped.len(), 6, "{skipped:?}");
 }

@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use sha2::{Digest, Sha256};
+
 use crate::{Error, Result};
 
 /// Refuses `path` unless it is (or links to) a regular file.
@@ -15,6 +17,21 @@ pub fn check_regular(path: &Path) -> Result<()> {
         Err(Error::format(
             path,
             format!("is {}, not a regular file", crate::output::kind_of(&meta)),
+        ))
+    }
+}
+
+/// Refuses `path` unless it is (or links to) a folder.
+pub fn check_dir(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        Ok(())
+    } else if meta.is_file() {
+        Err(Error::format(path, "is a file, not a folder"))
+    } else {
+        Err(Error::format(
+            path,
+            format!("is {}, not a folder", crate::output::kind_of(&meta)),
         ))
     }
 }
@@ -65,4 +82,28 @@ pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// Hex SHA-256 and size of a regular file ([`check_regular`] first).
+pub fn file_hash(path: &Path) -> Result<(String, u64)> {
+    check_regular(path)?;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let size = std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
+    Ok((
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        size,
+    ))
+}
+
+/// Absolute form of `path` (the database's key of a file).
+pub fn key(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
 }

@@ -322,7 +322,57 @@ fn a_legacy_store_is_imported_once_in_its_place() {
     // A damaged legacy file is a one-line error and stays as it was.
     let bad = dir.path().join("bad.store");
     std::fs::write(&bad, b"SIAMESE-FACES-01garbage").unwrap();
-    let err = SqliteStore::open(&bad).err().unwrap().to_string();
+    let err = store::open(&Locator::Sqlite(bad.clone()))
+        .err()
+        .unwrap()
+        .to_string();
     one_line_naming(&err, &bad, "not a face embedding store");
     assert_eq!(std::fs::read(&bad).unwrap(), b"SIAMESE-FACES-01garbage");
+}
+
+#[test]
+fn legacy_stores_beside_a_default_database_are_imported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    store::legacy::write(
+        &dir.path().join("faces.store"),
+        "fp-plain",
+        &photos(2, 1, store::DIM),
+    )
+    .unwrap();
+    store::legacy::write(
+        &dir.path().join("faces-0123456789.store"),
+        "fp-flip",
+        &photos(3, 1, store::DIM),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("faces-other.store"), b"not a store").unwrap();
+    let db_path = store::legacy::default_database_in(dir.path()).unwrap();
+    assert_eq!(db_path, dir.path().join("faces.db"));
+    let mut db = store::open(&Locator::Sqlite(db_path.clone())).unwrap();
+    let mut found: Vec<(String, usize)> = db
+        .collections()
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.spec.fingerprint, c.photos))
+        .collect();
+    found.sort();
+    assert_eq!(found, [("fp-flip".into(), 3), ("fp-plain".into(), 2)]);
+    // Once: the database is there now, and a later call leaves it alone. (The files are imported
+    // in name order, so the first collection is `faces-0123456789.store`'s, 3 photos → 5.)
+    let c = db.collections().unwrap()[0].id;
+    db.put_photos(c, &photos(5, 1, store::DIM)).unwrap();
+    drop(db);
+    assert_eq!(
+        store::legacy::default_database_in(dir.path()).unwrap(),
+        db_path
+    );
+    let mut db = store::open(&Locator::Sqlite(db_path)).unwrap();
+    assert_eq!(
+        db.collections()
+            .unwrap()
+            .iter()
+            .map(|c| c.photos)
+            .sum::<usize>(),
+        7
+    );
 }

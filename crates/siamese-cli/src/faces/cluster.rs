@@ -124,7 +124,7 @@ pub(super) struct EvalClusterArgs {
 pub(super) fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
     let options = args.pipeline.options(FaceSelection::All);
     let params = args.grouping.params(&options)?;
-    let locator = args.db.locator_or(|| args.out.join("faces.db"))?;
+    let locator = args.db.locator_in(&args.out)?;
     let mut folder = embed_folder(&args.dir, locator, &args.pipeline, options, args.json)?;
     let keys = folder.embedded.keys.clone();
     let st = &mut folder.embedded.store;
@@ -224,7 +224,10 @@ pub(super) fn run_eval_cluster(args: EvalClusterArgs) -> anyhow::Result<()> {
     let options = args.pipeline.lfw_options();
     let params = args.grouping.params(&options)?;
     let pipeline = args.pipeline.load(options)?;
-    let store = args.store.clone().unwrap_or_else(default_lfw_db);
+    let store = match args.store.clone() {
+        Some(s) => s,
+        None => siamese::store::legacy::default_database_in(&siamese::faces::lfw::lfw_cache_dir())?,
+    };
     let r = evaluate_lfw_clustering(
         &args.lfw,
         args.min_images,

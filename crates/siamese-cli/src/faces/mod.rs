@@ -9,7 +9,6 @@ use siamese::faces::eval_lfw::{evaluate_lfw, lfw_options};
 use siamese::faces::gallery::{write_gallery, GalleryFace};
 use siamese::faces::grouping::{evaluate_lfw_clustering, GroupingParams, MethodName};
 use siamese::faces::pipeline::{FacePipeline, FaceSelection, PipelineOptions};
-use siamese::faces::search::StoreIndex;
 use siamese::faces::verify::resolve_threshold;
 use siamese::faces::{plot as face_plot, store};
 
@@ -173,6 +172,9 @@ struct SearchArgs {
     /// Same-person threshold marking hits (default: the LFW-calibrated one).
     #[arg(long)]
     threshold: Option<f32>,
+    /// Exact search even where the database has an approximate index.
+    #[arg(long)]
+    exact: bool,
     #[command(flatten)]
     pipeline: PipelineArgs,
     /// Print one JSON object on stdout.
@@ -274,15 +276,10 @@ fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The LFW evaluations' database in the cache (one collection per pipeline setting).
-fn default_lfw_db() -> PathBuf {
-    siamese::faces::lfw::lfw_cache_dir().join("faces.db")
-}
-
 fn eval_lfw(args: EvalLfwArgs) -> anyhow::Result<()> {
     let options = args.pipeline.lfw_options();
     let pipeline = args.pipeline.load(options)?;
-    let locator = args.db.locator_or(default_lfw_db)?;
+    let locator = args.db.locator_in(&siamese::faces::lfw::lfw_cache_dir())?;
     let report = evaluate_lfw(&args.lfw, &args.pairs, &pipeline, &locator, !args.json)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -347,13 +344,16 @@ fn embed_folder(
     options: PipelineOptions,
     quiet: bool,
 ) -> anyhow::Result<EmbeddedFolder> {
-    let files = siamese::faces::load::list_files(dir)?;
+    let listing = siamese::faces::load::list_folder(dir)?;
+    let files = listing.files;
     if files.is_empty() {
         anyhow::bail!("{}: no files", dir.display());
     }
     let pipeline = pipeline_args.load(options)?;
     let mut database = siamese::store::open(&locator)?;
-    let embedded = store::embed_files_in(database.as_mut(), &files, &pipeline, !quiet)?;
+    let mut embedded = store::embed_files_in(database.as_mut(), &files, &pipeline, !quiet)?;
+    // FIFOs, devices and links to folders are listed with the files that could not be used.
+    embedded.report.skipped.splice(0..0, listing.skipped);
     if !quiet {
         let report = &embedded.report;
         print_speed(
@@ -418,7 +418,7 @@ fn search(args: SearchArgs) -> anyhow::Result<()> {
     let options = args.pipeline.options(FaceSelection::All);
     let threshold = resolve_threshold(args.threshold, &options)?;
     let locator = args.db.locator()?;
-    let mut database = siamese::store::open(&locator)?;
+    let mut database = siamese::store::open_existing(&locator)?;
     let fingerprint = options.fingerprint();
     let collections = database.collections()?;
     let Some(collection) = collections
@@ -440,18 +440,26 @@ fn search(args: SearchArgs) -> anyhow::Result<()> {
         );
     };
     let st = database.load(collection.id)?;
-    let index = StoreIndex::new(&st)?;
+    let searched = st.face_count();
     let pipeline = args.pipeline.load(options)?;
     let query = pipeline.embed_one(&args.query)?;
-    let hits = index.search(&query.embedding, args.k, threshold)?;
+    let hits = siamese::faces::search::search_database(
+        database.as_mut(),
+        collection.id,
+        &st,
+        &query.embedding,
+        args.k,
+        threshold,
+        args.exact,
+    )?;
     if args.json {
         let out = serde_json::json!({
             "query": args.query, "query_box": query.bbox, "threshold": threshold,
-            "faces_searched": index.len(), "hits": hits,
+            "faces_searched": searched, "hits": hits,
         });
         println!("{out}");
     } else {
-        println!("{} faces searched; threshold {threshold:.3}", index.len());
+        println!("{searched} faces searched; threshold {threshold:.3}");
         for h in &hits {
             let mark = if h.same_person { "same" } else { "    " };
             println!(
@@ -464,7 +472,7 @@ fn search(args: SearchArgs) -> anyhow::Result<()> {
 }
 
 fn plot(args: PlotArgs) -> anyhow::Result<()> {
-    let locator = args.db.locator_or(|| args.out.join("faces.db"))?;
+    let locator = args.db.locator_in(&args.out)?;
     let options = args.pipeline.options(FaceSelection::All);
     let folder = embed_folder(&args.dir, locator, &args.pipeline, options, args.json)?;
     let (st, keys) = (&folder.embedded.store, &folder.embedded.keys);

@@ -14,9 +14,19 @@ pub(super) struct DbArgs {
 }
 
 impl DbArgs {
-    /// The locator: `--db`, else `$SIAMESE_DB`, else the SQLite file `default`.
-    pub(super) fn locator_or(&self, default: impl FnOnce() -> PathBuf) -> anyhow::Result<Locator> {
-        Ok(Locator::resolve(self.db.as_deref(), default)?)
+    /// The locator: `--db`, else `$SIAMESE_DB`, else `dir/faces.db` (legacy `.store` files in
+    /// `dir` imported into it first, once).
+    pub(super) fn locator_in(&self, dir: &Path) -> anyhow::Result<Locator> {
+        let mut defaulted = false;
+        let loc = Locator::resolve(self.db.as_deref(), || {
+            defaulted = true;
+            PathBuf::new()
+        })?;
+        if defaulted {
+            std::fs::create_dir_all(dir).map_err(|e| siamese::Error::io(dir, e))?;
+            return Ok(Locator::Sqlite(db::legacy::default_database_in(dir)?));
+        }
+        Ok(loc)
     }
 
     /// The locator when one is given (`--db` or `$SIAMESE_DB`); an error naming both otherwise.
@@ -50,7 +60,7 @@ pub(super) struct CollectionArgs {
 impl CollectionArgs {
     fn open(&self) -> anyhow::Result<(Box<dyn Backend>, CollectionInfo)> {
         let locator = self.db.locator()?;
-        let mut database = db::open(&locator)?;
+        let mut database = db::open_existing(&locator)?;
         let all = database.collections()?;
         let faces: Vec<&CollectionInfo> = all
             .iter()
@@ -227,7 +237,7 @@ pub(super) fn move_face(args: MoveArgs) -> anyhow::Result<()> {
 
 pub(super) fn check(args: CheckArgs) -> anyhow::Result<()> {
     let locator = args.db.locator()?;
-    let mut database = db::open(&locator)?;
+    let mut database = db::open_existing(&locator)?;
     let result = database.check()?;
     if result != "ok" {
         anyhow::bail!("{locator}: integrity check failed: {result}");

@@ -1,8 +1,14 @@
 //! DBSCAN over a precomputed distance matrix: a point with at least `min_points` points
 //! (itself included) within `eps` is a core point; clusters are core points joined through
 //! `eps`-neighbourhoods plus the border points they reach; everything else is noise.
+//!
+//! [`dbscan`] takes the full distance matrix (the reference); [`dbscan_graph`] a symmetrised
+//! neighbour graph (memory O(n·k)). The core test is exact while `min_points ≤ k + 1` (a row
+//! lists up to `k` neighbours); the clusters are too when no point has more than `k` others
+//! within `eps`, and otherwise they follow the edges the graph kept.
 
 use crate::eval::clustering::NOISE;
+use crate::index::knn_graph::KnnGraph;
 use crate::{Error, Result};
 
 /// DBSCAN settings, checked before any work.
@@ -47,6 +53,33 @@ pub fn dbscan(dist: &[f32], n: usize, params: &DbscanParams) -> Result<Vec<u32>>
         .iter()
         .map(|nb| nb.len() >= params.min_points)
         .collect();
+    Ok(expand(n, &core, |p| neighbours[p].iter().copied()))
+}
+
+/// DBSCAN over the edges of `graph` (symmetrise it first) no longer than `eps`.
+pub fn dbscan_graph(graph: &KnnGraph, params: &DbscanParams) -> Result<Vec<u32>> {
+    params.check()?;
+    let n = graph.len();
+    let within = |p: usize| {
+        let (t, d) = graph.row(p);
+        t.iter()
+            .zip(d)
+            .filter(|&(_, &d)| d <= params.eps)
+            .map(|(&q, _)| q as usize)
+    };
+    // Itself included, as in the matrix version.
+    let core: Vec<bool> = (0..n)
+        .map(|p| within(p).count() + 1 >= params.min_points)
+        .collect();
+    Ok(expand(n, &core, within))
+}
+
+/// Labels from the core points, growing each cluster through `neighbours(p)`.
+fn expand<I, F>(n: usize, core: &[bool], neighbours: F) -> Vec<u32>
+where
+    F: Fn(usize) -> I,
+    I: Iterator<Item = usize>,
+{
     let mut labels = vec![NOISE; n];
     let mut next = 0u32;
     for start in 0..n {
@@ -56,7 +89,7 @@ pub fn dbscan(dist: &[f32], n: usize, params: &DbscanParams) -> Result<Vec<u32>>
         labels[start] = next;
         let mut stack = vec![start];
         while let Some(p) = stack.pop() {
-            for &q in &neighbours[p] {
+            for q in neighbours(p) {
                 if labels[q] == NOISE {
                     labels[q] = next;
                     if core[q] {
@@ -67,5 +100,5 @@ pub fn dbscan(dist: &[f32], n: usize, params: &DbscanParams) -> Result<Vec<u32>>
         }
         next += 1;
     }
-    Ok(labels)
+    labels
 }

@@ -293,12 +293,12 @@ pub fn write_gallery(out: &Path, faces: &[GalleryFace], title: &str) -> Result<G
                 .collect();
             let _ = writeln!(html, "<p>pages: {}</p>", links.join(" "));
         }
-        for id in (n * PAGE)..((n + 1) * PAGE).min(people.len()) {
-            let first = people[id][0];
+        for (id, members) in people.iter().enumerate().skip(n * PAGE).take(PAGE) {
+            let first = members[0];
             let _ = writeln!(
                 html,
                 "<figure id=\"person_{k:03}\"><a href=\"people/person_{k:03}.html\"><img class=\"face\" src=\"faces/{first:06}.jpg\" alt=\"{lab}\" loading=\"lazy\"></a><figcaption>{lab}<br>{} faces</figcaption></figure>",
-                people[id].len(),
+                members.len(),
                 k = id + 1,
                 lab = label(id)
             );

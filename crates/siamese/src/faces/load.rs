@@ -93,7 +93,22 @@ pub fn has_image_extension(path: &Path) -> bool {
 /// Every file under `dir` (recursively, sorted), for folder runs. Non-image files are kept: the
 /// caller reports them as skipped, so users see what was left out.
 pub fn list_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
-    let mut out = Vec::new();
+    Ok(list_folder(dir)?.files)
+}
+
+/// What a folder walk found: the regular files (links to regular files included), and what it
+/// left out with the reason (FIFOs, sockets and devices, which a read would block on or never
+/// finish; links to folders, which could loop; broken links).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FolderListing {
+    pub files: Vec<std::path::PathBuf>,
+    pub skipped: Vec<(std::path::PathBuf, String)>,
+}
+
+/// Walks `dir` recursively (hidden entries left out), see [`FolderListing`]; sorted.
+pub fn list_folder(dir: &Path) -> Result<FolderListing> {
+    let mut out = FolderListing::default();
+    crate::input::check_dir(dir)?;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let entries = std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))?;
@@ -108,10 +123,39 @@ pub fn list_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
             if kind.is_dir() {
                 stack.push(path);
             } else if kind.is_file() {
-                out.push(path);
+                out.files.push(path);
+            } else if kind.is_symlink() {
+                match std::fs::metadata(&path) {
+                    Ok(m) if m.is_file() => out.files.push(path),
+                    Ok(m) if m.is_dir() => {
+                        let why = format!("{}: a link to a folder, not followed", path.display());
+                        out.skipped.push((path, why));
+                    }
+                    Ok(m) => {
+                        let why = format!(
+                            "{}: a link to {}, not read",
+                            path.display(),
+                            crate::output::kind_of(&m)
+                        );
+                        out.skipped.push((path, why));
+                    }
+                    Err(e) => {
+                        let why = format!("{}: a broken link ({e})", path.display());
+                        out.skipped.push((path, why));
+                    }
+                }
+            } else {
+                let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
+                let why = format!(
+                    "{}: {}, not read",
+                    path.display(),
+                    crate::output::kind_of(&meta)
+                );
+                out.skipped.push((path, why));
             }
         }
     }
-    out.sort();
+    out.files.sort();
+    out.skipped.sort();
     Ok(out)
 }

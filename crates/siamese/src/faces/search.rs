@@ -1,5 +1,6 @@
-//! Face search: the stored faces nearest to a query face (exact search over the store's
-//! embeddings with [`crate::index::FlatIndex`], Euclidean distance, like verification).
+//! Face search: the stored faces nearest to a query face, Euclidean distance like verification:
+//! exact search over a loaded collection ([`StoreIndex`], [`crate::index::FlatIndex`]), or the
+//! database engine's own index where it has one ([`search_database`]: pgvector's HNSW).
 
 use super::detect::FaceBox;
 use super::store::{EmbeddingStore, StoredFace, StoredPhoto, DIM};
@@ -92,4 +93,42 @@ impl StoreIndex {
             })
             .collect())
     }
+}
+
+/// The `k` faces of `collection` nearest to `query`: by the engine's own index when it has one
+/// and `exact` is not asked for, else exactly over `store` (the collection as loaded).
+pub fn search_database(
+    database: &mut dyn crate::store::Backend,
+    collection: crate::store::CollectionId,
+    store: &EmbeddingStore,
+    query: &[f32],
+    k: usize,
+    threshold: f32,
+    exact: bool,
+) -> Result<Vec<SearchHit>> {
+    let served = if exact {
+        None
+    } else {
+        database.nearest(collection, query, k)?
+    };
+    let Some(found) = served else {
+        return StoreIndex::new(store)?.search(query, k, threshold);
+    };
+    let rows: std::collections::HashMap<i64, (&StoredPhoto, usize, &StoredFace)> = store
+        .faces()
+        .filter_map(|(p, i, f)| f.id.map(|id| (id, (p, i, f))))
+        .collect();
+    Ok(found
+        .into_iter()
+        .filter_map(|(id, distance)| rows.get(&id).map(|r| (*r, distance)))
+        .enumerate()
+        .map(|(r, ((photo, face, f), distance))| SearchHit {
+            rank: r + 1,
+            distance,
+            same_person: verdict(distance, threshold).same,
+            path: photo.path.clone(),
+            face,
+            bbox: f.bbox,
+        })
+        .collect())
 }

@@ -96,28 +96,7 @@ pub fn legacy_file_name_for(fingerprint: &str) -> String {
     format!("faces-{hex}.store")
 }
 
-/// Hex SHA-256 and size of a file.
-pub fn file_hash(path: &Path) -> Result<(String, u64)> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let size = std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
-    Ok((
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-        size,
-    ))
-}
-
-/// Absolute form of `path` (the store's key).
-pub fn key(path: &Path) -> String {
-    std::fs::canonicalize(path)
-        .unwrap_or_else(|_| path.to_path_buf())
-        .to_string_lossy()
-        .into_owned()
-}
+pub use crate::input::{file_hash, key};
 
 /// Brings `store` up to date for `files` in memory only: unchanged photos are reused, the
 /// others embedded. Returns the report and, for each file in order, its key in the store.

@@ -1,6 +1,14 @@
-//! Nearest-neighbour search over stored embeddings. Exact search ([`flat::FlatIndex`]) is the
-//! default and the only index: at the sizes faces reach here it answers in milliseconds.
+//! Nearest-neighbour search over stored embeddings: exact search ([`flat::FlatIndex`], GEMM
+//! distances), approximate search ([`hnsw::HnswIndex`], an HNSW graph saved with a staleness
+//! header) and the sparse k-nearest-neighbour graph the clustering methods run on
+//! ([`knn_graph::KnnGraph`]).
 
+pub mod bench;
 pub mod flat;
+pub mod hnsw;
+pub mod knn_graph;
+pub mod synthetic;
 
 pub use flat::{FlatIndex, Hit};
+pub use hnsw::{HnswIndex, HnswParams, IndexHeader, Neighbour};
+pub use knn_graph::{GraphParams, KnnGraph};

@@ -6,6 +6,7 @@
 pub mod calibration;
 pub mod gallery;
 pub mod gini;
+pub mod image_index;
 pub mod openset;
 pub mod plots;
 pub mod recognizer;

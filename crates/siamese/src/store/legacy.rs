@@ -82,12 +82,56 @@ pub fn write(path: &Path, fingerprint: &str, photos: &[StoredPhoto]) -> Result<(
     crate::output::write_atomic(path, &bytes)
 }
 
-/// Replaces the legacy store at `path` by a SQLite database holding the same photos and faces:
-/// built beside it, flushed, then renamed over it (a crash leaves the old file or the new one).
-/// Returns the number of photos imported.
+/// Replaces the legacy store at `path` by a SQLite database holding the same photos and faces
+/// (see [`import_into_new`]). Returns the number of photos imported.
 pub fn import_in_place(path: &Path) -> Result<usize> {
-    let (fingerprint, photos) = read(path)?;
-    let target = crate::output::output_target(path)?;
+    import_into_new(&[path.to_path_buf()], path)
+}
+
+/// The database a command defaults to in `dir`: `dir/faces.db`. When it does not exist yet but
+/// legacy store files do (`faces.store` of `faces cluster`, `faces-<hash>.store` of the LFW
+/// cache), they are imported into it first, once; the old files are left as they were.
+pub fn default_database_in(dir: &Path) -> Result<std::path::PathBuf> {
+    let target = dir.join("faces.db");
+    if target.exists() {
+        return Ok(target);
+    }
+    let mut legacy: Vec<std::path::PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+                name.is_some_and(|n| n.starts_with("faces") && n.ends_with(".store"))
+                    && p.is_file()
+                    && is_legacy(p)
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    legacy.sort();
+    if !legacy.is_empty() {
+        import_into_new(&legacy, &target)?;
+    }
+    Ok(target)
+}
+
+/// Whether the file at `path` starts with the legacy magic.
+pub fn is_legacy(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && &head == MAGIC
+}
+
+/// Builds a SQLite database holding every legacy store of `sources` (one collection each)
+/// beside `target`, flushes it and renames it onto `target` (a crash leaves the old file or the
+/// new one). Returns the number of photos imported.
+pub fn import_into_new(sources: &[std::path::PathBuf], target: &Path) -> Result<usize> {
+    let read: Vec<(String, Vec<StoredPhoto>)> =
+        sources.iter().map(|p| read(p)).collect::<Result<_>>()?;
+    let target = crate::output::output_target(target)?;
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -96,12 +140,14 @@ pub fn import_in_place(path: &Path) -> Result<usize> {
     let _ = std::fs::remove_file(&temp);
     let result = (|| {
         let mut db = SqliteStore::open_sqlite(&temp)?;
-        let collection = db.collection(&CollectionSpec {
-            fingerprint,
-            model: FACE_MODEL.to_string(),
-            dim: DIM,
-        })?;
-        db.put_photos(collection, &photos)?;
+        for (fingerprint, photos) in &read {
+            let collection = db.collection(&CollectionSpec {
+                fingerprint: fingerprint.clone(),
+                model: FACE_MODEL.to_string(),
+                dim: DIM,
+            })?;
+            db.put_photos(collection, photos)?;
+        }
         // Back to a rollback journal before the rename, so no -wal file is left behind.
         db.execute_batch("PRAGMA journal_mode = DELETE;")?;
         drop(db);
@@ -115,10 +161,13 @@ pub fn import_in_place(path: &Path) -> Result<usize> {
         }
     }
     result?;
-    eprintln!(
-        "imported the legacy face store {} ({} photos) into a database in its place",
-        path.display(),
-        photos.len()
-    );
-    Ok(photos.len())
+    let photos: usize = read.iter().map(|r| r.1.len()).sum();
+    for source in sources {
+        eprintln!(
+            "imported the legacy face store {} into {}",
+            source.display(),
+            target.display()
+        );
+    }
+    Ok(photos)
 }

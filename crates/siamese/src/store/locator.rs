@@ -73,9 +73,8 @@ impl Locator {
                 ),
             ));
         }
-        let words: Vec<&str> = value.split_whitespace().collect();
-        if words.len() > 1 || value.starts_with("host=") || value.starts_with("dbname=") {
-            if words.iter().all(|w| w.contains('=')) {
+        if let Some(keys) = conninfo_keys(value) {
+            if keys.len() > 1 || keys.iter().any(|k| k == "host" || k == "dbname") {
                 return Ok(Locator::Postgres(value.to_string()));
             }
         }
@@ -105,6 +104,63 @@ impl Locator {
     }
 }
 
+/// The keywords of a libpq `key=value key='quoted value'` string, or `None` when `value` is
+/// not one (a word without `=`, an unclosed quote): then it is a file path.
+fn conninfo_keys(value: &str) -> Option<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut chars = value.trim().chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if key.is_empty() || chars.next() != Some('=') {
+            return None;
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek() == Some(&'\'') {
+            chars.next();
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => {
+                        chars.next();
+                    }
+                    '\'' => {
+                        closed = true;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            if !closed {
+                return None;
+            }
+        } else {
+            while chars.peek().is_some_and(|c| !c.is_whitespace()) {
+                chars.next();
+            }
+        }
+        keys.push(key);
+    }
+    (!keys.is_empty()).then_some(keys)
+}
+
 /// `text` with the password of a URL (`scheme://user:PASS@`) and every `password=VALUE`
 /// (query parameter or libpq keyword) replaced by `***`.
 pub fn redact(text: &str) -> String {
@@ -123,13 +179,22 @@ pub fn redact(text: &str) -> String {
     }
     let mut result = String::with_capacity(out.len());
     let mut rest = out.as_str();
-    while let Some(i) = rest.to_ascii_lowercase().find("password=") {
-        let value_start = i + "password=".len();
+    while let Some(i) = rest.to_ascii_lowercase().find("password") {
+        // libpq allows spaces around `=`; a `password` not followed by `=` is left as it is.
+        let after = &rest[i + "password".len()..];
+        let spaced = after.len() - after.trim_start().len();
+        if !after.trim_start().starts_with('=') {
+            result.push_str(&rest[..i + "password".len()]);
+            rest = after;
+            continue;
+        }
+        let eq = after.trim_start()[1..].to_string();
+        let value_start = i + "password".len() + spaced + 1 + (eq.len() - eq.trim_start().len());
         result.push_str(&rest[..value_start]);
         result.push_str("***");
         let tail = &rest[value_start..];
         let end = if let Some(quoted) = tail.strip_prefix('\'') {
-            quoted.find('\'').map(|j| j + 2).unwrap_or(tail.len())
+            closing_quote(quoted).map(|j| j + 2).unwrap_or(tail.len())
         } else {
             tail.find([' ', '&', ';']).unwrap_or(tail.len())
         };
@@ -137,6 +202,20 @@ pub fn redact(text: &str) -> String {
     }
     result.push_str(rest);
     result
+}
+
+/// Byte offset of the quote closing a libpq single-quoted value (backslash escapes skipped).
+fn closing_quote(quoted: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in quoted.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '\'' => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -161,6 +240,14 @@ mod tests {
             (
                 "host=localhost user=dave password='a b c' dbname=faces",
                 "host=localhost user=dave password=*** dbname=faces",
+            ),
+            (
+                "dbname = faces password = plain",
+                "dbname = faces password = ***",
+            ),
+            (
+                r"host=h password='it\'s' user=u",
+                "host=h password=*** user=u",
             ),
             ("postgres://localhost/x", "postgres://localhost/x"),
         ];

@@ -119,11 +119,28 @@ pub trait Backend: Send {
     }
 }
 
+/// Opens the database at `locator` for a command that only reads: a SQLite file that is
+/// missing or empty is an error instead of a new database (nothing is created at the path).
+pub fn open_existing(locator: &Locator) -> Result<Box<dyn Backend>> {
+    if let Locator::Sqlite(path) = locator {
+        let meta = std::fs::metadata(path).map_err(|e| crate::Error::io(path, e))?;
+        if meta.is_file() && meta.len() == 0 {
+            return Err(crate::Error::format(path, "empty file, not a database"));
+        }
+    }
+    open(locator)
+}
+
 /// Opens the database at `locator` (a SQLite file is created when missing, a legacy store file
 /// is imported into its place first).
 pub fn open(locator: &Locator) -> Result<Box<dyn Backend>> {
     match locator {
-        Locator::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path)?)),
+        Locator::Sqlite(path) => {
+            if path.is_file() && legacy::is_legacy(path) {
+                legacy::import_in_place(path)?;
+            }
+            Ok(Box::new(sqlite::SqliteStore::open(path)?))
+        }
         Locator::Postgres(url) => Ok(Box::new(postgres::PostgresStore::connect(url)?)),
     }
 }

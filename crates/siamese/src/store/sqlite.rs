@@ -1,7 +1,7 @@
 //! The SQLite engine: one database file (SQLite compiled into the binary by `rusqlite`'s
 //! `bundled` feature), WAL journal, foreign keys on, every write one transaction. Opening checks
 //! that the file is a SQLite database of ours (`application_id`), migrates an older schema and
-//! refuses a newer one; a legacy `.store` file at the path is imported into its place first.
+//! refuses a newer one. (A legacy `.store` file is imported by `store::open` before this opens it.)
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +24,6 @@ pub struct SqliteStore {
 enum FileKind {
     Missing,
     Sqlite,
-    Legacy,
 }
 
 fn file_kind(path: &Path) -> Result<FileKind> {
@@ -52,8 +51,6 @@ fn file_kind(path: &Path) -> Result<FileKind> {
     }
     if n == 16 && &head == SQLITE_MAGIC {
         Ok(FileKind::Sqlite)
-    } else if n == 16 && &head == super::legacy::MAGIC {
-        Ok(FileKind::Legacy)
     } else {
         Err(Error::format(
             path,
@@ -63,12 +60,9 @@ fn file_kind(path: &Path) -> Result<FileKind> {
 }
 
 impl SqliteStore {
-    /// Opens (creating when missing) the database at `path`.
+    /// Opens (creating when missing) the SQLite database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         match file_kind(path)? {
-            FileKind::Legacy => {
-                super::legacy::import_in_place(path)?;
-            }
             FileKind::Missing => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
