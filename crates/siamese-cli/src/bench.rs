@@ -1,10 +1,11 @@
 //! `siamese bench`: our training and inference against Keras/TensorFlow, side by side; its
-//! subcommands `index` and `cluster` (in `bench_index.rs`) time the search index and clustering.
+//! subcommands `index` and `cluster` (in `bench_index.rs`) time the search index and clustering,
+//! `pgvector` (in `bench_pgvector.rs`) the PostgreSQL engine.
 
 use clap::{Args, Subcommand};
 use siamese::train::bench::{run_bench, BenchConfig, BenchReport, SideReport};
 
-/// `siamese bench [training flags]`, or `siamese bench index|cluster ...`.
+/// `siamese bench [training flags]`, or `siamese bench index|cluster|pgvector ...`.
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
@@ -20,6 +21,9 @@ pub enum BenchCommand {
     Index(crate::bench_index::IndexArgs),
     /// Clustering face-like vectors at 100,000 and 1,000,000 (--json, --sizes).
     Cluster(crate::bench_index::ClusterArgs),
+    /// PostgreSQL + pgvector: bulk insert, HNSW build, search recall and latency (--db or a
+    /// temporary server).
+    Pgvector(crate::bench_pgvector::BenchPgvectorArgs),
 }
 
 /// The training/inference benchmark's flags (`siamese bench` without a subcommand).
@@ -67,6 +71,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         Some(BenchCommand::Index(a)) => crate::bench_index::run_index(a),
         Some(BenchCommand::Cluster(a)) => crate::bench_index::run_cluster(a),
+        Some(BenchCommand::Pgvector(a)) => crate::bench_pgvector::run(a),
         None => run_train(args.train),
     }
 }

@@ -9,6 +9,7 @@ use clap::Args;
 use siamese::store::postgres::{bench, schema};
 
 #[derive(Args)]
+#[derive(Debug)]
 pub struct BenchPgvectorArgs {
     /// PostgreSQL URL (or @FILE); default: a temporary server from `--pg-server`.
     #[arg(long, value_name = "URL|@FILE")]

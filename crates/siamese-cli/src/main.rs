@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bench_index;
+mod bench_pgvector;
 mod demo;
 mod embed;
 mod eval;
