@@ -86,8 +86,36 @@ fn one_line(message: &str) -> String {
     )
 }
 
+/// Every option of `command` and its subcommands takes a negative number as its value
+/// (`--dropout-conv -0.1` is then refused by the option's own check, naming it, instead of
+/// clap reading `-0` as an unknown flag).
+fn with_negative_numbers(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            if arg.get_action().takes_values() && !arg.is_positional() {
+                arg.allow_negative_numbers(true)
+            } else {
+                arg
+            }
+        })
+        .mut_subcommands(with_negative_numbers)
+}
+
+/// The first command-line argument that is not UTF-8, shown with U+FFFD for its bad bytes.
+fn first_non_utf8_argument() -> Option<String> {
+    std::env::args_os()
+        .find(|a| a.to_str().is_none())
+        .map(|a| a.to_string_lossy().into_owned())
+}
+
+fn parse_cli() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = with_negative_numbers(Cli::command()).try_get_matches()?;
+    Cli::from_arg_matches(&matches)
+}
+
 fn main() {
-    let cli = match Cli::try_parse() {
+    let cli = match parse_cli() {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -98,6 +126,16 @@ fn main() {
                 )
             {
                 e.exit();
+            }
+            if e.kind() == ErrorKind::InvalidUtf8 {
+                if let Some(arg) = first_non_utf8_argument() {
+                    eprintln!(
+                        "error: argument '{}' is not UTF-8 (bad bytes shown as \u{fffd}); this \
+                         option takes text: rename the file or pass another value (see --help)",
+                        one_line(&arg)
+                    );
+                    std::process::exit(2);
+                }
             }
             // clap's own message, first line only (its usage block and hint follow it).
             let text = e.to_string();

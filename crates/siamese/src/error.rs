@@ -9,12 +9,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An I/O failure on a named path.
-    // The source is printed in the message, so it is not also exposed as `#[source]`:
-    // `{:#}` chains would print the OS message twice.
-    #[error("{}: {source}", path.display())]
+    // The OS error is printed in the message, so it is not also exposed as `#[source]` (a field
+    // named `source` would be, by thiserror's rule): `{:#}` chains would print it twice.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file whose contents are not what they should be.
     #[error("{}: {message}", path.display())]
@@ -38,7 +38,7 @@ impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().to_path_buf(),
-            source,
+            error: source,
         }
     }
 

@@ -124,6 +124,8 @@ pub(super) struct EvalClusterArgs {
 pub(super) fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
     let options = args.pipeline.options(FaceSelection::All);
     let params = args.grouping.params(&options)?;
+    // Validated before the default database (and its folder) is made.
+    siamese::input::check_dir(&args.dir)?;
     let locator = args.db.locator_in(&args.out)?;
     let mut folder = embed_folder(&args.dir, locator, &args.pipeline, options, args.json)?;
     let keys = folder.embedded.keys.clone();
@@ -224,6 +226,7 @@ pub(super) fn run_eval_cluster(args: EvalClusterArgs) -> anyhow::Result<()> {
     let options = args.pipeline.lfw_options();
     let params = args.grouping.params(&options)?;
     let pipeline = args.pipeline.load(options)?;
+    std::fs::metadata(&args.lfw).map_err(|e| siamese::Error::io(&args.lfw, e))?;
     let store = match args.store.clone() {
         Some(s) => s,
         None => siamese::store::legacy::default_database_in(&siamese::faces::lfw::lfw_cache_dir())?,

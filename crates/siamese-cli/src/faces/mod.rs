@@ -279,6 +279,9 @@ fn verify(args: VerifyArgs) -> anyhow::Result<()> {
 fn eval_lfw(args: EvalLfwArgs) -> anyhow::Result<()> {
     let options = args.pipeline.lfw_options();
     let pipeline = args.pipeline.load(options)?;
+    // The arguments are checked before the default database (a legacy import) is touched.
+    std::fs::metadata(&args.lfw).map_err(|e| siamese::Error::io(&args.lfw, e))?;
+    siamese::input::check_regular(&args.pairs)?;
     let locator = args.db.locator_in(&siamese::faces::lfw::lfw_cache_dir())?;
     let report = evaluate_lfw(&args.lfw, &args.pairs, &pipeline, &locator, !args.json)?;
     if args.json {
@@ -472,6 +475,7 @@ fn search(args: SearchArgs) -> anyhow::Result<()> {
 }
 
 fn plot(args: PlotArgs) -> anyhow::Result<()> {
+    siamese::input::check_dir(&args.dir)?;
     let locator = args.db.locator_in(&args.out)?;
     let options = args.pipeline.options(FaceSelection::All);
     let folder = embed_folder(&args.dir, locator, &args.pipeline, options, args.json)?;
