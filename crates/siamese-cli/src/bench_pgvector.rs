@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 use siamese::store::postgres::{bench, schema};
 
-#[derive(Args)]
-#[derive(Debug)]
+#[derive(Args, Debug)]
 pub struct BenchPgvectorArgs {
     /// PostgreSQL URL (or @FILE); default: a temporary server from `--pg-server`.
     #[arg(long, value_name = "URL|@FILE")]
