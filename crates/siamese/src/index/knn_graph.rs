@@ -217,7 +217,7 @@ impl KnnGraph {
             .into_par_iter()
             .map(|i| {
                 let mut row = pairs[offsets[i]..offsets[i + 1]].to_vec();
-                row.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                row.sort_unstable_by_key(|a| a.0);
                 row.dedup_by_key(|p| p.0);
                 row.sort_unstable_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
                 row

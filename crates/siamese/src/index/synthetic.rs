@@ -69,7 +69,7 @@ pub fn faces(people: usize, per_person: usize, dim: usize, seed: u64) -> (Vec<f3
 /// photos of known people: the queries of the index benchmark).
 pub fn queries(people: usize, dim: usize, seed: u64, count: usize) -> Vec<f32> {
     let (c, s) = centres(people, dim, seed);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0051_7E5);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0005_17E5);
     let mut out = Vec::with_capacity(count * dim);
     for _ in 0..count {
         let p = rng.random_range(0..people);

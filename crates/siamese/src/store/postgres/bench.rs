@@ -98,7 +98,11 @@ pub fn bench_index(
     let shown = store.shown.clone();
     let secret = store.secret.clone();
     let e = |err: postgres::Error| error_line(&shown, secret.as_deref(), &err);
-    if dim == 0 || dim > MAX_INDEXED_DIM || vectors.len() % dim != 0 || queries.len() % dim != 0 {
+    if dim == 0
+        || dim > MAX_INDEXED_DIM
+        || !vectors.len().is_multiple_of(dim)
+        || !queries.len().is_multiple_of(dim)
+    {
         return Err(fail(
             &shown,
             format!(
