@@ -219,6 +219,38 @@ fn nearest_matches_brute_force_for_every_distance() {
     );
 }
 
+/// A gallery past the size where `nearest` walks it in tiles: the same neighbours as sorting
+/// every distance, ties (duplicated rows) to the lower index, for both GEMM distances.
+#[test]
+fn nearest_in_tiles_matches_brute_force_with_ties() {
+    let dim = 12;
+    let n = 70_000;
+    let mut gallery = random_matrix(n, dim, 5);
+    // Rows 40,000.. repeat rows 0..: every query near one of those has a tie at distance d.
+    let (head, tail) = gallery.split_at_mut(40_000 * dim);
+    tail[..1_000 * dim].copy_from_slice(&head[..1_000 * dim]);
+    let mut query = random_matrix(300, dim, 6);
+    query[..dim].copy_from_slice(&gallery[3 * dim..4 * dim]);
+    for distance in [Distance::SquaredEuclidean, Distance::Cosine] {
+        let got = nearest(&query, &gallery, dim, distance, 10);
+        let matrix = pairwise_distances(&query, &gallery, dim, distance).unwrap();
+        for (qi, row) in got.iter().enumerate() {
+            let mut brute: Vec<(usize, f32)> = matrix[qi * n..(qi + 1) * n]
+                .iter()
+                .copied()
+                .enumerate()
+                .collect();
+            brute.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+            let ids: Vec<usize> = row.iter().map(|r| r.0).collect();
+            let want: Vec<usize> = brute[..10].iter().map(|r| r.0).collect();
+            assert_eq!(ids, want, "{distance} query {qi}");
+        }
+        // The query equal to row 3 finds row 3, then its copy 40,003, at distance 0.
+        assert_eq!(got[0][0].0, 3, "{distance}");
+        assert_eq!(got[0][1].0, 40_003, "{distance}");
+    }
+}
+
 // Reference values: scikit-learn 1.9.1, normalized_mutual_info_score and
 // adjusted_mutual_info_score (average_method="arithmetic"), and pair_confusion_matrix for the
 // pairwise scores, computed once in a throwaway virtual environment on the same label vectors.

@@ -376,3 +376,104 @@ fn legacy_stores_beside_a_default_database_are_imported_once() {
         7
     );
 }
+
+/// A collection past `HNSW_FROM` is searched through its HNSW file beside the database: recall
+/// against exact search, the file extended when faces are added, rebuilt when it is garbage,
+/// never answering from a stale graph.
+#[test]
+fn large_collections_search_through_a_current_hnsw_file() {
+    use siamese::store::sqlite_index::{index_path, HNSW_FROM};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("faces.db");
+    let mut db = store::open(&Locator::Sqlite(path.clone())).unwrap();
+    let dim = 32;
+    let c = db.collection(&spec("fp-big", dim)).unwrap();
+    let per_photo = 4;
+    let people = (HNSW_FROM + 400) / 10;
+    let (data, _) = siamese::index::synthetic::faces(people, 10, dim, 7);
+    let rows = data.len() / dim;
+    let make = |range: std::ops::Range<usize>, tag: &str| -> Vec<StoredPhoto> {
+        range
+            .step_by(per_photo)
+            .map(|start| StoredPhoto {
+                path: format!("/big/{start}.jpg"),
+                sha256: format!("{tag}{start:060}"),
+                size: 1,
+                width: 100,
+                height: 100,
+                faces: (start..(start + per_photo).min(rows))
+                    .map(|r| StoredFace {
+                        bbox: FaceBox {
+                            left: 0.0,
+                            top: 0.0,
+                            width: 10.0,
+                            height: 10.0,
+                            score: 1.0,
+                        },
+                        landmarks: None,
+                        assumed: false,
+                        embedding: data[r * dim..(r + 1) * dim].to_vec(),
+                        id: None,
+                        person: None,
+                    })
+                    .collect(),
+                error: None,
+            })
+            .collect()
+    };
+    let first = rows - 200;
+    let ids: Vec<i64> = db.put_photos(c, &make(0..first, "a")).unwrap().concat();
+    let file = index_path(&path, c);
+    assert!(!file.exists());
+    let query = &data[5 * dim..6 * dim];
+    let hits = db
+        .nearest(c, query, 10)
+        .unwrap()
+        .expect("served by the HNSW file");
+    assert_eq!(hits[0], (ids[5], 0.0));
+    assert!(file.is_file());
+    // Recall@10 against exact search over 50 stored rows used as queries.
+    let stored = db.load(c).unwrap();
+    let all: Vec<f32> = data[..first * dim].to_vec();
+    let mut found = 0;
+    for q in (0..first).step_by(first / 50).take(50) {
+        let query = &all[q * dim..(q + 1) * dim];
+        let exact = siamese::eval::knn::nearest(
+            query,
+            &all,
+            dim,
+            siamese::distance::Distance::Euclidean,
+            10,
+        );
+        let want: std::collections::HashSet<i64> = exact[0].iter().map(|(j, _)| ids[*j]).collect();
+        let got = db.nearest(c, query, 10).unwrap().unwrap();
+        found += got.iter().filter(|(id, _)| want.contains(id)).count();
+    }
+    let recall = found as f64 / 500.0;
+    assert!(recall >= 0.95, "recall@10 {recall}");
+    assert_eq!(stored.face_count(), first);
+
+    // Added faces: the file grows to cover them (its header counts every face).
+    let more: Vec<i64> = db.put_photos(c, &make(first..rows, "b")).unwrap().concat();
+    let query = &data[(rows - 3) * dim..(rows - 2) * dim];
+    let hits = db.nearest(c, query, 1).unwrap().unwrap();
+    assert_eq!(hits[0].0, more[more.len() - 3]);
+    assert_eq!(
+        siamese::index::HnswIndex::read_header(&file).unwrap().count,
+        rows
+    );
+
+    // A garbage file is rebuilt, not trusted.
+    std::fs::write(&file, b"not an index").unwrap();
+    let hits = db.nearest(c, query, 1).unwrap().unwrap();
+    assert_eq!(hits[0].0, more[more.len() - 3]);
+    assert_eq!(
+        siamese::index::HnswIndex::read_header(&file).unwrap().count,
+        rows
+    );
+
+    // Below HNSW_FROM faces the engine leaves the search to the caller (exact).
+    let small = db.collection(&spec("fp-small", dim)).unwrap();
+    db.put_photos(small, &make(0..40, "c")).unwrap();
+    assert!(db.nearest(small, query, 3).unwrap().is_none());
+}

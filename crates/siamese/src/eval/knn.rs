@@ -328,16 +328,94 @@ pub fn nearest(
     if prepared.ng == 0 {
         return vec![Vec::new(); prepared.nq];
     }
-    prepared.map_queries(|qi, nearest| {
+    let exact = |qi: usize, keys: &[u64]| -> Vec<(usize, f32)> {
         let qrow = &query[qi * dim..(qi + 1) * dim];
-        nearest(k, None)
-            .iter()
+        keys.iter()
             .map(|&key| {
                 let j = key_index(key);
                 (j, distance.between(qrow, &gallery[j * dim..(j + 1) * dim]))
             })
             .collect()
-    })
+    };
+    if prepared.ng >= TILED_FROM && distance != Distance::L1 {
+        return prepared
+            .nearest_tiled(k)
+            .iter()
+            .enumerate()
+            .map(|(qi, keys)| exact(qi, keys))
+            .collect();
+    }
+    prepared.map_queries(|qi, nearest| exact(qi, &nearest(k, None)))
+}
+
+/// Gallery size from which [`nearest`] walks the gallery in tiles (below it, one block of
+/// distances per query block is cheaper than the bookkeeping).
+const TILED_FROM: usize = 65_536;
+/// Queries and gallery rows of one tile: 256 × 4,096 distances are 4 MB, inside the cache, where
+/// a row of 1,000,000 distances per query is 4 MB written and read back for each query.
+const TILE_QUERIES: usize = 256;
+const TILE_GALLERY: usize = 4_096;
+
+impl Prepared<'_> {
+    /// The sorted keys (distance bits, gallery index) of the `k` nearest gallery rows of every
+    /// query, the gallery taken tile by tile: each query keeps the candidates under its current
+    /// k-th best (`threshold`), and shrinks them to the best `k` when they pass `4k + 64`. Same
+    /// keys, hence the same ties by index, as the one-block path.
+    fn nearest_tiled(&self, k: usize) -> Vec<Vec<u64>> {
+        let (dim, ng) = (self.dim, self.ng);
+        let k = k.min(ng);
+        let blocks: Vec<std::ops::Range<usize>> = (0..self.nq)
+            .step_by(TILE_QUERIES)
+            .map(|s| s..(s + TILE_QUERIES).min(self.nq))
+            .collect();
+        blocks
+            .into_par_iter()
+            .flat_map_iter(|rows| {
+                let nb = rows.len();
+                let q = &self.query[rows.start * dim..rows.end * dim];
+                let qsq = squared_norms(q, dim);
+                let mut tile = vec![0f32; nb * TILE_GALLERY];
+                let mut kept: Vec<Vec<u64>> = vec![Vec::with_capacity(4 * k + 64); nb];
+                let mut threshold = vec![u32::MAX; nb];
+                for start in (0..ng).step_by(TILE_GALLERY) {
+                    let len = TILE_GALLERY.min(ng - start);
+                    let g = &self.gallery[start * dim..(start + len) * dim];
+                    let out = &mut tile[..nb * len];
+                    dot_block(q, nb, g, len, dim, out);
+                    for (i, drow) in out.chunks_exact(len).enumerate() {
+                        let (cands, limit) = (&mut kept[i], &mut threshold[i]);
+                        for (j, &dot) in drow.iter().enumerate() {
+                            let d = match self.distance {
+                                Distance::Cosine => 1.0 - dot,
+                                _ => qsq[i] + self.gallery_sq[start + j] - 2.0 * dot,
+                            };
+                            // Non-negative floats order like their bits; NaN sorts last.
+                            let bits = if d > 0.0 {
+                                d.to_bits()
+                            } else if d.is_nan() {
+                                f32::INFINITY.to_bits()
+                            } else {
+                                0
+                            };
+                            if bits <= *limit {
+                                cands.push((u64::from(bits) << 32) | (start + j) as u64);
+                                if cands.len() >= 4 * k + 64 {
+                                    cands.select_nth_unstable(k - 1);
+                                    cands.truncate(k);
+                                    *limit = cands.iter().map(|&c| (c >> 32) as u32).max().unwrap();
+                                }
+                            }
+                        }
+                    }
+                }
+                kept.into_iter().map(|mut c| {
+                    c.sort_unstable();
+                    c.truncate(k);
+                    c
+                })
+            })
+            .collect()
+    }
 }
 
 /// Full distance matrix `[nq, ng]` (row-major) between query and gallery rows, with the requested

@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod records;
 pub mod schema;
 pub mod sqlite;
+pub mod sqlite_index;
 
 pub use locator::Locator;
 pub use records::{

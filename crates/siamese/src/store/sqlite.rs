@@ -672,4 +672,17 @@ impl Backend for SqliteStore {
         let lines: Vec<String> = rows.collect::<std::result::Result<_, _>>().map_err(e)?;
         Ok(lines.join("; "))
     }
+
+    /// By the collection's HNSW file beside the database from [`super::sqlite_index::HNSW_FROM`]
+    /// faces on; `None` (exact search by the caller) below.
+    fn nearest(
+        &mut self,
+        collection: CollectionId,
+        query: &[f32],
+        k: usize,
+    ) -> Result<Option<Vec<(FaceId, f32)>>> {
+        let path = self.path.clone();
+        let e = |err| db_error(&path, err);
+        super::sqlite_index::nearest(&self.conn, &self.path, collection, query, k, &e)
+    }
 }
