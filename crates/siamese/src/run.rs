@@ -48,6 +48,15 @@ pub struct Splits {
 }
 
 impl DataSource {
+    /// The source in words, for messages: `MNIST`, `MNIST (a 3,000-image subset)`, `the folder X`.
+    pub fn describe(&self) -> String {
+        match self {
+            DataSource::Mnist { limit: None } => "MNIST".to_string(),
+            DataSource::Mnist { limit: Some(n) } => format!("MNIST (a {n}-image subset)"),
+            DataSource::Folder { path } => format!("the folder {}", path.display()),
+        }
+    }
+
     /// `mnist` or a folder path.
     pub fn parse(spec: &str, limit: Option<usize>) -> Result<Self> {
         if spec == "mnist" {
@@ -169,7 +178,25 @@ pub fn train_run(
 ) -> Result<TrainedRun> {
     let resume = match existing {
         Existing::Retrain => false,
-        Existing::Resume => true,
+        Existing::Resume => {
+            // Resuming on other data would train the checkpoint on it and rewrite `data.json`,
+            // after which `eval` reads the wrong test set: refused before anything is written.
+            if let Ok(trained_on) = load_data_source(dir) {
+                if &trained_on != source {
+                    return Err(Error::config(
+                        "--data",
+                        format!(
+                            "{}: --resume with {}, but the run was trained on {}; pass that \
+                             data, or drop --resume to train anew",
+                            dir.display(),
+                            source.describe(),
+                            trained_on.describe()
+                        ),
+                    ));
+                }
+            }
+            true
+        }
         Existing::Reuse => {
             let same = load_config(dir).ok().as_ref() == Some(config)
                 && load_data_source(dir).ok().as_ref() == Some(source);

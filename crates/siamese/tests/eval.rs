@@ -461,6 +461,12 @@ fn retrieval_timing_mnist_scale() {
             nearest(&q, &g, dim, Distance::Euclidean, 5).len()
         )
     });
+    let (big, _) = siamese::index::synthetic::faces(100_000, 10, 128, 1);
+    let few = siamese::index::synthetic::queries(100_000, 128, 1, 1000);
+    timed("nearest k=10, 1k x 1M x 128 (tiles)", &mut || {
+        let found = nearest(&few, &big, 128, Distance::Euclidean, 10);
+        format!("{} rows, first {:?}", found.len(), found[0][0])
+    });
     timed("leave-one-out 10k x 10k x 64", &mut || {
         let m = retrieval_metrics(&q, &ql, &q, &ql, dim, Distance::Euclidean, true).unwrap();
         format!("{m:?}")

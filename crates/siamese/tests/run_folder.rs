@@ -48,6 +48,18 @@ fn a_run_folder_is_trained_reused_replaced_and_resumed() {
         err.to_string().contains("different hyper-parameters"),
         "{err}"
     );
+    // `--resume` on other data is refused before anything is written (data.json kept).
+    let data_json = std::fs::read(run.join("data.json")).unwrap();
+    let elsewhere = DataSource::Folder {
+        path: dir.path().join("digits"),
+    };
+    let err = train_run(&run, &elsewhere, &other, Existing::Resume, false).unwrap_err();
+    assert!(
+        err.to_string().contains("--resume with the folder")
+            && err.to_string().contains("trained on MNIST"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(run.join("data.json")).unwrap(), data_json);
     let retrained = train_run(&run, &source, &config, Existing::Retrain, false).unwrap();
     assert_eq!(retrained.action, RunAction::Trained);
     assert_eq!(load_config(&run).unwrap().margin, config.margin);

@@ -351,10 +351,12 @@ pub fn nearest(
 /// Gallery size from which [`nearest`] walks the gallery in tiles (below it, one block of
 /// distances per query block is cheaper than the bookkeeping).
 const TILED_FROM: usize = 65_536;
-/// Queries and gallery rows of one tile: 256 × 4,096 distances are 4 MB, inside the cache, where
-/// a row of 1,000,000 distances per query is 4 MB written and read back for each query.
-const TILE_QUERIES: usize = 256;
-const TILE_GALLERY: usize = 4_096;
+/// Queries and gallery rows of one tile: 512 × 2,048 distances are 4 MB, inside the cache, where
+/// a row of 1,000,000 distances per query is 4 MB written and read back for each query. Measured
+/// on 1,000 × 1,000,000 × 128 (2-core AMD EPYC, AVX-512): 256 × 4,096 took 2.16 s, 512 × 4,096
+/// 1.99 s, 512 × 2,048 1.84 s.
+const TILE_QUERIES: usize = 512;
+const TILE_GALLERY: usize = 2_048;
 
 impl Prepared<'_> {
     /// The sorted keys (distance bits, gallery index) of the `k` nearest gallery rows of every
@@ -382,27 +384,47 @@ impl Prepared<'_> {
                     let g = &self.gallery[start * dim..(start + len) * dim];
                     let out = &mut tile[..nb * len];
                     dot_block(q, nb, g, len, dim, out);
-                    for (i, drow) in out.chunks_exact(len).enumerate() {
+                    let gsq = &self.gallery_sq[start.min(self.gallery_sq.len())..];
+                    for (i, drow) in out.chunks_exact_mut(len).enumerate() {
+                        // Distances first, in a loop the compiler vectorises ...
+                        match self.distance {
+                            Distance::Cosine => drow.iter_mut().for_each(|d| *d = 1.0 - *d),
+                            _ => {
+                                for (d, g) in drow.iter_mut().zip(gsq) {
+                                    *d = qsq[i] + g - 2.0 * *d;
+                                }
+                            }
+                        }
                         let (cands, limit) = (&mut kept[i], &mut threshold[i]);
-                        for (j, &dot) in drow.iter().enumerate() {
-                            let d = match self.distance {
-                                Distance::Cosine => 1.0 - dot,
-                                _ => qsq[i] + self.gallery_sq[start + j] - 2.0 * dot,
-                            };
-                            // Non-negative floats order like their bits; NaN sorts last.
-                            let bits = if d > 0.0 {
-                                d.to_bits()
-                            } else if d.is_nan() {
-                                f32::INFINITY.to_bits()
+                        // ... then 16 at a time, only chunks holding a candidate looked at one
+                        // by one (`!(d > bound)` also lets NaN through to the exact test).
+                        for (c, chunk) in drow.chunks(16).enumerate() {
+                            let bound = if *limit == u32::MAX {
+                                f32::INFINITY
                             } else {
-                                0
+                                f32::from_bits(*limit)
                             };
-                            if bits <= *limit {
-                                cands.push((u64::from(bits) << 32) | (start + j) as u64);
-                                if cands.len() >= 4 * k + 64 {
-                                    cands.select_nth_unstable(k - 1);
-                                    cands.truncate(k);
-                                    *limit = cands.iter().map(|&c| (c >> 32) as u32).max().unwrap();
+                            if !chunk.iter().fold(false, |any, &d| any | !(d > bound)) {
+                                continue;
+                            }
+                            for (o, &d) in chunk.iter().enumerate() {
+                                // Non-negative floats order like their bits; NaN sorts last.
+                                let bits = if d > 0.0 {
+                                    d.to_bits()
+                                } else if d.is_nan() {
+                                    f32::INFINITY.to_bits()
+                                } else {
+                                    0
+                                };
+                                if bits <= *limit {
+                                    let j = start + c * 16 + o;
+                                    cands.push((u64::from(bits) << 32) | j as u64);
+                                    if cands.len() >= 4 * k + 64 {
+                                        cands.select_nth_unstable(k - 1);
+                                        cands.truncate(k);
+                                        *limit =
+                                            cands.iter().map(|&c| (c >> 32) as u32).max().unwrap();
+                                    }
                                 }
                             }
                         }

@@ -115,6 +115,8 @@ pub struct IndexBenchReport {
     pub config: IndexBenchConfig,
     pub cpu_model: String,
     pub avx512: bool,
+    /// usearch's distance kernel for this CPU.
+    pub hnsw_kernel: String,
     pub load_avg_start: f64,
     pub load_avg_end: f64,
 }
@@ -183,6 +185,7 @@ pub fn run_index_bench(
         .find(|p| p.recall_at_10 >= config.target_recall)
         .unwrap_or_else(|| sweep.last().expect("at least one ef"))
         .clone();
+    let hnsw_kernel = index.kernel();
     drop(index);
 
     let (faiss, peer_error) = if config.peer {
@@ -228,6 +231,7 @@ pub fn run_index_bench(
         config: config.clone(),
         cpu_model: cpu_model(),
         avx512: std::arch::is_x86_feature_detected!("avx512f"),
+        hnsw_kernel,
         load_avg_start,
         load_avg_end: load_average(),
     })

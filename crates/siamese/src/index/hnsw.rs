@@ -168,6 +168,12 @@ impl HnswIndex {
         self.len() == 0
     }
 
+    /// The distance kernel usearch picked for this CPU at run time (e.g. `skylake`, `haswell`,
+    /// `serial`), for benchmark reports.
+    pub fn kernel(&self) -> String {
+        self.inner.hardware_acceleration()
+    }
+
     /// Row dimension.
     pub fn dim(&self) -> usize {
         self.dim
