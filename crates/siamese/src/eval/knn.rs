@@ -397,14 +397,17 @@ impl Prepared<'_> {
                         }
                         let (cands, limit) = (&mut kept[i], &mut threshold[i]);
                         // ... then 16 at a time, only chunks holding a candidate looked at one
-                        // by one (`!(d > bound)` also lets NaN through to the exact test).
+                        // by one (NaN is let through to the exact test).
                         for (c, chunk) in drow.chunks(16).enumerate() {
                             let bound = if *limit == u32::MAX {
                                 f32::INFINITY
                             } else {
                                 f32::from_bits(*limit)
                             };
-                            if !chunk.iter().fold(false, |any, &d| any | !(d > bound)) {
+                            if !chunk
+                                .iter()
+                                .fold(false, |any, &d| any | (d <= bound) | d.is_nan())
+                            {
                                 continue;
                             }
                             for (o, &d) in chunk.iter().enumerate() {
