@@ -7,47 +7,12 @@ use std::path::Path;
 
 use siamese::store::schema::{APPLICATION_ID, VERSION};
 use siamese::store::sqlite::SqliteStore;
-use siamese::store::{self, Backend, CollectionSpec, FaceBox, Locator, StoredFace, StoredPhoto};
+use siamese::store::{self, Backend, FaceBox, Locator, StoredFace, StoredPhoto};
 
-fn spec(fingerprint: &str, dim: usize) -> CollectionSpec {
-    CollectionSpec {
-        fingerprint: fingerprint.into(),
-        model: "test-model".into(),
-        dim,
-    }
-}
+#[path = "common/backend_cases.rs"]
+mod cases;
 
-/// `n` photos of `faces` faces each, embeddings `dim` long drawn from a fixed formula.
-fn photos(n: usize, faces: usize, dim: usize) -> Vec<StoredPhoto> {
-    (0..n)
-        .map(|i| StoredPhoto {
-            path: format!("/photos/p{i:03}.jpg"),
-            sha256: format!("{i:064x}"),
-            size: 1000 + i as u64,
-            width: 640,
-            height: 480,
-            faces: (0..faces)
-                .map(|f| StoredFace {
-                    bbox: FaceBox {
-                        left: 10.5 + f as f32,
-                        top: 20.25,
-                        width: 100.0,
-                        height: 101.0,
-                        score: 3.5,
-                    },
-                    landmarks: Some(vec![[1.5, 2.5]; 5]),
-                    assumed: f % 2 == 1,
-                    embedding: (0..dim)
-                        .map(|d| ((i * 31 + f * 7 + d) as f32 * 0.37).sin() / 3.0)
-                        .collect(),
-                    id: None,
-                    person: None,
-                })
-                .collect(),
-            error: (faces == 0).then(|| format!("p{i}: no face found")),
-        })
-        .collect()
-}
+use cases::{photos, spec};
 
 fn one_line_naming(err: &str, file: &Path, what: &str) {
     assert_eq!(err.lines().count(), 1, "{err}");
