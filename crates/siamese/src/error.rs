@@ -42,12 +42,12 @@ impl Error {
         }
     }
 
-    /// A format error on `path`. Line breaks in the message (a name read from a damaged file may hold one) are shown
-    /// escaped, so the error stays one line.
+    /// A format error on `path`. Line breaks in the message (a name read from a damaged file may
+    /// hold one) become spaces, as the CLI and the demo's report fold them, so it stays one line.
     pub fn format(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
         Error::Format {
             path: path.as_ref().to_path_buf(),
-            message: message.into().replace('\n', "\\n").replace('\r', "\\r"),
+            message: message.into().replace(['\n', '\r'], " "),
         }
     }
 
