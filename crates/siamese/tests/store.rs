@@ -20,126 +20,30 @@ fn one_line_naming(err: &str, file: &Path, what: &str) {
     assert!(err.contains(what), "{what}: {err}");
 }
 
+/// The engine cases every backend runs (`common/backend_cases.rs`), on a SQLite file made in a
+/// folder that does not exist yet; PostgreSQL runs the same cases in `store_postgres.rs`.
 #[test]
-fn photos_faces_and_people_round_trip_and_persist() {
+fn photos_faces_and_people_round_trip_persist_and_refuse_bad_vectors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sub/faces.db");
-    let mut db = store::open(&Locator::Sqlite(path.clone())).unwrap();
-    let c = db.collection(&spec("fp-a", 16)).unwrap();
-    assert_eq!(db.collection(&spec("fp-a", 16)).unwrap(), c);
-    let other = db.collection(&spec("fp-b", 16)).unwrap();
-    assert_ne!(other, c);
-    // The same fingerprint with another length is refused.
-    let err = db.collection(&spec("fp-a", 32)).unwrap_err().to_string();
-    one_line_naming(&err, &path, "length 16");
-
-    let mut written = photos(6, 2, 16);
-    written.push(photos(1, 0, 16).remove(0));
-    written[6].path = "/photos/unreadable.jpg".into();
-    let ids = db.put_photos(c, &written).unwrap();
-    assert_eq!(ids.len(), 7);
-    assert_eq!(ids.iter().map(Vec::len).sum::<usize>(), 12);
-    let loaded = db.load(c).unwrap();
-    assert_eq!(loaded.photos().len(), 7);
-    assert_eq!(loaded.dim(), 16);
-    for (photo, face_ids) in written.iter().zip(&ids) {
-        let back = loaded.get(&photo.path).unwrap();
-        assert_eq!(back.sha256, photo.sha256);
-        assert_eq!(back.error, photo.error);
-        for ((a, b), id) in photo.faces.iter().zip(&back.faces).zip(face_ids) {
-            assert_eq!(a.embedding, b.embedding, "embeddings come back bit for bit");
-            assert_eq!(
-                (a.bbox, &a.landmarks, a.assumed),
-                (b.bbox, &b.landmarks, b.assumed)
-            );
-            assert_eq!(b.id, Some(*id));
-        }
-    }
-    assert!(db.load(other).unwrap().photos().is_empty());
-
-    // People: make three, assign, name, merge, delete the empty one.
-    let people = db.create_people(c, 3).unwrap();
-    let face = |p: usize, f: usize| ids[p][f];
-    db.assign(
-        c,
-        &[
-            (face(0, 0), Some(people[0])),
-            (face(1, 0), Some(people[0])),
-            (face(2, 0), Some(people[1])),
-            (face(3, 0), Some(people[2])),
-        ],
-    )
-    .unwrap();
-    db.name_person(c, people[1], Some("Ada")).unwrap();
-    db.merge_people(c, people[0], people[1]).unwrap();
-    let listed = db.people(c).unwrap();
-    assert_eq!(listed.len(), 2);
-    assert_eq!(
-        (listed[0].id, listed[0].name.as_deref(), listed[0].faces),
-        (people[0], Some("Ada"), 3),
-        "the target keeps its id and takes the name it lacked"
+    let open = || store::open(&Locator::Sqlite(path.clone())).unwrap();
+    cases::round_trip_and_people(open(), &open, &path.display().to_string());
+    assert!(path.is_file());
+    let bad = dir.path().join("bad.db");
+    cases::bad_vectors_write_nothing(
+        store::open(&Locator::Sqlite(bad.clone())).unwrap(),
+        &bad.display().to_string(),
     );
-    // Moving the last face away deletes the unnamed person left empty.
-    db.assign(c, &[(face(3, 0), Some(people[0]))]).unwrap();
-    assert_eq!(db.people(c).unwrap().len(), 1);
-    // Unknown ids and another collection's people are one-line errors.
-    let err = db.name_person(c, 999, Some("x")).unwrap_err().to_string();
-    assert!(err.contains("no person 999"), "{err}");
-    let theirs = db.create_people(other, 1).unwrap()[0];
-    let err = db
-        .assign(c, &[(face(4, 0), Some(theirs))])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains(&format!("no person {theirs}")), "{err}");
-    let err = db.assign(c, &[(424242, None)]).unwrap_err().to_string();
-    assert!(err.contains("no face 424242"), "{err}");
-    let err = db
-        .merge_people(c, people[0], people[0])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("into itself"), "{err}");
-    assert_eq!(db.check().unwrap(), "ok");
-    drop(db);
-
-    // Reopened: everything is still there.
-    let mut db = store::open(&Locator::Sqlite(path.clone())).unwrap();
-    let again = db.load(c).unwrap();
-    let persons: Vec<Option<i64>> = again.faces().map(|f| f.2.person).collect();
-    assert_eq!(persons.iter().filter(|p| **p == Some(people[0])).count(), 4);
-    let infos = db.collections().unwrap();
-    assert_eq!(
-        (infos[0].photos, infos[0].faces, infos[0].people),
-        (7, 12, 1)
-    );
-    // Rewriting a photo replaces its faces (and drops their assignments).
-    db.put_photos(c, &photos(1, 1, 16)).unwrap();
-    let again = db.load(c).unwrap();
-    assert_eq!(again.get("/photos/p000.jpg").unwrap().faces.len(), 1);
-    assert_eq!(again.face_count(), 11);
 }
 
 #[test]
-fn bad_vectors_are_refused_and_nothing_is_written_half() {
+fn a_blob_of_the_wrong_length_written_by_something_else_is_named_on_load() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("faces.db");
     let mut db = store::open(&Locator::Sqlite(path.clone())).unwrap();
     let c = db.collection(&spec("fp", 16)).unwrap();
-    let mut batch = photos(5, 1, 16);
-    batch[3].faces[0].embedding.truncate(15);
-    let err = db.put_photos(c, &batch).unwrap_err().to_string();
-    one_line_naming(&err, &path, "length 15");
-    assert!(
-        db.load(c).unwrap().photos().is_empty(),
-        "the batch is all or nothing"
-    );
-    batch[3].faces[0].embedding.push(f32::NAN);
-    let err = db.put_photos(c, &batch).unwrap_err().to_string();
-    one_line_naming(&err, &path, "non-finite");
-    drop(db);
-    // A blob of the wrong length inside the file (written by something else): named on load.
-    let raw = SqliteStore::open(&path).unwrap();
-    let mut db = store::open(&Locator::Sqlite(path.clone())).unwrap();
     db.put_photos(c, &photos(2, 1, 16)).unwrap();
+    let raw = SqliteStore::open(&path).unwrap();
     raw.execute_batch(
         "UPDATE faces SET embedding = x'00000000' WHERE id = (SELECT min(id) FROM faces);",
     )
