@@ -332,8 +332,25 @@ fn large_collections_search_through_a_current_hnsw_file() {
         rows
     );
 
-    // A garbage file is rebuilt, not trusted.
+    // Another connection's commit is seen by this one's graph in memory.
+    let mut other = store::open(&Locator::Sqlite(path.clone())).unwrap();
+    let (extra, _) = siamese::index::synthetic::faces(1, 1, dim, 99);
+    let mut late = make(0..1, "d");
+    late[0].path = "/big/late.jpg".into();
+    late[0].faces.truncate(1);
+    late[0].faces[0].embedding = extra.clone();
+    let late_id = other.put_photos(c, &late).unwrap()[0][0];
+    assert_eq!(
+        db.nearest(c, &extra, 1).unwrap().unwrap()[0],
+        (late_id, 0.0)
+    );
+    drop(other);
+
+    // A garbage file is rebuilt, not trusted, by the next connection.
+    drop(db);
     std::fs::write(&file, b"not an index").unwrap();
+    let mut db = store::open(&Locator::Sqlite(path.clone())).unwrap();
+    let rows = rows + 1;
     let hits = db.nearest(c, query, 1).unwrap().unwrap();
     assert_eq!(hits[0].0, more[more.len() - 3]);
     assert_eq!(

@@ -18,6 +18,8 @@ const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 pub struct SqliteStore {
     path: PathBuf,
     conn: Connection,
+    /// The HNSW graphs this connection has searched (`sqlite_index`).
+    graphs: super::sqlite_index::GraphCache,
 }
 
 /// What kind of file sits at a database path.
@@ -79,6 +81,7 @@ impl SqliteStore {
         let mut store = SqliteStore {
             path: path.to_path_buf(),
             conn,
+            graphs: Default::default(),
         };
         store.prepare()?;
         Ok(store)
@@ -192,6 +195,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             path: path.to_path_buf(),
             conn,
+            graphs: Default::default(),
         })
     }
 
@@ -683,6 +687,14 @@ impl Backend for SqliteStore {
     ) -> Result<Option<Vec<(FaceId, f32)>>> {
         let path = self.path.clone();
         let e = |err| db_error(&path, err);
-        super::sqlite_index::nearest(&self.conn, &self.path, collection, query, k, &e)
+        super::sqlite_index::nearest(
+            &self.conn,
+            &self.path,
+            &mut self.graphs,
+            collection,
+            query,
+            k,
+            &e,
+        )
     }
 }

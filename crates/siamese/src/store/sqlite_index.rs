@@ -8,7 +8,14 @@
 //! so "the file covers the first COUNT of today's faces" is the test for extending it; SQLite
 //! may give a deleted largest id to a new face, but a face's embedding follows from its photo's
 //! content (one collection = one pipeline), so the photo's hash in the digest tells them apart.
+//!
+//! A connection keeps each collection's graph in memory ([`GraphCache`]) with the database's
+//! stamp when it was checked: SQLite's `data_version` (moves when another connection commits)
+//! and this connection's `total_changes` (moves with its own writes). While the stamp holds, a
+//! search reads nothing but the two counters; when it moves, the faces are listed again and the
+//! graph in memory is extended or rebuilt by the same rule as the file.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
@@ -43,17 +50,61 @@ fn content_key(count: usize, digest: u64) -> String {
     format!("{count}:{digest:016x}")
 }
 
+/// The graphs a connection has searched, by collection (see the module docs).
+#[derive(Default)]
+pub struct GraphCache {
+    graphs: HashMap<CollectionId, CachedGraph>,
+}
+
+struct CachedGraph {
+    stamp: Stamp,
+    /// The first `count` faces (in id order) are in `index`, and `key` is their content key.
+    count: usize,
+    key: String,
+    index: HnswIndex,
+}
+
+/// `(data_version, total_changes)`: equal stamps mean no face changed in between.
+type Stamp = (i64, u64);
+
+fn stamp(conn: &Connection, e: &dyn Fn(rusqlite::Error) -> Error) -> Result<Stamp> {
+    let version = conn
+        .query_row("PRAGMA data_version", [], |r| r.get(0))
+        .map_err(e)?;
+    Ok((version, conn.total_changes()))
+}
+
+fn search(index: &mut HnswIndex, query: &[f32], k: usize) -> Result<Vec<(FaceId, f32)>> {
+    index.set_ef(HnswParams::default().expansion_search.max(k))?;
+    Ok(index
+        .search(query, k)?
+        .into_iter()
+        .map(|n| (n.id as i64, n.distance))
+        .collect())
+}
+
 /// The `k` faces of `collection` nearest to `query` by its HNSW file (made or brought up to
 /// date first), or `None` below [`HNSW_FROM`] faces. The file is a cache: when it cannot be
 /// written (a read-only folder) the search still runs on the graph built in memory.
 pub fn nearest(
     conn: &Connection,
     db: &Path,
+    cache: &mut GraphCache,
     collection: CollectionId,
     query: &[f32],
     k: usize,
     e: &dyn Fn(rusqlite::Error) -> Error,
 ) -> Result<Option<Vec<(FaceId, f32)>>> {
+    // Taken before the faces are read: a commit in between only costs the next search a check.
+    let now = stamp(conn, e)?;
+    if let Some(cached) = cache.graphs.get_mut(&collection) {
+        if cached.stamp == now {
+            if query.len() != cached.index.dim() {
+                return Err(query_length(query, cached.index.dim()));
+            }
+            return search(&mut cached.index, query, k).map(Some);
+        }
+    }
     let faces: Vec<(i64, String)> = {
         let mut st = conn
             .prepare(
@@ -68,6 +119,7 @@ pub fn nearest(
     };
     let ids: Vec<i64> = faces.iter().map(|f| f.0).collect();
     if ids.len() < HNSW_FROM {
+        cache.graphs.remove(&collection);
         return Ok(None);
     }
     let dim: i64 = conn
@@ -79,13 +131,7 @@ pub fn nearest(
         .map_err(e)?;
     let dim = dim as usize;
     if query.len() != dim {
-        return Err(Error::config(
-            "query",
-            format!(
-                "{} values, the collection's embeddings have {dim}",
-                query.len()
-            ),
-        ));
+        return Err(query_length(query, dim));
     }
     let path = index_path(db, collection);
     let mut digests = Vec::with_capacity(ids.len() + 1);
@@ -94,18 +140,25 @@ pub fn nearest(
         digests.push(digest_step(*digests.last().unwrap(), *id, sha));
     }
     let key = content_key(ids.len(), digests[ids.len()]);
-    // What the saved file covers: all of today's faces, a prefix of them, or something else.
-    let saved = HnswIndex::read_header(&path).ok().filter(|h| {
-        h.dim == dim
-            && h.count <= ids.len()
-            && h.content_key == content_key(h.count, digests[h.count])
-    });
-    let (mut index, covered) = match saved {
-        Some(h) => match HnswIndex::load(&path, Some(&h.content_key)) {
-            Ok((index, _)) => (index, h.count),
-            Err(_) => (HnswIndex::new(dim, HnswParams::default())?, 0),
-        },
-        None => (HnswIndex::new(dim, HnswParams::default())?, 0),
+    // What the graph in memory, else the saved file, covers: all of today's faces, a prefix of
+    // them, or something else.
+    let covers =
+        |count: usize, key: &str| count <= ids.len() && key == content_key(count, digests[count]);
+    let in_memory = cache
+        .graphs
+        .remove(&collection)
+        .filter(|c| c.index.dim() == dim && covers(c.count, &c.key));
+    let (mut index, covered) = match in_memory {
+        Some(c) => (c.index, c.count),
+        None => {
+            let saved = HnswIndex::read_header(&path)
+                .ok()
+                .filter(|h| h.dim == dim && covers(h.count, &h.content_key));
+            match saved.map(|h| (HnswIndex::load(&path, Some(&h.content_key)), h.count)) {
+                Some((Ok((index, _)), count)) => (index, count),
+                _ => (HnswIndex::new(dim, HnswParams::default())?, 0),
+            }
+        }
     };
     if covered < ids.len() {
         let after = if covered == 0 {
@@ -121,17 +174,30 @@ pub fn nearest(
             )));
         }
         index.add(&new_ids, &data)?;
-        // A cache: a folder we may not write to costs the next search a rebuild, nothing else.
+        // A cache: a folder we may not write to costs the next process a rebuild, nothing else.
         let _ = index.save(&path, &key);
     }
-    index.set_ef(HnswParams::default().expansion_search.max(k))?;
-    Ok(Some(
-        index
-            .search(query, k)?
-            .into_iter()
-            .map(|n| (n.id as i64, n.distance))
-            .collect(),
-    ))
+    let found = search(&mut index, query, k)?;
+    cache.graphs.insert(
+        collection,
+        CachedGraph {
+            stamp: now,
+            count: ids.len(),
+            key,
+            index,
+        },
+    );
+    Ok(Some(found))
+}
+
+fn query_length(query: &[f32], dim: usize) -> Error {
+    Error::config(
+        "query",
+        format!(
+            "{} values, the collection's embeddings have {dim}",
+            query.len()
+        ),
+    )
 }
 
 /// Ids and embeddings of `collection`'s faces with an id above `after`, in id order.
