@@ -205,6 +205,19 @@ pub(crate) fn key_index(key: u64) -> usize {
     (key & 0xffff_ffff) as usize
 }
 
+/// A distance's sort bits: non-negative floats order like their bit patterns; NaN ranks last,
+/// like +∞, and -0.0 (or any negative rounding error) with 0.
+#[inline]
+fn distance_bits(d: f32) -> u32 {
+    if d > 0.0 {
+        d.to_bits()
+    } else if d.is_nan() {
+        f32::INFINITY.to_bits()
+    } else {
+        0
+    }
+}
+
 /// Keys of the `m` smallest distances of `row` (all ≥ 0 or +∞, never NaN), sorted by
 /// (distance, index).
 ///
@@ -220,16 +233,7 @@ fn smallest_keys(row: &[f32], m: usize, scratch: &mut SelectScratch) -> Vec<u64>
     if m == 0 {
         return Vec::new();
     }
-    // Non-negative floats order like their bit patterns; NaN ranks last, like +∞.
-    let bits = |d: f32| {
-        if d > 0.0 {
-            d.to_bits()
-        } else if d.is_nan() {
-            f32::INFINITY.to_bits()
-        } else {
-            0
-        }
-    };
+    let bits = distance_bits;
     let mut threshold = u32::MAX;
     if n >= 64 * STRIDE && m * 4 < n {
         scratch.sample.clear();
@@ -411,14 +415,7 @@ impl Prepared<'_> {
                                 continue;
                             }
                             for (o, &d) in chunk.iter().enumerate() {
-                                // Non-negative floats order like their bits; NaN sorts last.
-                                let bits = if d > 0.0 {
-                                    d.to_bits()
-                                } else if d.is_nan() {
-                                    f32::INFINITY.to_bits()
-                                } else {
-                                    0
-                                };
+                                let bits = distance_bits(d);
                                 if bits <= *limit {
                                     let j = start + c * 16 + o;
                                     cands.push((u64::from(bits) << 32) | j as u64);

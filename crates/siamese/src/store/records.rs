@@ -60,6 +60,30 @@ pub struct StoredPhoto {
     pub error: Option<String>,
 }
 
+/// Why `photos` cannot be written to a collection of `dim`-long embeddings (a face's vector of
+/// another length, or holding NaN or ±∞), as the message each engine prefixes with its name;
+/// checked before any write so a batch is all or nothing.
+pub fn check_embeddings(photos: &[StoredPhoto], dim: usize) -> std::result::Result<(), String> {
+    for photo in photos {
+        for (position, face) in photo.faces.iter().enumerate() {
+            if face.embedding.len() != dim {
+                return Err(format!(
+                    "{}: face {position} has an embedding of length {}, the collection's is {dim}",
+                    photo.path,
+                    face.embedding.len()
+                ));
+            }
+            if face.embedding.iter().any(|v| !v.is_finite()) {
+                return Err(format!(
+                    "{}: face {position} has a non-finite embedding",
+                    photo.path
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A person of a collection: an id, an optional name, how many faces.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Person {

@@ -426,6 +426,8 @@ impl Backend for SqliteStore {
                 |r| r.get(0),
             )
             .map_err(e)?;
+        super::records::check_embeddings(photos, dim as usize)
+            .map_err(|m| Error::format(&path, m))?;
         let tx = self.conn.transaction().map_err(e)?;
         let mut all_ids = Vec::with_capacity(photos.len());
         {
@@ -467,23 +469,6 @@ impl Backend for SqliteStore {
                 clear.execute(params![photo_id]).map_err(e)?;
                 let mut ids = Vec::with_capacity(photo.faces.len());
                 for (position, face) in photo.faces.iter().enumerate() {
-                    if face.embedding.len() as i64 != dim {
-                        return Err(Error::format(
-                            &path,
-                            format!(
-                                "{}: face {position} has an embedding of length {}, the \
-                                 collection's is {dim}",
-                                photo.path,
-                                face.embedding.len()
-                            ),
-                        ));
-                    }
-                    if face.embedding.iter().any(|v| !v.is_finite()) {
-                        return Err(Error::format(
-                            &path,
-                            format!("{}: face {position} has a non-finite embedding", photo.path),
-                        ));
-                    }
                     let landmarks = face
                         .landmarks
                         .as_ref()

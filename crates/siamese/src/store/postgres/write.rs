@@ -30,27 +30,7 @@ impl PostgresStore {
         photos: &[StoredPhoto],
     ) -> Result<Vec<Vec<FaceId>>> {
         let dim = self.dim_of(collection)?;
-        for photo in photos {
-            for (position, face) in photo.faces.iter().enumerate() {
-                if face.embedding.len() != dim {
-                    return Err(fail(
-                        &self.shown,
-                        format!(
-                            "{}: face {position} has an embedding of length {}, the \
-                             collection's is {dim}",
-                            photo.path,
-                            face.embedding.len()
-                        ),
-                    ));
-                }
-                if face.embedding.iter().any(|v| !v.is_finite()) {
-                    return Err(fail(
-                        &self.shown,
-                        format!("{}: face {position} has a non-finite embedding", photo.path),
-                    ));
-                }
-            }
-        }
+        crate::store::records::check_embeddings(photos, dim).map_err(|m| fail(&self.shown, m))?;
         let (shown, secret) = (self.shown.clone(), self.secret.clone());
         let e = |err: postgres::Error| error_line(&shown, secret.as_deref(), &err);
         let mut tx = self.client.transaction().map_err(e)?;
