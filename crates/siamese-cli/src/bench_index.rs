@@ -22,17 +22,17 @@ pub struct IndexArgs {
     threads: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// HNSW connectivity M of ours.
-    #[arg(long, default_value_t = 16)]
+    /// HNSW connectivity M of both sides.
+    #[arg(long, default_value_t = 32)]
     m: usize,
-    /// HNSW efConstruction of ours.
+    /// HNSW efConstruction of both sides.
     #[arg(long, default_value_t = 128)]
     ef_construction: usize,
     /// ef values swept (ours and FAISS), comma-separated.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "16,24,32,48,64,96,128,192,256"
+        default_value = "8,12,16,24,32,48,64,96,128,192,256"
     )]
     efs: Vec<usize>,
     /// Recall@10 the reported ef must reach.
@@ -84,24 +84,26 @@ fn print_index(r: &IndexBenchReport) {
         r.hnsw_build_seconds,
         r.hnsw_add_per_second
     );
-    println!("  ef   recall@10  batch-1 q/s  p50 ms  p99 ms  batch q/s");
-    for p in &r.sweep {
+    println!("  ef   recall@10  batch-1 q/s  p50 ms  p99 ms  batch q/s  cpu µs/q");
+    let row = |p: &siamese::index::bench::EfPoint| {
         println!(
-            "  {:<4} {:>9.4} {:>12.0} {:>7.3} {:>7.3} {:>10.0}",
-            p.ef, p.recall_at_10, p.qps_batch1, p.p50_ms, p.p99_ms, p.qps_batch1000
-        );
-    }
+            "  {:<4} {:>9.4} {:>12.0} {:>7.3} {:>7.3} {:>10.0} {:>9}",
+            p.ef,
+            p.recall_at_10,
+            p.qps_batch1,
+            p.p50_ms,
+            p.p99_ms,
+            p.qps_batch1000,
+            p.cpu_us_batch1.map_or("-".into(), |v| format!("{v:.1}"))
+        )
+    };
+    r.sweep.iter().for_each(row);
     if let Some(f) = &r.faiss {
         println!(
             "FAISS {} HNSW (M {}, efConstruction {}): build {:.1} s",
             f.version, f.hnsw_m, f.hnsw_ef_construction, f.hnsw_build_seconds
         );
-        for p in &f.sweep {
-            println!(
-                "  {:<4} {:>9.4} {:>12.0} {:>7.3} {:>7.3} {:>10.0}",
-                p.ef, p.recall_at_10, p.qps_batch1, p.p50_ms, p.p99_ms, p.qps_batch1000
-            );
-        }
+        f.sweep.iter().for_each(row);
     } else if let Some(why) = &r.peer_error {
         println!("FAISS: not measured: {why}");
     }
@@ -115,6 +117,10 @@ fn print_index(r: &IndexBenchReport) {
             .map_or("-".into(), |v| format!("{v:.0}")),
         r.faiss_hnsw_ef.map_or("-".into(), |v| v.to_string()),
         ratio(r.hnsw_qps_ratio_vs_faiss)
+    );
+    println!(
+        "CPU time a query at that recall, FAISS over ours: {}",
+        ratio(r.hnsw_cpu_ratio_vs_faiss)
     );
     println!(
         "exact, batch of {}: ours {:.0} q/s, FAISS IndexFlatL2 {} q/s: {}; peak RSS {:.0} MiB",

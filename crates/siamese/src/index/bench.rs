@@ -56,8 +56,12 @@ impl Default for IndexBenchConfig {
             queries: 1000,
             threads: 2,
             seed: 1,
-            hnsw: HnswParams::default(),
-            efs: vec![16, 24, 32, 48, 64, 96, 128, 192, 256],
+            // FAISS's usual M; both sides are built with the same M and efConstruction.
+            hnsw: HnswParams {
+                connectivity: 32,
+                ..HnswParams::default()
+            },
+            efs: vec![8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256],
             target_recall: 0.95,
             peer: true,
         }
@@ -73,6 +77,10 @@ pub struct EfPoint {
     pub qps_batch1000: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// CPU time of the searching thread per query at batch 1 (µs): unlike wall time, not
+    /// inflated by other work on a busy machine (`None` where the OS does not report it).
+    #[serde(default)]
+    pub cpu_us_batch1: Option<f64>,
 }
 
 /// What the FAISS script reports.
@@ -109,13 +117,15 @@ pub struct IndexBenchReport {
     pub faiss_hnsw_qps_batch1000: Option<f64>,
     pub hnsw_qps_ratio_vs_faiss: Option<f64>,
     pub exact_qps_ratio_vs_faiss: Option<f64>,
+    /// FAISS's CPU time per query over ours at equal recall, batch 1 (above 1: ours is faster).
+    pub hnsw_cpu_ratio_vs_faiss: Option<f64>,
     pub sweep: Vec<EfPoint>,
     pub faiss: Option<FaissReport>,
     pub peer_error: Option<String>,
     pub config: IndexBenchConfig,
     pub cpu_model: String,
     pub avx512: bool,
-    /// usearch's distance kernel for this CPU.
+    /// The HNSW distance kernel picked for this CPU (`index::l2`).
     pub hnsw_kernel: String,
     pub load_avg_start: f64,
     pub load_avg_end: f64,
@@ -225,6 +235,9 @@ pub fn run_index_bench(
             .as_ref()
             .map(|p| chosen.qps_batch1 / p.qps_batch1),
         exact_qps_ratio_vs_faiss: faiss.as_ref().map(|f| exact_qps / f.flat_qps_batch1000),
+        hnsw_cpu_ratio_vs_faiss: faiss_point
+            .as_ref()
+            .and_then(|p| Some(p.cpu_us_batch1? / chosen.cpu_us_batch1?)),
         sweep,
         faiss,
         peer_error,
@@ -242,6 +255,7 @@ fn measure_ef(index: &HnswIndex, queries: &[f32], truth: &[Vec<u64>]) -> Result<
     let dim = index.dim();
     let mut latencies = Vec::with_capacity(truth.len());
     let mut found = Vec::with_capacity(truth.len());
+    let cpu_start = thread_cpu_ns();
     let start = Instant::now();
     for q in queries.chunks_exact(dim) {
         let t = Instant::now();
@@ -250,6 +264,9 @@ fn measure_ef(index: &HnswIndex, queries: &[f32], truth: &[Vec<u64>]) -> Result<
         found.push(hits);
     }
     let batch1 = start.elapsed().as_secs_f64();
+    let cpu_us_batch1 = cpu_start
+        .zip(thread_cpu_ns())
+        .map(|(a, b)| (b - a) as f64 / 1e3 / truth.len() as f64);
     let start = Instant::now();
     let _ = index.search_batch(queries, K)?;
     let batch = start.elapsed().as_secs_f64();
@@ -267,7 +284,18 @@ fn measure_ef(index: &HnswIndex, queries: &[f32], truth: &[Vec<u64>]) -> Result<
         qps_batch1000: truth.len() as f64 / batch,
         p50_ms: quantile(0.5),
         p99_ms: quantile(0.99),
+        cpu_us_batch1,
     })
+}
+
+/// Nanoseconds this thread has run on a CPU (Linux's `/proc/thread-self/schedstat`).
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Writes a row-major f32 (`<f4`) or i64 (`<i8`) matrix as `.npy`.
@@ -361,7 +389,10 @@ fn run_faiss(
         .collect();
     write_npy(&gt, "<i8", truth.len(), K, &ids)?;
     crate::output::write_atomic(&script, FAISS_SCRIPT.as_bytes())?;
-    log("running FAISS (IndexFlatL2, IndexHNSWFlat M=32)");
+    log(&format!(
+        "running FAISS (IndexFlatL2, IndexHNSWFlat M={} efConstruction {}: ours)",
+        config.hnsw.connectivity, config.hnsw.expansion_add
+    ));
     let efs: Vec<String> = config.efs.iter().map(usize::to_string).collect();
     let stdout = assets::run_command(
         Command::new(&python)
@@ -374,6 +405,10 @@ fn run_faiss(
                 &config.threads.to_string(),
                 "--efs",
                 &efs.join(","),
+                "--m",
+                &config.hnsw.connectivity.to_string(),
+                "--ef-construction",
+                &config.hnsw.expansion_add.to_string(),
             ]),
         &dir,
     )?;

@@ -1,26 +1,32 @@
-//! Approximate nearest-neighbour search: an HNSW graph (the `usearch` crate, its vendored C++
-//! compiled by cargo) over `u64`-keyed embeddings, with Euclidean distances, incremental adds,
-//! and a saved file whose header lets the caller tell a stale index from a current one.
+//! Approximate nearest-neighbour search: an HNSW graph ([`super::hnsw_graph`], ours: hnswlib's
+//! layout with prefetching, AVX-512 / AVX2 distances picked at run time) over `u64`-keyed
+//! embeddings, with Euclidean distances, incremental adds, and a saved file whose header lets
+//! the caller tell a stale index from a current one.
 //!
-//! Distances returned are true Euclidean (square roots of usearch's squared L2). Building and
+//! Distances returned are true Euclidean (square roots of the graph's squared L2). Building and
 //! adding run in parallel over rayon's threads; with one thread (`RAYON_NUM_THREADS=1`) the
 //! graph, and so every search, is the same run after run; with more, insertion order between
 //! threads varies and so may a few neighbours found (not the recall). Search is deterministic
 //! for a given graph.
 //!
 //! File layout: `SIAMHNSW` magic, `u32` format version, `u32` header length, the JSON
-//! [`IndexHeader`] (dimension, count, settings, the caller's content key), then usearch's own
-//! serialised index. [`HnswIndex::read_header`] reads only the header, so a database can decide
-//! to rebuild without loading a stale graph.
+//! [`IndexHeader`] (dimension, count, settings, the caller's content key), the ids (`u64` each,
+//! in row order), then the graph's bytes ([`Graph::from_bytes`]). [`HnswIndex::read_header`]
+//! reads only the header, so a database can decide to rebuild without loading a stale graph.
+//! Files of format 1 (the `usearch` graph of earlier builds) are refused as another format; a
+//! database treats its file as a cache and rebuilds it.
 
 use std::path::Path;
 
+use std::collections::HashMap;
+
 use rayon::prelude::*;
 
+use super::hnsw_graph::Graph;
 use crate::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"SIAMHNSW";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// Graph settings. `connectivity` (HNSW's M) and `expansion_add` (efConstruction) are fixed at
 /// build time; `expansion_search` (ef) can be changed at any time with [`HnswIndex::set_ef`].
@@ -82,7 +88,10 @@ pub struct Neighbour {
 
 /// An HNSW index over rows of `dim` floats, keyed by `u64` ids (unique).
 pub struct HnswIndex {
-    inner: usearch::Index,
+    graph: Graph,
+    /// The caller's id of each graph row, and the row of each id.
+    ids: Vec<u64>,
+    rows: HashMap<u64, u32>,
     dim: usize,
     params: HnswParams,
 }
@@ -97,10 +106,6 @@ impl std::fmt::Debug for HnswIndex {
     }
 }
 
-fn native(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Other(format!("HNSW index: {what}: {e}"))
-}
-
 impl HnswIndex {
     /// An empty index for rows of `dim`.
     pub fn new(dim: usize, params: HnswParams) -> Result<Self> {
@@ -111,17 +116,13 @@ impl HnswIndex {
                 "embedding dimension must be at least 1",
             ));
         }
-        let options = usearch::IndexOptions {
-            dimensions: dim,
-            metric: usearch::MetricKind::L2sq,
-            quantization: usearch::ScalarKind::F32,
-            connectivity: params.connectivity,
-            expansion_add: params.expansion_add,
-            expansion_search: params.expansion_search,
-            multi: false,
-        };
-        let inner = usearch::Index::new(&options).map_err(|e| native("create", e))?;
-        Ok(HnswIndex { inner, dim, params })
+        Ok(HnswIndex {
+            graph: Graph::new(dim, params.connectivity, params.expansion_add),
+            ids: Vec::new(),
+            rows: HashMap::new(),
+            dim,
+            params,
+        })
     }
 
     /// An index over `data` (rows of `dim`), row `i` keyed by `ids[i]`.
@@ -146,21 +147,29 @@ impl HnswIndex {
         if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
             return Err(Error::config("ids", format!("id {} is repeated", w[0])));
         }
-        if let Some(id) = ids.iter().find(|&&id| self.inner.contains(id)) {
+        if let Some(id) = ids.iter().find(|&&id| self.rows.contains_key(&id)) {
             return Err(Error::config("ids", format!("id {id} is already indexed")));
         }
-        let threads = rayon::current_num_threads().max(1);
-        self.inner
-            .reserve_capacity_and_threads(self.len() + rows, threads)
-            .map_err(|e| native("reserve", e))?;
-        data.par_chunks_exact(self.dim)
-            .zip(ids.par_iter())
-            .try_for_each(|(row, &id)| self.inner.add(id, row).map_err(|e| native("add", e)))
+        if let Some(v) = data.iter().find(|v| !v.is_finite()) {
+            return Err(Error::config(
+                "vectors",
+                format!("hold a non-finite value ({v})"),
+            ));
+        }
+        if self.len() + rows >= u32::MAX as usize {
+            return Err(Error::config("ids", "more than 4 billion rows"));
+        }
+        let start = self.len() as u32;
+        self.rows
+            .extend(ids.iter().zip(start..).map(|(&id, row)| (id, row)));
+        self.ids.extend_from_slice(ids);
+        self.graph.add(data);
+        Ok(())
     }
 
-    /// Rows indexed.
+    /// Rows in the index.
     pub fn len(&self) -> usize {
-        self.inner.size()
+        self.ids.len()
     }
 
     /// Whether the index holds nothing.
@@ -168,10 +177,9 @@ impl HnswIndex {
         self.len() == 0
     }
 
-    /// The distance kernel usearch picked for this CPU at run time (e.g. `skylake`, `haswell`,
-    /// `serial`), for benchmark reports.
+    /// The distance kernel picked for this CPU at run time (`avx512f`, `avx2+fma`, `portable`).
     pub fn kernel(&self) -> String {
-        self.inner.hardware_acceleration()
+        self.graph.kernel().to_string()
     }
 
     /// Row dimension.
@@ -191,14 +199,13 @@ impl HnswIndex {
             ..self.params
         };
         p.check()?;
-        self.inner.change_expansion_search(ef);
         self.params = p;
         Ok(())
     }
 
     /// Whether `id` is indexed.
     pub fn contains(&self, id: u64) -> bool {
-        self.inner.contains(id)
+        self.rows.contains_key(&id)
     }
 
     /// The `k` nearest indexed rows to `query`, nearest first (fewer when the index is smaller).
@@ -218,22 +225,17 @@ impl HnswIndex {
         if k == 0 || self.is_empty() {
             return Ok(Vec::new());
         }
-        let found = self
-            .inner
-            .search(query, k)
-            .map_err(|e| native("search", e))?;
-        Ok(found
-            .keys
-            .iter()
-            .zip(&found.distances)
-            .map(|(&id, &d2)| Neighbour {
-                id,
+        Ok(self
+            .graph
+            .search(query, k, self.params.expansion_search)
+            .into_iter()
+            .map(|(row, d2)| Neighbour {
+                id: self.ids[row as usize],
                 distance: d2.max(0.0).sqrt(),
             })
             .collect())
     }
 
-    /// [`HnswIndex::search`] for every row of `queries`, in parallel, in query order.
     pub fn search_batch(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Neighbour>>> {
         crate::eval::knn::rows_of("queries", queries, self.dim)?;
         queries
@@ -252,15 +254,16 @@ impl HnswIndex {
             content_key: content_key.to_string(),
         })
         .map_err(|e| Error::Other(format!("HNSW header: {e}")))?;
-        let start = MAGIC.len() + 8 + header.len();
-        let mut bytes = vec![0u8; start + self.inner.serialized_length()];
-        bytes[..8].copy_from_slice(MAGIC);
-        bytes[8..12].copy_from_slice(&VERSION.to_le_bytes());
-        bytes[12..16].copy_from_slice(&(header.len() as u32).to_le_bytes());
-        bytes[16..start].copy_from_slice(&header);
-        self.inner
-            .save_to_buffer(&mut bytes[start..])
-            .map_err(|e| native("save", e))?;
+        let graph = self.graph.to_bytes();
+        let mut bytes = Vec::with_capacity(16 + header.len() + self.ids.len() * 8 + graph.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&VERSION.to_le_bytes());
+        bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&header);
+        for id in &self.ids {
+            bytes.extend_from_slice(&id.to_le_bytes());
+        }
+        bytes.extend_from_slice(&graph);
         crate::output::write_atomic(path, &bytes)
     }
 
@@ -301,26 +304,45 @@ impl HnswIndex {
                 ),
             ));
         }
-        let index = HnswIndex::new(header.dim, header.params)?;
-        index
-            .inner
-            .load_from_buffer(&bytes[body..])
+        let id_bytes = header
+            .count
+            .checked_mul(8)
+            .filter(|&b| b <= bytes.len() - body)
+            .ok_or_else(|| Error::format(path, "HNSW ids cut short"))?;
+        let ids: Vec<u64> = bytes[body..body + id_bytes]
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        let rows: HashMap<u64, u32> = ids.iter().zip(0u32..).map(|(&id, r)| (id, r)).collect();
+        if rows.len() != ids.len() {
+            return Err(Error::format(path, "HNSW ids repeat"));
+        }
+        let graph = Graph::from_bytes(&bytes[body + id_bytes..])
             .map_err(|e| Error::format(path, format!("HNSW graph unreadable: {e}")))?;
-        if index.len() != header.count || index.inner.dimensions() != header.dim {
+        if graph.len() != header.count
+            || graph.dim() != header.dim
+            || graph.m() != header.params.connectivity
+        {
             return Err(Error::format(
                 path,
                 format!(
-                    "HNSW graph holds {} rows of {}, its header says {} of {}",
-                    index.len(),
-                    index.inner.dimensions(),
+                    "HNSW graph holds {} rows of {} (M {}), its header says {} of {} (M {})",
+                    graph.len(),
+                    graph.dim(),
+                    graph.m(),
                     header.count,
-                    header.dim
+                    header.dim,
+                    header.params.connectivity
                 ),
             ));
         }
-        index
-            .inner
-            .change_expansion_search(header.params.expansion_search);
+        let index = HnswIndex {
+            graph,
+            ids,
+            rows,
+            dim: header.dim,
+            params: header.params,
+        };
         Ok((index, header))
     }
 }

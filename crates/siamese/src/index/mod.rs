@@ -6,7 +6,9 @@
 pub mod bench;
 pub mod flat;
 pub mod hnsw;
+pub mod hnsw_graph;
 pub mod knn_graph;
+pub mod l2;
 pub mod synthetic;
 
 pub use flat::{FlatIndex, Hit};
