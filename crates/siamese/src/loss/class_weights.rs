@@ -24,6 +24,13 @@ impl ClassWeights {
         }
     }
 
+    /// These vectors `[C, D]` as the (trainable) head.
+    pub fn from_vectors(vectors: Tensor<2>) -> Self {
+        ClassWeights {
+            weights: Param::from_tensor(vectors),
+        }
+    }
+
     /// Number of classes C.
     pub fn classes(&self) -> usize {
         self.weights.val().dims()[0]
