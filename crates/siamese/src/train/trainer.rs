@@ -11,7 +11,6 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -21,6 +20,7 @@ use super::average::WeightAverage;
 use super::checkpoint::{self, RunState};
 use super::config::{Sampling, TrainConfig};
 use super::history::{EpochRecord, History};
+use super::schedule::{cosine_lr, progress_bar};
 use crate::data::LabelledImages;
 use crate::embed::{batch_tensor, to_host};
 use crate::loss::triplet::triplet_hinge;
@@ -499,27 +499,6 @@ fn gather(
     let p = emb.clone().select(0, idx(|t| t.positive));
     let n = emb.select(0, idx(|t| t.negative));
     (a, p, n)
-}
-
-/// Cosine decay from `base` to 5 % of it over the run.
-fn cosine_lr(base: f64, step: usize, total: usize) -> f64 {
-    let t = step as f64 / total.max(1) as f64;
-    let floor = 0.05 * base;
-    floor + (base - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
-}
-
-fn progress_bar(show: bool, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("epoch {epoch}/{epochs}"));
-    bar
 }
 
 /// An optimizer of the kind `train` uses; exposed for benchmarks.
