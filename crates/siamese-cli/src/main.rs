@@ -13,6 +13,7 @@ mod faces;
 mod faces_bench;
 mod fetch;
 mod index;
+mod oneshot;
 mod openset;
 mod plot;
 mod recognize;
@@ -37,10 +38,12 @@ enum Command {
     Fetch(fetch::FetchArgs),
     /// Faces: verify, eval-lfw, embed, cluster, search, plot, eval-cluster (dlib's ResNet).
     Faces(faces::FacesArgs),
-    /// Train the embedding CNN with triplet loss.
+    /// Train the embedding CNN with triplet loss (or --loss NAME).
     Train(train::TrainArgs),
     /// Retrieval and clustering metrics of a trained run (--json for one object).
     Eval(eval::EvalArgs),
+    /// 20-way one-shot accuracy of a run on Omniglot's runs zip (--json for one object).
+    Oneshot(oneshot::OneshotArgs),
     /// Write a run's embeddings as .npy plus a labels CSV.
     Embed(embed::EmbedArgs),
     /// Triplet similarity from `anchor positive negative` files on a frozen ImageNet backbone.
@@ -150,6 +153,7 @@ fn main() {
         Command::Faces(args) => faces::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Oneshot(args) => oneshot::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Triplets(args) => triplets::run(args),
         Command::Recognize(args) => recognize::run(args),

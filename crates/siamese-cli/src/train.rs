@@ -1,9 +1,11 @@
-//! `siamese train`: trains the embedding CNN with triplet loss into a run folder.
+//! `siamese train`: trains the embedding CNN with triplet loss (or `--loss NAME`) into a run
+//! folder.
 
 use std::path::PathBuf;
 
 use clap::Args;
 use siamese::distance::Distance;
+use siamese::loss::{LossConfig, LossOptions};
 use siamese::model::embedding_cnn::EmbeddingCnnConfig;
 use siamese::run::{train_run, DataSource, Existing};
 use siamese::sampling::MiningStrategy;
@@ -23,9 +25,37 @@ pub struct TrainArgs {
     /// Adam learning rate (cosine-decayed to 5 % of it).
     #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
     pub lr: f64,
-    /// Triplet margin alpha.
-    #[arg(long, default_value_t = TrainConfig::default().margin)]
-    pub margin: f64,
+    /// The loss: triplet, contrastive, multi-similarity, circle, proxy-anchor, arcface, cosface,
+    /// nt-xent or supcon (see README's Losses for each one's options and defaults).
+    #[arg(long, default_value = "triplet")]
+    pub loss: String,
+    /// Margin: triplet alpha (default 0.2), circle m, proxy-anchor delta, arcface/cosface m.
+    #[arg(long)]
+    pub margin: Option<f64>,
+    /// Contrastive: same-class pairs closer than this cost nothing (default 0).
+    #[arg(long)]
+    pub pos_margin: Option<f64>,
+    /// Contrastive: different-class pairs farther than this cost nothing (default 1).
+    #[arg(long)]
+    pub neg_margin: Option<f64>,
+    /// Multi-similarity alpha (default 2), proxy-anchor alpha (default 32).
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Multi-similarity beta (default 50).
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// Multi-similarity base similarity lambda (default 0.5).
+    #[arg(long)]
+    pub base: Option<f64>,
+    /// Multi-similarity miner margin epsilon (default 0.1).
+    #[arg(long)]
+    pub epsilon: Option<f64>,
+    /// Scale: circle gamma (default 80), arcface/cosface s (default 30).
+    #[arg(long)]
+    pub scale: Option<f64>,
+    /// NT-Xent / SupCon temperature (default 0.1).
+    #[arg(long)]
+    pub temperature: Option<f64>,
     /// euclidean, squared_euclidean, cosine or l1.
     #[arg(long, default_value = "euclidean")]
     pub distance: Distance,
@@ -45,9 +75,10 @@ pub struct TrainArgs {
     /// Do not L2-normalise embeddings.
     #[arg(long)]
     pub no_l2: bool,
-    /// batch-hard, batch-all, semi-hard (online, P×K batches) or random (the seeds' generator).
-    #[arg(long, default_value = "batch-all")]
-    pub mining: String,
+    /// Triplet mining: batch-hard, batch-all (default), semi-hard (online, P×K batches) or
+    /// random (the seeds' generator). The other losses choose their own.
+    #[arg(long)]
+    pub mining: Option<String>,
     /// Classes per batch (P) for online mining.
     #[arg(long, default_value_t = 10)]
     pub p: usize,
@@ -92,7 +123,27 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// The library config these arguments describe.
     pub fn config(&self) -> anyhow::Result<TrainConfig> {
-        let sampling = if self.mining == "random" {
+        let loss = LossConfig::from_options(
+            &self.loss,
+            &LossOptions {
+                margin: self.margin,
+                pos_margin: self.pos_margin,
+                neg_margin: self.neg_margin,
+                alpha: self.alpha,
+                beta: self.beta,
+                base: self.base,
+                epsilon: self.epsilon,
+                scale: self.scale,
+                temperature: self.temperature,
+            },
+        )?;
+        if let (Some(_), false) = (&self.mining, loss == LossConfig::Triplet) {
+            anyhow::bail!(
+                "invalid --mining: does not apply to --loss {loss} (it chooses its own pairs)"
+            );
+        }
+        let mining = self.mining.as_deref().unwrap_or("batch-all");
+        let sampling = if mining == "random" {
             Sampling::Random {
                 triplets_per_batch: self.triplets_per_batch,
             }
@@ -100,7 +151,7 @@ impl TrainArgs {
             Sampling::Pk {
                 classes_per_batch: self.p,
                 images_per_class: self.k,
-                mining: self.mining.parse::<MiningStrategy>()?,
+                mining: mining.parse::<MiningStrategy>()?,
             }
         };
         let config = TrainConfig {
@@ -109,7 +160,11 @@ impl TrainArgs {
                 .with_l2_normalize(!self.no_l2)
                 .with_dropout_conv(self.dropout_conv)
                 .with_dropout_dense(self.dropout_dense),
-            margin: self.margin,
+            loss,
+            margin: match loss {
+                LossConfig::Triplet => self.margin.unwrap_or(TrainConfig::default().margin),
+                _ => TrainConfig::default().margin,
+            },
             distance: self.distance,
             sampling,
             epochs: self.epochs,

@@ -35,6 +35,10 @@ pub enum DataSource {
     },
     /// A labelled folder `class_name/*.png|jpg`: a held-out split is the test set.
     Folder { path: PathBuf },
+    /// Omniglot background zips (`omniglot:ZIP[,ZIP…]`): their characters are the classes, a
+    /// held-out split the test set (one-shot learning is evaluated on other alphabets by
+    /// `siamese oneshot`).
+    Omniglot { zips: Vec<PathBuf> },
 }
 
 /// The splits a run uses.
@@ -54,13 +58,29 @@ impl DataSource {
             DataSource::Mnist { limit: None } => "MNIST".to_string(),
             DataSource::Mnist { limit: Some(n) } => format!("MNIST (a {n}-image subset)"),
             DataSource::Folder { path } => format!("the folder {}", path.display()),
+            DataSource::Omniglot { zips } => format!(
+                "Omniglot {}",
+                zips.iter()
+                    .map(|z| z.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 
-    /// `mnist` or a folder path.
+    /// `mnist`, `omniglot:ZIP[,ZIP…]` or a folder path.
     pub fn parse(spec: &str, limit: Option<usize>) -> Result<Self> {
         if spec == "mnist" {
             return Ok(DataSource::Mnist { limit });
+        }
+        if let Some(list) = spec.strip_prefix("omniglot:") {
+            let zips: Vec<PathBuf> = list.split(',').map(PathBuf::from).collect();
+            for zip in &zips {
+                if !zip.is_file() {
+                    return Err(Error::io(zip, std::io::ErrorKind::NotFound.into()));
+                }
+            }
+            return Ok(DataSource::Omniglot { zips });
         }
         let path = PathBuf::from(spec);
         if !path.is_dir() {
@@ -91,11 +111,17 @@ impl DataSource {
                     gallery: full,
                 })
             }
-            DataSource::Folder { path } => {
-                let all = crate::data::image_folder::load_image_folder(
-                    path,
-                    crate::data::image_folder::FolderMode::MnistStyle,
-                )?;
+            DataSource::Folder { .. } | DataSource::Omniglot { .. } => {
+                let all = match self {
+                    DataSource::Omniglot { zips } => {
+                        crate::data::omniglot::load_omniglot_background(zips)?
+                    }
+                    DataSource::Folder { path } => crate::data::image_folder::load_image_folder(
+                        path,
+                        crate::data::image_folder::FolderMode::MnistStyle,
+                    )?,
+                    DataSource::Mnist { .. } => unreachable!("matched above"),
+                };
                 crate::data::image_folder::check_trainable(&all)?;
                 let (train_idx, held_idx) =
                     crate::data::split::stratified_split(&all.labels, 2.0 * val_fraction, seed)?;
@@ -313,4 +339,16 @@ pub fn evaluate(run: &Path) -> Result<EvalReport> {
         gallery: splits.gallery.len(),
         distance: config.distance.to_string(),
     })
+}
+
+/// `siamese oneshot`: the run's model on the one-shot runs of `runs_zip` (Lake's
+/// `all_runs.zip` layout), nearest training drawing under the run's distance.
+pub fn evaluate_oneshot_run(
+    run: &Path,
+    runs_zip: &Path,
+) -> Result<crate::eval::oneshot::OneShotReport> {
+    let config = checkpoint::load_config(run)?;
+    let runs = crate::data::omniglot::load_oneshot_runs(runs_zip)?;
+    let model = load_inference_model(run)?;
+    crate::eval::oneshot::evaluate_oneshot(&model, &runs, config.distance)
 }

@@ -260,7 +260,10 @@ fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 /// Image entries of a zip (names sorted) whose name passes `keep`, with their bytes.
-fn read_zip_images(zip_path: &Path, keep: impl Fn(&str) -> bool) -> Result<Vec<(String, Vec<u8>)>> {
+pub(crate) fn read_zip_images(
+    zip_path: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, Vec<u8>)>> {
     let file = std::fs::File::open(zip_path).map_err(|e| Error::io(zip_path, e))?;
     let bad =
         |e: zip::result::ZipError| Error::format(zip_path, format!("not a readable zip: {e}"));

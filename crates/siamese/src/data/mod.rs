@@ -6,6 +6,7 @@
 pub mod idx;
 pub mod image_folder;
 pub mod letters;
+pub mod omniglot;
 pub mod split;
 pub mod transform;
 pub mod triplet_file;

@@ -1,8 +1,10 @@
 //! Evaluation of embeddings: exact k-NN search, retrieval metrics (P@1, R-precision, MAP@R, k-NN),
-//! clustering quality (NMI, AMI, pairwise F1) and open-set scores (AUROC, FPR@TPR).
+//! clustering quality (NMI, AMI, pairwise F1), open-set scores (AUROC, FPR@TPR) and 20-way
+//! one-shot classification (Omniglot).
 
 pub mod clustering;
 pub mod knn;
+pub mod oneshot;
 pub mod openset;
 pub mod retrieval;
 

@@ -1,7 +1,8 @@
 //! Which images go into a training step: the seeds' random triplet stream, P×K class-balanced
-//! batches, and online mining of triplets inside a batch.
+//! batches, and online mining of triplets (and of pairs, for the pair losses) inside a batch.
 
 pub mod mining;
+pub mod pair_mining;
 pub mod pk_batch;
 pub mod random_triplets;
 

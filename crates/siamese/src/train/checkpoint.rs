@@ -4,7 +4,8 @@
 //! `training.safetensors` (the optimizer's own weights, which `--resume` continues from), and
 //! `param_ids.json`: burn keys Adam's state by parameter id, and safetensors keep no ids, so the
 //! ids of the trained weights are saved beside them and given back to the parameters on resume
-//! (without them the resumed run would start Adam's moments from zero).
+//! (without them the resumed run would start Adam's moments from zero). A loss with learnable
+//! class vectors adds `head.safetensors` and `head.json` (their count and parameter id).
 //!
 //! A checkpoint is written whole into `checkpoint.tmp/` and then swapped in by renames, so an
 //! interrupted save never leaves a model from one epoch beside the history of another.
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::TrainConfig;
 use super::history::History;
+use crate::loss::ClassWeights;
 use crate::model::embedding_cnn::EmbeddingCnn;
 use crate::{Error, Result};
 
@@ -27,9 +29,19 @@ const TRAINING_FILE: &str = "training.safetensors";
 const OPTIMIZER_FILE: &str = "optimizer.bpk";
 const STATE_FILE: &str = "state.json";
 const PARAM_IDS_FILE: &str = "param_ids.json";
+const HEAD_FILE: &str = "head.safetensors";
+const HEAD_INFO_FILE: &str = "head.json";
+
+/// What `head.json` records: the shape of the class vectors and their parameter ids.
+#[derive(Debug, Serialize, Deserialize)]
+struct HeadInfo {
+    classes: usize,
+    dim: usize,
+    ids: Vec<u64>,
+}
 
 /// The ids of `model`'s float parameters, in visiting order.
-fn param_ids(model: &EmbeddingCnn) -> Vec<u64> {
+fn param_ids<M: Module>(model: &M) -> Vec<u64> {
     struct Ids(Vec<u64>);
     impl burn::module::ModuleVisitor for Ids {
         fn visit_float<const D: usize>(
@@ -45,7 +57,7 @@ fn param_ids(model: &EmbeddingCnn) -> Vec<u64> {
 }
 
 /// `model` with its float parameters' ids set to `ids` (in visiting order).
-fn with_param_ids(model: EmbeddingCnn, ids: &[u64]) -> EmbeddingCnn {
+fn with_param_ids<M: Module>(model: M, ids: &[u64]) -> M {
     struct SetIds<'a>(std::slice::Iter<'a, u64>);
     impl burn::module::ModuleMapper for SetIds<'_> {
         fn map_float<const D: usize>(
@@ -101,6 +113,7 @@ pub fn save_checkpoint(
     run: &Path,
     model: &EmbeddingCnn,
     averaged: Option<&EmbeddingCnn>,
+    head: Option<&ClassWeights>,
     optimizer: &ModuleOptimizer,
     state: &RunState,
 ) -> Result<()> {
@@ -115,6 +128,17 @@ pub fn save_checkpoint(
             save_weights(model, &tmp.join(TRAINING_FILE))?;
         }
         None => save_weights(model, &tmp.join(MODEL_FILE))?,
+    }
+    if let Some(head) = head {
+        save_weights(head, &tmp.join(HEAD_FILE))?;
+        let info = HeadInfo {
+            classes: head.classes(),
+            dim: head.vectors().dims()[1],
+            ids: param_ids(head),
+        };
+        let path = tmp.join(HEAD_INFO_FILE);
+        let text = serde_json::to_string(&info).map_err(|e| Error::Other(e.to_string()))?;
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
     }
     let optim_path = tmp.join(OPTIMIZER_FILE);
     optimizer
@@ -143,7 +167,7 @@ pub fn save_checkpoint(
     Ok(())
 }
 
-fn save_weights(model: &EmbeddingCnn, path: &Path) -> Result<()> {
+fn save_weights<M: Module>(model: &M, path: &Path) -> Result<()> {
     let mut store = SafetensorsStore::from_file(path).overwrite(true);
     model
         .valid()
@@ -240,4 +264,31 @@ pub fn load_optimizer(run: &Path, optimizer: ModuleOptimizer) -> Result<ModuleOp
     let record = burn::optim::OptimizerRecord::load(&path)
         .map_err(|e| Error::format(&path, format!("cannot load optimizer state: {e:?}")))?;
     Ok(optimizer.load_record(record))
+}
+
+/// Loads the latest checkpoint's class-vector head (with its parameter id, so Adam's state
+/// continues) onto `device`.
+pub fn load_head(run: &Path, device: &Device) -> Result<ClassWeights> {
+    let dir = latest_checkpoint(run)
+        .ok_or_else(|| Error::format(run, "no checkpoint in this run folder"))?;
+    let info_path = dir.join(HEAD_INFO_FILE);
+    let text = std::fs::read_to_string(&info_path).map_err(|e| Error::io(&info_path, e))?;
+    let info: HeadInfo = serde_json::from_str(&text)
+        .map_err(|e| Error::format(&info_path, format!("not a head description: {e}")))?;
+    let path = dir.join(HEAD_FILE);
+    let mut head = ClassWeights::new(info.classes, info.dim, device);
+    let mut store = SafetensorsStore::from_file(&path);
+    let result = head
+        .load_from(&mut store)
+        .map_err(|e| Error::format(&path, format!("cannot load the head: {e}")))?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        return Err(Error::format(
+            &path,
+            format!(
+                "does not hold {} × {} class vectors",
+                info.classes, info.dim
+            ),
+        ));
+    }
+    Ok(with_param_ids(head, &info.ids))
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::distance::Distance;
+use crate::loss::LossConfig;
 use crate::model::embedding_cnn::EmbeddingCnnConfig;
 use crate::sampling::MiningStrategy;
 use crate::{Error, Result};
@@ -27,6 +28,10 @@ pub enum Sampling {
 pub struct TrainConfig {
     /// The embedding network.
     pub model: EmbeddingCnnConfig,
+    /// The loss (default triplet; see [`crate::loss::config`]). Absent from runs made before
+    /// there was a choice, which read as triplet.
+    #[serde(default)]
+    pub loss: LossConfig,
     /// Triplet margin α. Default 0.2.
     pub margin: f64,
     /// Distance in the loss (and in evaluation). Default Euclidean.
@@ -68,6 +73,7 @@ impl Default for TrainConfig {
             model: EmbeddingCnnConfig::new()
                 .with_l2_normalize(true)
                 .with_dropout_dense(0.0),
+            loss: LossConfig::Triplet,
             margin: 0.2,
             distance: Distance::Euclidean,
             sampling: Sampling::Pk {
@@ -110,6 +116,17 @@ impl TrainConfig {
     pub fn check(&self) -> Result<()> {
         self.model.check()?;
         crate::loss::triplet::check_margin("margin", self.margin)?;
+        self.loss.check()?;
+        if self.loss != LossConfig::Triplet && matches!(self.sampling, Sampling::Random { .. }) {
+            return Err(Error::config(
+                "--mining",
+                format!(
+                    "random triplets are for the triplet loss; --loss {} mines its own pairs \
+                     in P×K batches (drop --mining)",
+                    self.loss
+                ),
+            ));
+        }
         if self.augment_shift * 4 > self.model.image_size {
             return Err(Error::config(
                 "augment shift",

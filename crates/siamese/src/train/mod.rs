@@ -9,6 +9,8 @@ pub mod head;
 pub mod head_predict;
 pub mod history;
 pub mod memory;
+pub mod objective;
+pub mod schedule;
 pub mod trainer;
 
 pub use config::{Sampling, TrainConfig};

@@ -1,5 +1,6 @@
-//! The training loop: batches → embeddings → mined triplets → triplet loss → Adam step, with
-//! validation loss per epoch, a checkpoint after each epoch, and `--resume`.
+//! The training loop: batches → embeddings → mined triplets → triplet loss (or the run's other
+//! loss, see [`super::objective`]) → Adam step, with validation loss per epoch, a checkpoint
+//! after each epoch, and `--resume`.
 //!
 //! Every epoch's batches come from a sampler seeded by `(seed, epoch)`, so a run resumed after
 //! epoch `e` sees exactly the batches an uninterrupted run would have seen.
@@ -10,7 +11,6 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -20,10 +20,11 @@ use super::average::WeightAverage;
 use super::checkpoint::{self, RunState};
 use super::config::{Sampling, TrainConfig};
 use super::history::{EpochRecord, History};
+use super::schedule::{cosine_lr, progress_bar};
 use crate::data::LabelledImages;
 use crate::embed::{batch_tensor, to_host};
 use crate::loss::triplet::triplet_hinge;
-use crate::loss::TripletLossConfig;
+use crate::loss::{ClassWeights, LossConfig, TripletLossConfig};
 use crate::model::embedding_cnn::EmbeddingCnn;
 use crate::sampling::{
     batch_triplet_stats, mine_triplets, BatchTripletStats, PkBatchSampler, RandomTriplets, Triplet,
@@ -128,6 +129,15 @@ pub fn train(
         .with_distance(config.distance)
         .init()?;
     let num_classes = train.class_names.len();
+    // The class vectors of Proxy-Anchor / ArcFace / CosFace, trained by the same optimizer.
+    let mut head = match config.loss.has_class_head() {
+        false => None,
+        true if state.epochs_done > 0 => Some(checkpoint::load_head(run_dir, &device)?),
+        true => Some(ClassWeights::new(num_classes, config.model.dim, &device)),
+    };
+    if let Some(h) = &head {
+        h.check_labels(config.loss.name(), &train.labels)?;
+    }
     let steps_per_epoch = (train.len() / config.images_per_step()).max(1);
     let total_steps = steps_per_epoch * config.epochs;
     // A resumed run continues the average saved as its model.
@@ -166,16 +176,34 @@ pub fn train(
             let emb = model.forward(x);
             let host = to_host(emb.clone())?;
             let labels: Vec<u32> = batch.indices.iter().map(|&i| train.labels[i]).collect();
-            let triplets = batch.select_triplets(&host, &labels, config);
-            let stats = batch.stats(&host, &labels, config);
-            active_sum += stats.active_fraction;
-            loss_sum += stats.mean_loss;
-            if triplets.is_empty() {
+            let loss = if config.loss == LossConfig::Triplet {
+                let triplets = batch.select_triplets(&host, &labels, config);
+                let stats = batch.stats(&host, &labels, config);
+                active_sum += stats.active_fraction;
+                loss_sum += stats.mean_loss;
+                (!triplets.is_empty()).then(|| {
+                    let (a, p, n) = gather(emb, &triplets, &device);
+                    loss_fn.forward(a, p, n)
+                })
+            } else {
+                let loss = super::objective::batch_loss(
+                    &config.loss,
+                    config.distance,
+                    emb,
+                    &host,
+                    &labels,
+                    head.as_ref(),
+                )?;
+                if let Some(l) = &loss {
+                    loss_sum += l.clone().into_scalar::<f32>() as f64;
+                    active_sum += 1.0;
+                }
+                loss
+            };
+            let Some(loss) = loss else {
                 bar.inc(1);
                 continue;
-            }
-            let (a, p, n) = gather(emb, &triplets, &device);
-            let loss = loss_fn.forward(a, p, n);
+            };
             let loss_value: f32 = loss.clone().into_scalar();
             if !loss_value.is_finite() {
                 return Err(Error::Other(format!(
@@ -183,8 +211,13 @@ pub fn train(
                 )));
             }
             mined_sum += loss_value as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(lr, model, grads);
+            let mut grads = loss.backward();
+            let model_grads = GradientsParams::from_module(&mut grads, &model);
+            model = optimizer.step(lr, model, model_grads);
+            if let Some(h) = head.take() {
+                let head_grads = GradientsParams::from_module(&mut grads, &h);
+                head = Some(optimizer.step(lr, h, head_grads));
+            }
             if let Some(average) = &mut average {
                 average.update(&model, global_step);
             }
@@ -195,7 +228,8 @@ pub fn train(
         let seconds = started.elapsed().as_secs_f64();
         let averaged = average.as_ref().map(|a| a.averaged(&model));
         let delivered = averaged.as_ref().unwrap_or(&model);
-        let (val_loss, val_mean_distance) = validate(delivered, val, &val_batches, config)?;
+        let (val_loss, val_mean_distance) =
+            validate(delivered, head.as_ref(), val, &val_batches, config)?;
         state.history.epochs.push(EpochRecord {
             epoch,
             train_loss: loss_sum / batches.len() as f64,
@@ -207,12 +241,23 @@ pub fn train(
             images_per_second: (batches.len() * config.images_per_step()) as f64 / seconds,
         });
         state.epochs_done = epoch;
-        checkpoint::save_checkpoint(run_dir, &model, averaged.as_ref(), &optimizer, &state)?;
+        checkpoint::save_checkpoint(
+            run_dir,
+            &model,
+            averaged.as_ref(),
+            head.as_ref(),
+            &optimizer,
+            &state,
+        )?;
+        let title = match config.loss {
+            LossConfig::Triplet => "Triplet loss per epoch (all valid triplets of each batch)",
+            _ => "Loss per epoch",
+        };
         crate::viz::plot::loss_curves_png(
             run_dir.join("loss.png"),
             &state.history.train_losses(),
             &state.history.val_losses(),
-            "Triplet loss per epoch (all valid triplets of each batch)",
+            title,
         )?;
         if options.progress {
             let r = state.history.epochs.last().expect("just pushed");
@@ -369,24 +414,39 @@ fn fixed_val_batches(val: &LabelledImages, config: &TrainConfig) -> Result<Vec<B
     )
 }
 
-/// Validation loss (no dropout): the mean triplet loss over every valid triplet of the fixed
-/// validation batches, whatever the training strategy; and the mean distance between
-/// consecutive validation embeddings (near 0 means collapse).
+/// Validation loss (no dropout): for triplet, the mean triplet loss over every valid triplet of
+/// the fixed validation batches, whatever the mining strategy (for the other losses, the loss
+/// itself on those batches); and the mean distance between consecutive validation embeddings
+/// (near 0 means collapse).
 fn validate(
     model: &EmbeddingCnn,
+    head: Option<&ClassWeights>,
     val: &LabelledImages,
     batches: &[Batch],
     config: &TrainConfig,
 ) -> Result<(f64, f64)> {
     let inference = model.valid();
+    let head = head.map(|h| h.valid());
     let device = Device::default();
     let dim = config.model.dim;
     let (mut loss_sum, mut dist_sum, mut dist_n) = (0.0, 0.0, 0usize);
     for batch in batches {
         let emb = inference.forward(batch_tensor(val, &batch.indices, &device));
-        let host = to_host(emb)?;
+        let host = to_host(emb.clone())?;
         let labels: Vec<u32> = batch.indices.iter().map(|&i| val.labels[i]).collect();
-        loss_sum += batch.stats(&host, &labels, config).mean_loss;
+        loss_sum += if config.loss == LossConfig::Triplet {
+            batch.stats(&host, &labels, config).mean_loss
+        } else {
+            super::objective::batch_loss(
+                &config.loss,
+                config.distance,
+                emb,
+                &host,
+                &labels,
+                head.as_ref(),
+            )?
+            .map_or(0.0, |l| l.into_scalar::<f32>() as f64)
+        };
         let rows: Vec<&[f32]> = host.chunks_exact(dim).collect();
         for w in rows.windows(2) {
             dist_sum += config.distance.between(w[0], w[1]) as f64;
@@ -439,27 +499,6 @@ fn gather(
     let p = emb.clone().select(0, idx(|t| t.positive));
     let n = emb.select(0, idx(|t| t.negative));
     (a, p, n)
-}
-
-/// Cosine decay from `base` to 5 % of it over the run.
-fn cosine_lr(base: f64, step: usize, total: usize) -> f64 {
-    let t = step as f64 / total.max(1) as f64;
-    let floor = 0.05 * base;
-    floor + (base - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
-}
-
-fn progress_bar(show: bool, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("epoch {epoch}/{epochs}"));
-    bar
 }
 
 /// An optimizer of the kind `train` uses; exposed for benchmarks.

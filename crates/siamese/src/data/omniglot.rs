@@ -1,0 +1,195 @@
+//! Omniglot (Lake et al. 2015) from the zips the user gives: the background sets to train on
+//! (`root/Alphabet/characterNN/*.png`) and the 20-way one-shot runs (`runNN/class_labels.txt`,
+//! `runNN/training/classNN.png`, `runNN/test/itemNN.png`).
+//!
+//! Every drawing (105 × 105, one bit, black ink on white) is converted MNIST-style to
+//! `1 × 28 × 28` ([`super::transform`]: inverted to white ink, cropped to the ink, the longer
+//! side scaled to 20 px with an anti-aliasing filter, thin strokes thickened to MNIST's width,
+//! centred by mass), so the seeds' CNN reads it as it reads a digit.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::image_folder::read_zip_images;
+use super::transform::{decode_image, mnist_style, MNIST_SIDE};
+use super::LabelledImages;
+use crate::{Error, Result};
+
+/// `(alphabet, character)` of a background-set entry `…/Alphabet/characterNN/file.png`.
+fn alphabet_and_character(name: &str) -> Option<(&str, &str)> {
+    let p: Vec<&str> = name.split('/').collect();
+    (p.len() >= 3 && p[p.len() - 2].starts_with("character"))
+        .then(|| (p[p.len() - 3], p[p.len() - 2]))
+}
+
+/// Every alphabet of the background zips, as one data set whose classes are the characters
+/// (`Alphabet/characterNN`, sorted by zip, then name). An alphabet already read from an earlier
+/// zip is skipped (the small background sets share Greek and Latin). A zip with an image
+/// outside that layout, or without any, is an error naming it.
+pub fn load_omniglot_background(zips: &[PathBuf]) -> Result<LabelledImages> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut class_names: Vec<String> = Vec::new();
+    let mut labels = Vec::new();
+    let mut pixels = Vec::new();
+    for zip in zips {
+        let entries = read_zip_images(zip, |_| true)?;
+        if entries.is_empty() {
+            return Err(Error::format(
+                zip,
+                "holds no images: not an Omniglot background zip",
+            ));
+        }
+        if let Some((name, _)) = entries
+            .iter()
+            .find(|(n, _)| alphabet_and_character(n).is_none())
+        {
+            return Err(Error::format(
+                zip,
+                format!(
+                    "entry {name} is not Alphabet/characterNN/*.png: not an Omniglot \
+                     background zip"
+                ),
+            ));
+        }
+        let new_here: Vec<&(String, Vec<u8>)> = entries
+            .iter()
+            .filter(|(n, _)| {
+                let (a, _) = alphabet_and_character(n).expect("checked above");
+                !seen.iter().any(|s| s == a)
+            })
+            .collect();
+        for (name, _) in &new_here {
+            let (a, c) = alphabet_and_character(name).expect("checked above");
+            let class = format!("{a}/{c}");
+            // Entries are sorted, so a class's drawings are contiguous.
+            if class_names.last() != Some(&class) {
+                class_names.push(class);
+            }
+            labels.push((class_names.len() - 1) as u32);
+        }
+        let images: Vec<Vec<f32>> = new_here
+            .par_iter()
+            .map(|(name, bytes)| Ok(mnist_style(&decode_image(bytes, &zip.join(name))?)))
+            .collect::<Result<_>>()?;
+        pixels.extend(images.concat());
+        for (name, _) in &entries {
+            let (a, _) = alphabet_and_character(name).expect("checked above");
+            if !seen.iter().any(|s| s == a) {
+                seen.push(a.to_string());
+            }
+        }
+    }
+    Ok(LabelledImages {
+        pixels,
+        labels,
+        class_names,
+        channels: 1,
+        height: MNIST_SIDE,
+        width: MNIST_SIDE,
+    })
+}
+
+/// One 20-way one-shot run: one drawing per class, and test drawings with their true class.
+#[derive(Debug, Clone)]
+pub struct OneShotRun {
+    /// `runNN`.
+    pub name: String,
+    /// The one training drawing of each class, `[classes, 1, 28, 28]`.
+    pub training: LabelledImages,
+    /// The test drawings, labelled with the index of their class's training drawing.
+    pub test: LabelledImages,
+}
+
+/// The runs of a one-shot zip (Lake's `all_runs.zip` layout), sorted by name. Each run's
+/// `class_labels.txt` lists `runNN/test/itemXX.png runNN/training/classYY.png` pairs; a run
+/// folder without it, a line naming a missing drawing, or a zip without any run is an error
+/// naming the file.
+pub fn load_oneshot_runs(zip_path: &Path) -> Result<Vec<OneShotRun>> {
+    let file = std::fs::File::open(zip_path).map_err(|e| Error::io(zip_path, e))?;
+    let bad =
+        |e: zip::result::ZipError| Error::format(zip_path, format!("not a readable zip: {e}"));
+    let mut archive = zip::ZipArchive::new(file).map_err(bad)?;
+    let names: Vec<String> = archive.file_names().map(str::to_string).collect();
+    let mut runs: Vec<String> = names
+        .iter()
+        .filter(|n| n.contains("/training/") || n.contains("/test/"))
+        .filter_map(|n| n.split_once('/').map(|(r, _)| r.to_string()))
+        .collect();
+    runs.sort();
+    runs.dedup();
+    if runs.is_empty() {
+        return Err(Error::format(
+            zip_path,
+            "holds no runNN/training and runNN/test folders: not an Omniglot one-shot runs zip",
+        ));
+    }
+    let mut read = |name: &str| -> Result<Vec<u8>> {
+        let mut entry = archive
+            .by_name(name)
+            .map_err(|_| Error::format(zip_path, format!("{name} is missing")))?;
+        let mut bytes = Vec::new();
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::format(zip_path, format!("cannot read {name}: {e}")))?;
+        Ok(bytes)
+    };
+    let mut out = Vec::with_capacity(runs.len());
+    for run in runs {
+        let labels_name = format!("{run}/class_labels.txt");
+        let text = String::from_utf8(read(&labels_name)?)
+            .map_err(|_| Error::format(zip_path, format!("{labels_name} is not UTF-8 text")))?;
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let mut parts = line.split_whitespace();
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(t), Some(c), None) => pairs.push((t.to_string(), c.to_string())),
+                _ => {
+                    return Err(Error::format(
+                        zip_path,
+                        format!(
+                            "{labels_name} line {}: expected `test.png training.png`",
+                            i + 1
+                        ),
+                    ))
+                }
+            }
+        }
+        let mut classes: Vec<String> = pairs.iter().map(|(_, c)| c.clone()).collect();
+        classes.sort();
+        classes.dedup();
+        let decode = |read: &mut dyn FnMut(&str) -> Result<Vec<u8>>, name: &str| {
+            let bytes = read(name)?;
+            Ok::<_, Error>(mnist_style(&decode_image(&bytes, &zip_path.join(name))?))
+        };
+        let mut training = Vec::new();
+        for c in &classes {
+            training.extend(decode(&mut read, c)?);
+        }
+        let mut test = Vec::new();
+        let mut answers = Vec::new();
+        for (t, c) in &pairs {
+            test.extend(decode(&mut read, t)?);
+            answers.push(classes.binary_search(c).expect("listed above") as u32);
+        }
+        let set = |pixels: Vec<f32>, labels: Vec<u32>| LabelledImages {
+            pixels,
+            labels,
+            class_names: classes.clone(),
+            channels: 1,
+            height: MNIST_SIDE,
+            width: MNIST_SIDE,
+        };
+        out.push(OneShotRun {
+            name: run,
+            training: set(training, (0..classes.len() as u32).collect()),
+            test: set(test, answers),
+        });
+    }
+    Ok(out)
+}
