@@ -283,6 +283,25 @@ fn read_zip_images(zip_path: &Path, keep: impl Fn(&str) -> bool) -> Result<Vec<(
     Ok(out)
 }
 
+/// The alphabets of an Omniglot zip (`…/Alphabet/characterNN/*.png`), sorted, without reading
+/// any image.
+pub fn list_zip_alphabets(zip_path: &Path) -> Result<Vec<String>> {
+    let file = std::fs::File::open(zip_path).map_err(|e| Error::io(zip_path, e))?;
+    let archive = zip::ZipArchive::new(file)
+        .map_err(|e| Error::format(zip_path, format!("not a readable zip: {e}")))?;
+    let mut found: Vec<String> = archive
+        .file_names()
+        .filter(|n| is_image_path(Path::new(n)))
+        .filter_map(|n| {
+            let p: Vec<&str> = n.split('/').collect();
+            (p.len() >= 3).then(|| p[p.len() - 3].to_string())
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
 /// One alphabet of an Omniglot zip (`…/Alphabet/characterNN/*.png`) converted MNIST-style,
 /// with the character folders (sorted) as classes named `Alphabet/characterNN`.
 /// An alphabet the zip lacks is an error listing the ones it has.

@@ -9,6 +9,7 @@ pub mod head;
 pub mod head_predict;
 pub mod history;
 pub mod memory;
+pub mod outliers;
 pub mod trainer;
 
 pub use config::{Sampling, TrainConfig};
