@@ -250,9 +250,10 @@ fn an_exposure_set_that_is_also_a_test_set_is_refused() {
     };
     assert!(check_disjoint(Some(&folder), &UnknownSource::Path(inner.clone())).is_err());
     assert!(check_disjoint(Some(&folder), &UnknownSource::FashionMnist).is_ok());
-    // An exposure folder without images: a one-line error naming it, when loading.
-    let source = OutlierSource::parse(inner.to_str().unwrap(), None).unwrap();
-    let err = source.load().unwrap_err().to_string();
+    // An exposure folder without images: a one-line error naming it.
+    let err = OutlierSource::parse(inner.to_str().unwrap(), None)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("inner") && err.contains("no images") && !err.contains('\n'),
         "{err}"

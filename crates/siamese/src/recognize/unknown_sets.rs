@@ -343,8 +343,9 @@ pub fn omniglot_zip(given: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
-/// Every alphabet of the Omniglot zip (or of every `.zip` in the folder, names sorted) with the
-/// zip it is read from; an alphabet in several zips is read from the first.
+/// Every alphabet of the Omniglot zip (or of every `images_*.zip` in the folder, names sorted:
+/// the one-shot `all_runs.zip` holds no alphabets) with the zip it is read from; an alphabet in
+/// several zips is read from the first.
 pub fn omniglot_alphabets(given: Option<&Path>) -> Result<Vec<(String, PathBuf)>> {
     let path = omniglot_zip(given)?;
     let zips: Vec<PathBuf> = if path.is_dir() {
@@ -352,6 +353,11 @@ pub fn omniglot_alphabets(given: Option<&Path>) -> Result<Vec<(String, PathBuf)>
             .map_err(|e| Error::io(&path, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("zip")))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("images_"))
+            })
             .collect();
         zips.sort();
         zips

@@ -85,6 +85,10 @@ impl OutlierSource {
                 "is not a folder or .zip of images (expected `--outliers DIR|ZIP` or `--outliers omniglot:ALPHABET,…`)",
             )
         })?;
+        if path.is_dir() {
+            // Refused here, before training touches the run folder.
+            crate::recognize::recognizer::collect_image_paths(std::slice::from_ref(&path))?;
+        }
         Ok(OutlierSource::Images { path })
     }
 
