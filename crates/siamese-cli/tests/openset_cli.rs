@@ -244,11 +244,6 @@ fn bad_input_is_a_one_line_error() {
         .arg(&oe_run));
     assert_clean_failure(&out, "no images");
     assert!(!oe_run.exists());
-    let out = run(siamese()
-        .args(["recognize", "--score", "nearest", "--model"])
-        .arg(model)
-        .arg(&broken));
-    assert_clean_failure(&out, "nearest");
     // A calibration made before a score existed: `--score` names it and how to recalibrate.
     let old = dir.path().join("old-run");
     copy_dir(model, &old);
