@@ -241,6 +241,20 @@ pub fn load_unknown_images(path: impl AsRef<Path>) -> Result<LabelledImages> {
     })
 }
 
+/// Checks, without decoding, that the folder `dir` holds at least one image file (recursively);
+/// an error naming it otherwise.
+pub fn check_holds_images(dir: &Path) -> Result<()> {
+    let mut files = Vec::new();
+    collect_images(dir, &mut files)?;
+    if files.is_empty() {
+        return Err(Error::format(
+            dir,
+            "holds no images (.png, .jpg, .jpeg, .bmp or .gif)",
+        ));
+    }
+    Ok(())
+}
+
 fn has_extension(path: &Path, ext: &str) -> bool {
     path.extension()
         .and_then(|e| e.to_str())

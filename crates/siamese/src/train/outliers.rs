@@ -87,7 +87,7 @@ impl OutlierSource {
         })?;
         if path.is_dir() {
             // Refused here, before training touches the run folder.
-            crate::recognize::recognizer::collect_image_paths(std::slice::from_ref(&path))?;
+            crate::data::image_folder::check_holds_images(&path)?;
         }
         Ok(OutlierSource::Images { path })
     }
