@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::Args;
 use siamese::recognize::gini::SoftmaxTrainConfig;
 use siamese::recognize::{
-    calibrate_run, CalibrateOptions, GalleryMode, RecognizeOptions, Recognizer, DEFAULT_TARGET_TPR,
+    calibrate_run, CalibrateOptions, GalleryMode, RecognizeOptions, Recognizer, Score,
+    DEFAULT_TARGET_TPR,
 };
 
 #[derive(Args, Debug)]
@@ -30,10 +31,14 @@ pub struct RecognizeArgs {
     /// default: the calibration's (with --calibrate, the default it stores).
     #[arg(long)]
     pub gallery: Option<GalleryMode>,
+    /// The open-set score that decides: prototypes, knn, knn-kth, mahalanobis, msp, energy or
+    /// gini (default: the calibration's gallery mode).
+    #[arg(long, conflicts_with = "gallery")]
+    pub score: Option<Score>,
     /// Use one calibrated threshold per class instead of the global one.
     #[arg(long)]
     pub per_class: bool,
-    /// A distance threshold (≥ 0) overriding the calibrated one.
+    /// A threshold overriding the calibrated one (≥ 0; any finite number for `energy`).
     #[arg(long, allow_negative_numbers = true)]
     pub threshold: Option<f32>,
     /// Print one JSON object.
@@ -43,7 +48,8 @@ pub struct RecognizeArgs {
 
 pub fn run(args: RecognizeArgs) -> anyhow::Result<()> {
     if let Some(t) = args.threshold {
-        siamese::recognize::calibration::check_distance_threshold(t)?;
+        let score = args.score.unwrap_or(Score::Prototypes);
+        siamese::recognize::recognizer::check_score_threshold(score, t)?;
     }
     let calibration = if args.calibrate {
         let options = CalibrateOptions {
@@ -82,7 +88,8 @@ pub fn run(args: RecognizeArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let recognizer = Recognizer::load(&args.model, args.gallery)?;
+    let recognizer =
+        Recognizer::load_with_score(&args.model, args.score.or(args.gallery.map(Score::from)))?;
     let options = RecognizeOptions {
         gallery: args.gallery,
         per_class: args.per_class,
@@ -92,6 +99,7 @@ pub fn run(args: RecognizeArgs) -> anyhow::Result<()> {
     if args.json {
         let out = serde_json::json!({
             "gallery": recognizer.mode.name(),
+            "score": recognizer.score.name(),
             "per_class": args.per_class,
             "threshold_overridden": args.threshold.is_some(),
             "results": results,
@@ -102,13 +110,13 @@ pub fn run(args: RecognizeArgs) -> anyhow::Result<()> {
     for r in &results {
         if r.known {
             println!(
-                "{}: {} (distance {:.4} ≤ threshold {:.4})",
-                r.image, r.class, r.distance, r.threshold
+                "{}: {} ({} {:.4} ≤ threshold {:.4})",
+                r.image, r.class, recognizer.score, r.distance, r.threshold
             );
         } else {
             println!(
-                "{}: unknown (distance {:.4} > threshold {:.4}; nearest class {})",
-                r.image, r.distance, r.threshold, r.nearest_class
+                "{}: unknown ({} {:.4} > threshold {:.4}; nearest class {})",
+                r.image, recognizer.score, r.distance, r.threshold, r.nearest_class
             );
         }
     }

@@ -106,6 +106,17 @@ pub struct TrainArgs {
     /// Deliver an exponential moving average of the weights with this per-step decay (0 = off).
     #[arg(long, default_value_t = TrainConfig::default().ema_decay)]
     pub ema_decay: f64,
+    /// Outlier exposure: images of no class added to every batch as negatives only, from a
+    /// folder / .zip of images or `omniglot:ALPHABET,ALPHABET,…` (Omniglot alphabets).
+    #[arg(long)]
+    pub outliers: Option<String>,
+    /// Outlier images per batch with --outliers.
+    #[arg(long, default_value_t = siamese::train::outliers::DEFAULT_OUTLIERS_PER_BATCH)]
+    pub outliers_per_batch: usize,
+    /// The Omniglot zip (or folder of zips) for `--outliers omniglot:…` (default:
+    /// $SIAMESE_OMNIGLOT).
+    #[arg(long)]
+    pub omniglot: Option<PathBuf>,
     /// Seed of every random choice.
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     pub seed: u64,
@@ -175,6 +186,16 @@ impl TrainArgs {
             augment_rotate: self.augment_rotate,
             augment_scale: self.augment_scale,
             ema_decay: self.ema_decay,
+            outliers: match &self.outliers {
+                Some(spec) => Some(siamese::train::outliers::OutlierExposure {
+                    source: siamese::train::outliers::OutlierSource::parse(
+                        spec,
+                        self.omniglot.as_deref(),
+                    )?,
+                    per_batch: self.outliers_per_batch,
+                }),
+                None => None,
+            },
         };
         config.check()?;
         Ok(config)

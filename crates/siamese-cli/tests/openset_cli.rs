@@ -139,6 +139,9 @@ fn recognize_openset_and_plot_through_the_cli() {
         .arg(&hist)
         .arg("--model")
         .arg(model)));
+    assert_eq!(v["sets"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["scores"].as_array().unwrap().len(), 7, "{v}");
+    let v = &v["sets"][0];
     for key in [
         "auroc",
         "fpr_at_95_tpr",
@@ -148,6 +151,7 @@ fn recognize_openset_and_plot_through_the_cli() {
         "threshold",
         "gini",
         "methods",
+        "aupr",
         "histogram_png",
     ] {
         assert!(v.get(key).is_some(), "missing {key}: {v}");
@@ -231,6 +235,44 @@ fn bad_input_is_a_one_line_error() {
         .arg(dir.path().join("no-run"))
         .arg(&broken));
     assert_clean_failure(&out, "no-run");
+    // An exposure folder without images is refused before any run folder is made.
+    let oe_run = dir.path().join("oe-run");
+    let out = run(siamese()
+        .args(["train", "--limit", "200", "--epochs", "1", "--outliers"])
+        .arg(&empty)
+        .arg("--out")
+        .arg(&oe_run));
+    assert_clean_failure(&out, "no images");
+    assert!(!oe_run.exists());
+    // A calibration made before a score existed: `--score` names it and how to recalibrate.
+    let old = dir.path().join("old-run");
+    copy_dir(model, &old);
+    let cal_path = old.join("calibration.json");
+    let mut cal: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cal_path).unwrap()).unwrap();
+    cal["score_thresholds"]
+        .as_object_mut()
+        .unwrap()
+        .remove("msp");
+    std::fs::write(&cal_path, cal.to_string()).unwrap();
+    let out = run(siamese()
+        .args(["recognize", "--score", "msp", "--model"])
+        .arg(&old)
+        .arg(&broken));
+    assert_clean_failure(&out, "no calibration for score `msp`");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let dest = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &dest);
+        } else {
+            std::fs::copy(&path, &dest).unwrap();
+        }
+    }
 }
 
 #[test]

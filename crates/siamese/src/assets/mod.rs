@@ -148,6 +148,7 @@ pub fn commit_dir(scratch: &Path, final_dir: &Path) -> Result<()> {
 pub mod backbone;
 pub mod face_models;
 pub mod face_samples;
+pub mod fashion_mnist;
 pub mod letters;
 pub mod mnist;
 pub mod registry;

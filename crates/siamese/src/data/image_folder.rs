@@ -241,6 +241,20 @@ pub fn load_unknown_images(path: impl AsRef<Path>) -> Result<LabelledImages> {
     })
 }
 
+/// Checks, without decoding, that the folder `dir` holds at least one image file (recursively);
+/// an error naming it otherwise.
+pub fn check_holds_images(dir: &Path) -> Result<()> {
+    let mut files = Vec::new();
+    collect_images(dir, &mut files)?;
+    if files.is_empty() {
+        return Err(Error::format(
+            dir,
+            "holds no images (.png, .jpg, .jpeg, .bmp or .gif)",
+        ));
+    }
+    Ok(())
+}
+
 fn has_extension(path: &Path, ext: &str) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
@@ -284,6 +298,25 @@ pub(crate) fn read_zip_images(
         out.push((name, bytes));
     }
     Ok(out)
+}
+
+/// The alphabets of an Omniglot zip (`…/Alphabet/characterNN/*.png`), sorted, without reading
+/// any image.
+pub fn list_zip_alphabets(zip_path: &Path) -> Result<Vec<String>> {
+    let file = std::fs::File::open(zip_path).map_err(|e| Error::io(zip_path, e))?;
+    let archive = zip::ZipArchive::new(file)
+        .map_err(|e| Error::format(zip_path, format!("not a readable zip: {e}")))?;
+    let mut found: Vec<String> = archive
+        .file_names()
+        .filter(|n| is_image_path(Path::new(n)))
+        .filter_map(|n| {
+            let p: Vec<&str> = n.split('/').collect();
+            (p.len() >= 3).then(|| p[p.len() - 3].to_string())
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    Ok(found)
 }
 
 /// One alphabet of an Omniglot zip (`…/Alphabet/characterNN/*.png`) converted MNIST-style,

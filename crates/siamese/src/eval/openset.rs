@@ -105,3 +105,34 @@ pub fn roc_area(curve: &[RocPoint]) -> f64 {
         .map(|w| (w[1].fpr - w[0].fpr) * (w[1].tpr + w[0].tpr) / 2.0)
         .sum()
 }
+
+/// Area under the precision–recall curve with the unknowns as positives (AUPR-Out: a higher
+/// score means "more likely unknown"), as average precision: the mean, over the unknowns ranked
+/// by descending score, of the precision at each one's rank; tied scores are ranked together.
+/// Its chance level is the unknowns' share. NaN when either set is empty.
+pub fn aupr(known: &[f32], unknown: &[f32]) -> f64 {
+    if known.is_empty() || unknown.is_empty() {
+        return f64::NAN;
+    }
+    let mut all: Vec<(f32, bool)> = known
+        .iter()
+        .map(|&s| (s, false))
+        .chain(unknown.iter().map(|&s| (s, true)))
+        .collect();
+    all.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+    let (mut tp, mut fp, mut sum) = (0usize, 0usize, 0.0f64);
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        let mut positives = 0;
+        while j < all.len() && all[j].0.total_cmp(&all[i].0).is_eq() {
+            positives += usize::from(all[j].1);
+            j += 1;
+        }
+        tp += positives;
+        fp += (j - i) - positives;
+        sum += positives as f64 * tp as f64 / (tp + fp) as f64;
+        i = j;
+    }
+    sum / unknown.len() as f64
+}

@@ -9,12 +9,14 @@
 //! No unknown image is used: the rejection rate of unknowns is what the open-set evaluation
 //! measures, not what calibration tunes.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::gallery::GalleryMode;
 use super::gini::SoftmaxLayer;
+use super::scores::{MahalanobisFit, Score};
 use crate::distance::Distance;
 use crate::eval::openset::threshold_for_tpr;
 use crate::{Error, Result};
@@ -153,6 +155,13 @@ pub struct Calibration {
     /// Distance thresholds of the k-NN gallery.
     pub knn_thresholds: Thresholds,
     pub gini: GiniCalibration,
+    /// Thresholds of the scores beyond the three above (`knn-kth`, `mahalanobis`, `msp`,
+    /// `energy`), by score name; absent from calibrations made before those scores existed.
+    #[serde(default)]
+    pub score_thresholds: BTreeMap<String, Thresholds>,
+    /// The shared-covariance fit of the `mahalanobis` score.
+    #[serde(default)]
+    pub mahalanobis: Option<MahalanobisFit>,
 }
 
 impl Calibration {
@@ -162,6 +171,31 @@ impl Calibration {
             GalleryMode::Prototypes => &self.prototype_thresholds,
             GalleryMode::Knn => &self.knn_thresholds,
         }
+    }
+
+    /// The thresholds of any score, `None` when this calibration holds none for it.
+    pub fn score_thresholds(&self, score: Score) -> Option<&Thresholds> {
+        match score {
+            Score::Prototypes => Some(&self.prototype_thresholds),
+            Score::Knn => Some(&self.knn_thresholds),
+            Score::Gini => Some(&self.gini.thresholds),
+            Score::Mahalanobis if self.mahalanobis.is_none() => None,
+            other => self.score_thresholds.get(other.name()),
+        }
+    }
+
+    /// The thresholds of `score`; an error naming the run's calibration file and how to
+    /// recalibrate when it holds none (a calibration made before the score existed).
+    pub fn require_score(&self, run: &Path, score: Score) -> Result<&Thresholds> {
+        self.score_thresholds(score).ok_or_else(|| {
+            Error::format(
+                calibration_path(run),
+                format!(
+                    "holds no calibration for score `{score}`; re-run `siamese recognize --model {} --calibrate`",
+                    run.display()
+                ),
+            )
+        })
     }
 
     /// Writes `RUN/calibration.json` atomically.

@@ -56,8 +56,8 @@ pub fn gini_impurity(p: &[f32]) -> f32 {
 }
 
 impl SoftmaxLayer {
-    /// Softmax probabilities of each row of `x` (`[n, dim]` → `[n, classes]`).
-    pub fn probabilities(&self, x: &[f32]) -> Vec<f32> {
+    /// Logits `x · W + b` of each row of `x` (`[n, dim]` → `[n, classes]`).
+    pub fn logits(&self, x: &[f32]) -> Vec<f32> {
         let mut out = Vec::with_capacity(x.len() / self.dim.max(1) * self.classes);
         for row in x.chunks_exact(self.dim.max(1)) {
             let mut logits = self.bias.clone();
@@ -66,10 +66,24 @@ impl SoftmaxLayer {
                     *l += v * wc;
                 }
             }
+            out.extend(logits);
+        }
+        out
+    }
+
+    /// Softmax probabilities of each row of `x` (`[n, dim]` → `[n, classes]`).
+    pub fn probabilities(&self, x: &[f32]) -> Vec<f32> {
+        let mut out = self.logits(x);
+        for logits in out.chunks_exact_mut(self.classes.max(1)) {
             let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let exps: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
-            let sum: f32 = exps.iter().sum();
-            out.extend(exps.iter().map(|e| e / sum));
+            let mut sum = 0.0;
+            for l in logits.iter_mut() {
+                *l = (*l - max).exp();
+                sum += *l;
+            }
+            for l in logits.iter_mut() {
+                *l /= sum;
+            }
         }
         out
     }

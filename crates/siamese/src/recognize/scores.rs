@@ -1,0 +1,388 @@
+//! The open-set scores, all from the same embeddings and all "higher = more likely unknown", each
+//! with the class it names:
+//!
+//! - `prototypes`: distance to the nearest class prototype (mean training embedding).
+//! - `knn`: the k-NN vote's mean distance to the winning class's voters (the gallery's k-NN mode).
+//! - `knn-kth`: Euclidean distance from the L2-normalised query to its k-th nearest L2-normalised
+//!   training embedding (Sun et al. 2022, "Out-of-distribution detection with deep nearest
+//!   neighbors"); the class is the vote of those k.
+//! - `mahalanobis`: the smallest `(x − μ_c)ᵀ Σ⁻¹ (x − μ_c)` over classes, with the class means
+//!   `μ_c` and one covariance `Σ` shared by all classes, fitted on the training embeddings (Lee et
+//!   al. 2018).
+//! - `msp`, `energy`, `gini`: from the softmax head (a dense softmax layer trained with
+//!   cross-entropy on the frozen training embeddings at calibration, [`super::gini`]): `1 − max p`
+//!   (Hendrycks & Gimpel 2017, maximum softmax probability, negated), the energy `−log Σ exp(zᵢ)`
+//!   of the logits (Liu et al. 2020), and the seeds' Gini impurity `1 − Σ pᵢ²`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::gallery::{Gallery, GalleryMode};
+use super::gini::SoftmaxLayer;
+use crate::distance::Distance;
+use crate::eval::knn::nearest;
+use crate::{Error, Result};
+
+/// An open-set score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Score {
+    Prototypes,
+    Knn,
+    KnnKth,
+    Mahalanobis,
+    Msp,
+    Energy,
+    Gini,
+}
+
+impl Score {
+    /// Every score, in report order.
+    pub const ALL: [Score; 7] = [
+        Score::Prototypes,
+        Score::Knn,
+        Score::KnnKth,
+        Score::Mahalanobis,
+        Score::Msp,
+        Score::Energy,
+        Score::Gini,
+    ];
+
+    /// The name used on the command line, in JSON and in the calibration file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Score::Prototypes => "prototypes",
+            Score::Knn => "knn",
+            Score::KnnKth => "knn-kth",
+            Score::Mahalanobis => "mahalanobis",
+            Score::Msp => "msp",
+            Score::Energy => "energy",
+            Score::Gini => "gini",
+        }
+    }
+
+    /// The gallery mode this score is, for the two that are one.
+    pub fn gallery_mode(&self) -> Option<GalleryMode> {
+        match self {
+            Score::Prototypes => Some(GalleryMode::Prototypes),
+            Score::Knn => Some(GalleryMode::Knn),
+            _ => None,
+        }
+    }
+
+    /// Whether computing it needs the gallery's training embeddings (not only prototypes).
+    pub fn needs_gallery_images(&self) -> bool {
+        matches!(self, Score::Knn | Score::KnnKth)
+    }
+}
+
+impl From<GalleryMode> for Score {
+    fn from(mode: GalleryMode) -> Self {
+        match mode {
+            GalleryMode::Prototypes => Score::Prototypes,
+            GalleryMode::Knn => Score::Knn,
+        }
+    }
+}
+
+impl fmt::Display for Score {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Score {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.to_ascii_lowercase().replace('_', "-");
+        Score::ALL
+            .into_iter()
+            .find(|score| score.name() == s || (s == "prototype" && *score == Score::Prototypes))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Score::ALL.iter().map(Score::name).collect();
+                Error::config("score", format!("`{s}` is not one of {}", names.join(", ")))
+            })
+    }
+}
+
+/// Class means and the inverse of the covariance shared by all classes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MahalanobisFit {
+    pub dim: usize,
+    /// `[classes, dim]` class means.
+    pub means: Vec<f32>,
+    /// `[dim, dim]` inverse of the shared within-class covariance (plus a small ridge).
+    pub precision: Vec<f64>,
+}
+
+/// Relative ridge added to the covariance's diagonal (times its mean variance): L2-normalised
+/// embeddings lie on a sphere, so their covariance is close to singular in one direction.
+const RIDGE: f64 = 1e-6;
+
+impl MahalanobisFit {
+    /// Fits the shared covariance `Σ = 1/N Σᵢ (xᵢ − μ_yᵢ)(xᵢ − μ_yᵢ)ᵀ` around the class `means`
+    /// (`[classes, dim]`), and inverts `Σ + λI`.
+    pub fn fit(embeddings: &[f32], labels: &[u32], means: &[f32], dim: usize) -> Result<Self> {
+        if dim == 0 || embeddings.len() != labels.len() * dim || labels.is_empty() {
+            return Err(Error::config(
+                "Mahalanobis fit",
+                format!(
+                    "{} values for {} labels of dimension {dim}",
+                    embeddings.len(),
+                    labels.len()
+                ),
+            ));
+        }
+        let mut cov = vec![0f64; dim * dim];
+        let mut centred = vec![0f64; dim];
+        for (row, &label) in embeddings.chunks_exact(dim).zip(labels) {
+            let mean = means
+                .get(label as usize * dim..(label as usize + 1) * dim)
+                .ok_or_else(|| {
+                    Error::config(
+                        "Mahalanobis fit",
+                        format!("label {label} has no class mean"),
+                    )
+                })?;
+            for ((c, &x), &m) in centred.iter_mut().zip(row).zip(mean) {
+                *c = x as f64 - m as f64;
+            }
+            for i in 0..dim {
+                let ci = centred[i];
+                for (j, &cj) in centred.iter().enumerate().skip(i) {
+                    cov[i * dim + j] += ci * cj;
+                }
+            }
+        }
+        let n = labels.len() as f64;
+        for i in 0..dim {
+            for j in i..dim {
+                let v = cov[i * dim + j] / n;
+                cov[i * dim + j] = v;
+                cov[j * dim + i] = v;
+            }
+        }
+        let mean_variance = (0..dim).map(|i| cov[i * dim + i]).sum::<f64>() / dim as f64;
+        let ridge = RIDGE * mean_variance.max(1e-12);
+        for i in 0..dim {
+            cov[i * dim + i] += ridge;
+        }
+        Ok(MahalanobisFit {
+            dim,
+            means: means.to_vec(),
+            precision: invert_spd(&cov, dim)?,
+        })
+    }
+
+    /// `(x − μ)ᵀ P (x − μ)` for one mean.
+    pub fn distance_to(&self, x: &[f32], mean: &[f32]) -> f64 {
+        let d: Vec<f64> = x
+            .iter()
+            .zip(mean)
+            .map(|(&a, &b)| a as f64 - b as f64)
+            .collect();
+        self.precision
+            .chunks_exact(self.dim)
+            .zip(&d)
+            .map(|(row, &di)| di * row.iter().zip(&d).map(|(p, dj)| p * dj).sum::<f64>())
+            .sum()
+    }
+
+    /// For each row of `x`: the class with the smallest Mahalanobis distance, and that distance.
+    pub fn predict(&self, x: &[f32]) -> Vec<(u32, f32)> {
+        x.chunks_exact(self.dim)
+            .map(|row| {
+                self.means
+                    .chunks_exact(self.dim)
+                    .enumerate()
+                    .map(|(c, mean)| (c as u32, self.distance_to(row, mean)))
+                    .fold(
+                        (0, f64::INFINITY),
+                        |best, m| if m.1 < best.1 { m } else { best },
+                    )
+            })
+            .map(|(c, d)| (c, d as f32))
+            .collect()
+    }
+}
+
+/// The inverse of a symmetric positive-definite `[n, n]` matrix, by Cholesky factorisation.
+pub fn invert_spd(a: &[f64], n: usize) -> Result<Vec<f64>> {
+    let mut l = vec![0f64; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let s: f64 = (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum();
+            if i == j {
+                let v = a[i * n + i] - s;
+                if !(v > 0.0 && v.is_finite()) {
+                    return Err(Error::Other(
+                        "the embeddings' covariance is not positive definite".to_string(),
+                    ));
+                }
+                l[i * n + i] = v.sqrt();
+            } else {
+                l[i * n + j] = (a[i * n + j] - s) / l[j * n + j];
+            }
+        }
+    }
+    // L⁻¹ by forward substitution, then A⁻¹ = L⁻ᵀ L⁻¹.
+    let mut li = vec![0f64; n * n];
+    for col in 0..n {
+        for i in col..n {
+            let s: f64 = (col..i).map(|k| l[i * n + k] * li[k * n + col]).sum();
+            let rhs = if i == col { 1.0 } else { 0.0 };
+            li[i * n + col] = (rhs - s) / l[i * n + i];
+        }
+    }
+    let mut inv = vec![0f64; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let v: f64 = (i..n).map(|k| li[k * n + i] * li[k * n + j]).sum();
+            inv[i * n + j] = v;
+            inv[j * n + i] = v;
+        }
+    }
+    Ok(inv)
+}
+
+/// Rows scaled to unit L2 norm (a zero row stays zero).
+pub fn l2_normalised(x: &[f32], dim: usize) -> Vec<f32> {
+    x.chunks_exact(dim)
+        .flat_map(|row| {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+            row.iter().map(move |v| v * scale)
+        })
+        .collect()
+}
+
+/// For each row of `queries`: the vote of its `k` nearest rows of `gallery` (both L2-normalised
+/// first, Euclidean), and the distance to the k-th of them.
+pub fn knn_kth(
+    queries: &[f32],
+    gallery: &[f32],
+    labels: &[u32],
+    dim: usize,
+    k: usize,
+) -> Vec<(u32, f32)> {
+    let k = k.clamp(1, labels.len().max(1));
+    let (q, g) = (l2_normalised(queries, dim), l2_normalised(gallery, dim));
+    nearest(&q, &g, dim, Distance::Euclidean, k)
+        .into_iter()
+        .map(|hits| {
+            let mut votes: Vec<(u32, usize)> = Vec::new();
+            for &(j, _) in &hits {
+                match votes.iter_mut().find(|v| v.0 == labels[j]) {
+                    Some(v) => v.1 += 1,
+                    None => votes.push((labels[j], 1)),
+                }
+            }
+            // Most votes; among equals, the class met first (its nearest voter is nearer).
+            let class = votes
+                .iter()
+                .fold((0, 0), |best, &v| if v.1 > best.1 { v } else { best })
+                .0;
+            (class, hits.last().map_or(f32::INFINITY, |h| h.1))
+        })
+        .collect()
+}
+
+/// `1 − max p`: the negated maximum softmax probability.
+pub fn msp_score(p: &[f32]) -> f32 {
+    1.0 - p.iter().copied().fold(0.0, f32::max)
+}
+
+/// The energy `−log Σ exp(zᵢ)` of logits `z` (temperature 1), computed stably.
+pub fn energy_score(logits: &[f32]) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    -(max + logits.iter().map(|&z| (z - max).exp()).sum::<f32>().ln())
+}
+
+/// Everything the scores are computed from.
+pub struct Scorer<'a> {
+    /// Training embeddings (for `knn`, `knn-kth`; prototypes only is enough for the others).
+    pub gallery: &'a Gallery,
+    pub k: usize,
+    pub softmax: &'a SoftmaxLayer,
+    pub mahalanobis: Option<&'a MahalanobisFit>,
+}
+
+impl Scorer<'_> {
+    /// `(class, score)` of each row of `embeddings` (`[n, dim]`).
+    pub fn score(&self, score: Score, embeddings: &[f32]) -> Result<Vec<(u32, f32)>> {
+        let dim = self.gallery.dim;
+        if !embeddings.len().is_multiple_of(dim) {
+            return Err(Error::config(
+                "queries",
+                format!("{} values are not rows of {dim}", embeddings.len()),
+            ));
+        }
+        if score.needs_gallery_images() && self.gallery.is_empty() {
+            return Err(Error::config(
+                "gallery",
+                format!(
+                    "score `{score}` needs the gallery images, this gallery holds prototypes only"
+                ),
+            ));
+        }
+        let softmax_rows = |f: fn(&[f32]) -> f32, logits: bool| -> Vec<(u32, f32)> {
+            let values = if logits {
+                self.softmax.logits(embeddings)
+            } else {
+                self.softmax.probabilities(embeddings)
+            };
+            let classes = self.softmax.classes.max(1);
+            values
+                .chunks_exact(classes)
+                .map(|row| (argmax(row), f(row)))
+                .collect()
+        };
+        Ok(match score {
+            Score::Prototypes | Score::Knn => self
+                .gallery
+                .classify(
+                    embeddings,
+                    score.gallery_mode().expect("a gallery mode"),
+                    self.k,
+                )?
+                .iter()
+                .map(|m| (m.class, m.distance))
+                .collect(),
+            Score::KnnKth => knn_kth(
+                embeddings,
+                &self.gallery.embeddings,
+                &self.gallery.labels,
+                dim,
+                self.k,
+            ),
+            Score::Mahalanobis => match self.mahalanobis {
+                Some(fit) => fit.predict(embeddings),
+                None => {
+                    return Err(Error::config(
+                        "score",
+                        "`mahalanobis` needs the covariance fitted at calibration",
+                    ))
+                }
+            },
+            Score::Msp => softmax_rows(msp_score, false),
+            Score::Energy => softmax_rows(energy_score, true),
+            Score::Gini => softmax_rows(super::gini::gini_impurity, false),
+        })
+    }
+}
+
+fn argmax(row: &[f32]) -> u32 {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
+        .0 as u32
+}
