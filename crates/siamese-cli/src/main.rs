@@ -39,7 +39,7 @@ enum Command {
     /// Faces: verify, eval-lfw, embed, cluster, search, plot, eval-cluster (dlib's ResNet).
     Faces(faces::FacesArgs),
     /// Train the embedding CNN with triplet loss (or --loss NAME).
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Retrieval and clustering metrics of a trained run (--json for one object).
     Eval(eval::EvalArgs),
     /// 20-way one-shot accuracy of a run on Omniglot's runs zip (--json for one object).
@@ -151,7 +151,7 @@ fn main() {
         Command::Demo(args) => demo::run(args),
         Command::Fetch(args) => fetch::run(args),
         Command::Faces(args) => faces::run(args),
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(*args),
         Command::Eval(args) => eval::run(args),
         Command::Oneshot(args) => oneshot::run(args),
         Command::Embed(args) => embed::run(args),
