@@ -140,10 +140,22 @@ fn main() {
                     std::process::exit(2);
                 }
             }
-            // clap's own message, first line only (its usage block and hint follow it).
+            // clap's own message on one line: its first line, plus the indented lines that
+            // name what is missing ("  --out <OUT>"), without the usage block and hint.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("error: invalid arguments");
-            eprintln!("{} (see --help)", one_line(first));
+            let mut lines = text.lines();
+            let mut message = lines
+                .next()
+                .unwrap_or("error: invalid arguments")
+                .to_string();
+            for named in lines
+                .take_while(|l| !l.trim().is_empty())
+                .filter(|l| l.starts_with("  "))
+            {
+                message.push(' ');
+                message.push_str(named.trim());
+            }
+            eprintln!("{} (see --help)", one_line(&message));
             std::process::exit(2);
         }
     };

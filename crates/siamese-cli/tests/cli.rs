@@ -402,3 +402,22 @@ fn a_small_two_class_folder_trains() {
         "{err}"
     );
 }
+
+#[test]
+fn argument_errors_are_one_line_naming_what_is_missing_or_wrong() {
+    for (args, named) in [
+        (&["train"][..], "--out <OUT>"),
+        (&["faces", "verify"][..], "<A> <B>"),
+        (
+            &["train", "--out", "x", "--epochs", "abc"][..],
+            "'abc' for '--epochs",
+        ),
+        (&["train", "--out", "x", "--bogus"][..], "'--bogus'"),
+    ] {
+        let out = run(siamese().args(args));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(named), "{args:?}: {err}");
+    }
+}
