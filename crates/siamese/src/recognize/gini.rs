@@ -92,20 +92,7 @@ impl SoftmaxLayer {
     pub fn predict(&self, x: &[f32]) -> Vec<(u32, f32)> {
         self.probabilities(x)
             .chunks_exact(self.classes.max(1))
-            .map(|p| {
-                let class = p
-                    .iter()
-                    .enumerate()
-                    .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-                        if v > best.1 {
-                            (i, v)
-                        } else {
-                            best
-                        }
-                    })
-                    .0;
-                (class as u32, gini_impurity(p))
-            })
+            .map(|p| (argmax(p), gini_impurity(p)))
             .collect()
     }
 }
@@ -215,4 +202,18 @@ pub fn train_softmax(
         ));
     }
     Ok(layer)
+}
+
+/// The index of the largest value (the first of equal ones; 0 for an empty row).
+pub(crate) fn argmax(row: &[f32]) -> u32 {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
+        .0 as u32
 }

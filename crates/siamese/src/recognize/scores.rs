@@ -337,7 +337,7 @@ impl Scorer<'_> {
             let classes = self.softmax.classes.max(1);
             values
                 .chunks_exact(classes)
-                .map(|row| (argmax(row), f(row)))
+                .map(|row| (super::gini::argmax(row), f(row)))
                 .collect()
         };
         Ok(match score {
@@ -372,17 +372,4 @@ impl Scorer<'_> {
             Score::Gini => softmax_rows(super::gini::gini_impurity, false),
         })
     }
-}
-
-fn argmax(row: &[f32]) -> u32 {
-    row.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
-        })
-        .0 as u32
 }
