@@ -93,10 +93,7 @@ pub fn mine_triplets(
     let n = labels.len();
     let mut out = Vec::new();
     for a in 0..n {
-        let positives: Vec<usize> = (0..n)
-            .filter(|&j| j != a && labels[j] == labels[a])
-            .collect();
-        let negatives: Vec<usize> = (0..n).filter(|&j| labels[j] != labels[a]).collect();
+        let (positives, negatives) = partners(labels, a);
         if positives.is_empty() || negatives.is_empty() {
             continue;
         }
@@ -205,4 +202,13 @@ impl BatchTripletStats {
             triplets: count,
         }
     }
+}
+
+/// The rows sharing `a`'s label (without `a`) and the rows of other labels, in row order: the
+/// positives and negatives every miner draws from.
+pub(crate) fn partners(labels: &[u32], a: usize) -> (Vec<usize>, Vec<usize>) {
+    let same = |j: &usize| labels[*j] == labels[a];
+    let positives = (0..labels.len()).filter(|j| *j != a && same(j)).collect();
+    let negatives = (0..labels.len()).filter(|j| !same(j)).collect();
+    (positives, negatives)
 }

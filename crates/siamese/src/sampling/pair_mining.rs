@@ -34,10 +34,7 @@ pub fn multi_similarity_pairs(
     let mut set = PairSet::default();
     for a in 0..n {
         let sim: Vec<f32> = (0..n).map(|j| cosine(rows[a], rows[j])).collect();
-        let positives: Vec<usize> = (0..n)
-            .filter(|&j| j != a && labels[j] == labels[a])
-            .collect();
-        let negatives: Vec<usize> = (0..n).filter(|&j| labels[j] != labels[a]).collect();
+        let (positives, negatives) = super::mining::partners(labels, a);
         if positives.is_empty() || negatives.is_empty() {
             continue;
         }
