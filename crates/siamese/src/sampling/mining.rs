@@ -90,9 +90,8 @@ pub fn mine_triplets(
     strategy: MiningStrategy,
 ) -> Vec<Triplet> {
     let d = distance_matrix(embeddings, dim, distance);
-    let n = labels.len();
     let mut out = Vec::new();
-    for a in 0..n {
+    for (a, da) in d.iter().enumerate().take(labels.len()) {
         let (positives, negatives) = partners(labels, a);
         if positives.is_empty() || negatives.is_empty() {
             continue;
@@ -106,15 +105,15 @@ pub fn mine_triplets(
             MiningStrategy::BatchAll => {
                 for &p in &positives {
                     for &ng in &negatives {
-                        if triplet_hinge(d[a][p], d[a][ng], margin) > 0.0 {
+                        if triplet_hinge(da[p], da[ng], margin) > 0.0 {
                             out.push(triplet(p, ng));
                         }
                     }
                 }
             }
             MiningStrategy::BatchHard => {
-                let p = argbest(&positives, |j| d[a][j], |x, y| x > y);
-                let ng = argbest(&negatives, |j| d[a][j], |x, y| x < y);
+                let p = argbest(&positives, |j| da[j], |x, y| x > y);
+                let ng = argbest(&negatives, |j| da[j], |x, y| x < y);
                 out.push(triplet(p, ng));
             }
             MiningStrategy::SemiHard => {
@@ -122,12 +121,12 @@ pub fn mine_triplets(
                     let farther: Vec<usize> = negatives
                         .iter()
                         .copied()
-                        .filter(|&j| d[a][j] > d[a][p])
+                        .filter(|&j| da[j] > da[p])
                         .collect();
                     let ng = if farther.is_empty() {
-                        argbest(&negatives, |j| d[a][j], |x, y| x > y)
+                        argbest(&negatives, |j| da[j], |x, y| x > y)
                     } else {
-                        argbest(&farther, |j| d[a][j], |x, y| x < y)
+                        argbest(&farther, |j| da[j], |x, y| x < y)
                     };
                     out.push(triplet(p, ng));
                 }
