@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use super::conv_infer::{conv_forward, InferConvShape};
 use super::gemm::gemm_strided;
+use super::simd::vectorize;
 
 /// Geometry of one convolution call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +49,10 @@ impl ConvShape {
 }
 
 /// Unfolds one image `x [C, H, W]` into `col [K, P]` (row `(c·KH + ky)·KW + kx`, column `oy·OW + ox`).
-fn im2col(s: &ConvShape, x: &[f32], col: &mut [f32]) {
+/// Inlined into its callers' [`vectorize`] blocks; rows are copied by a plain loop, not
+/// `copy_from_slice`, whose `memmove` call cost more than the copy for rows this short.
+#[inline(always)]
+pub(super) fn im2col(s: &ConvShape, x: &[f32], col: &mut [f32]) {
     let (oh, ow, p) = (s.out_h(), s.out_w(), s.pixels());
     let mut row = 0;
     for c in 0..s.in_channels {
@@ -58,7 +62,9 @@ fn im2col(s: &ConvShape, x: &[f32], col: &mut [f32]) {
                 let dst = &mut col[row * p..(row + 1) * p];
                 for oy in 0..oh {
                     let src = &plane[(oy + ky) * s.width + kx..][..ow];
-                    dst[oy * ow..(oy + 1) * ow].copy_from_slice(src);
+                    for (d, v) in dst[oy * ow..(oy + 1) * ow].iter_mut().zip(src) {
+                        *d = *v;
+                    }
                 }
                 row += 1;
             }
@@ -67,6 +73,7 @@ fn im2col(s: &ConvShape, x: &[f32], col: &mut [f32]) {
 }
 
 /// Adds `col [K, P]` back onto one image's gradient `gx [C, H, W]` (the adjoint of [`im2col`]).
+#[inline(always)]
 fn col2im_add(s: &ConvShape, col: &[f32], gx: &mut [f32]) {
     let (oh, ow, p) = (s.out_h(), s.out_w(), s.pixels());
     let mut row = 0;
@@ -119,6 +126,20 @@ pub struct Wanted {
     pub bias: bool,
 }
 
+/// `Σ values`, in 16 interleaved partial sums so that it vectorises (a single running sum is
+/// one dependent add an element).
+#[inline(always)]
+pub(super) fn lane_sum(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let mut chunks = values.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (l, v) in lanes.iter_mut().zip(chunk) {
+            *l += v;
+        }
+    }
+    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
 /// Backward of [`conv_relu_forward`] from its input `x`, weight `w`, output `y` and the output's
 /// gradient `gy`. ReLU's mask is `y > 0`.
 pub fn conv_relu_backward(
@@ -129,9 +150,31 @@ pub fn conv_relu_backward(
     gy: &[f32],
     wanted: Wanted,
 ) -> ConvReluGrads {
-    let (k, p, o) = (s.col_rows(), s.pixels(), s.out_channels);
+    let (p, o) = (s.pixels(), s.out_channels);
     assert_eq!(y.len(), s.batch * s.output_len());
     assert_eq!(gy.len(), y.len());
+    let fill_gz = |n: usize, gz: &mut [f32]| {
+        let y_img = &y[n * o * p..(n + 1) * o * p];
+        let gy_img = &gy[n * o * p..(n + 1) * o * p];
+        for ((g, &yv), &gv) in gz.iter_mut().zip(y_img).zip(gy_img) {
+            *g = if yv > 0.0 { gv } else { 0.0 };
+        }
+    };
+    conv_backward_from(s, x, w, wanted, fill_gz)
+}
+
+/// The convolution's backward from the gradient of its pre-activation output: `fill_gz(n, gz)`
+/// writes image `n`'s `gz [O, P]` (every element), then the bias gradient sums it, the weight
+/// gradient is `gz · colᵀ` and the input gradient `wᵀ · gz` folded back by col2im. Shared by the
+/// fused conv + ReLU and conv + ReLU + pool (+ dropout) kernels, which differ only in `gz`.
+pub(super) fn conv_backward_from(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    wanted: Wanted,
+    fill_gz: impl Fn(usize, &mut [f32]) + Sync + Copy,
+) -> ConvReluGrads {
+    let (k, p, o) = (s.col_rows(), s.pixels(), s.out_channels);
     assert_eq!(x.len(), s.batch * s.input_len());
     let need_col = wanted.weight;
     let need_params = wanted.weight || wanted.bias;
@@ -158,18 +201,21 @@ pub fn conv_relu_backward(
         let first = r * per_run;
         let last = (first + per_run).min(s.batch);
         for n in first..last {
-            let y_img = &y[n * o * p..(n + 1) * o * p];
-            let gy_img = &gy[n * o * p..(n + 1) * o * p];
-            for ((g, &yv), &gv) in gz.iter_mut().zip(y_img).zip(gy_img) {
-                *g = if yv > 0.0 { gv } else { 0.0 };
-            }
-            if wanted.bias {
-                for (b, row) in gb.iter_mut().zip(gz.chunks_exact(p)) {
-                    *b += row.iter().sum::<f32>();
-                }
-            }
+            vectorize(
+                #[inline(always)]
+                || {
+                    fill_gz(n, &mut gz);
+                    if wanted.bias {
+                        for (b, row) in gb.iter_mut().zip(gz.chunks_exact(p)) {
+                            *b += lane_sum(row);
+                        }
+                    }
+                    if need_col {
+                        im2col(s, &x[n * s.input_len()..(n + 1) * s.input_len()], &mut col);
+                    }
+                },
+            );
             if need_col {
-                im2col(s, &x[n * s.input_len()..(n + 1) * s.input_len()], &mut col);
                 // gw [O, K] += gz [O, P] · colᵀ [P, K]
                 gemm_strided(o, k, p, &mut gw, true, &gz, (p, 1), &col, (1, p));
             }
@@ -177,10 +223,10 @@ pub fn conv_relu_backward(
                 // gcol [K, P] = wᵀ [K, O] · gz [O, P], folded back onto the image.
                 gemm_strided(k, p, o, &mut col, false, w, (1, k), &gz, (p, 1));
                 let local = n - first;
-                col2im_add(
-                    s,
-                    &col,
-                    &mut gx_run[local * s.input_len()..(local + 1) * s.input_len()],
+                let gx_img = &mut gx_run[local * s.input_len()..(local + 1) * s.input_len()];
+                vectorize(
+                    #[inline(always)]
+                    || col2im_add(s, &col, gx_img),
                 );
             }
         }

@@ -15,8 +15,8 @@ pub fn keep_threshold(keep: f64) -> u64 {
 }
 
 /// A 32-bit integer hash of `(seed, i)` (a multiply-xorshift finaliser).
-#[inline]
-fn hash(seed: u32, i: u32) -> u32 {
+#[inline(always)]
+pub(super) fn hash(seed: u32, i: u32) -> u32 {
     let mut x = i.wrapping_mul(0x9E37_79B9) ^ seed;
     x ^= x >> 16;
     x = x.wrapping_mul(0x7FEB_352D);

@@ -15,6 +15,7 @@ use burn::tensor::{DType, Shape, Tensor, TensorData};
 
 use super::conv::{conv_relu_backward, conv_relu_forward, ConvShape, Wanted};
 use super::conv_infer::{conv_forward, InferConvShape};
+use super::conv_pool::{conv_relu_pool_backward, conv_relu_pool_forward, DropMask};
 use super::dropout::apply_mask;
 use super::pool::{max_pool2x2_backward, max_pool2x2_forward, PoolShape};
 use super::winograd;
@@ -171,6 +172,105 @@ pub(super) fn conv2d_relu(
             y,
         ),
         OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive::<AdFlex>(out)
+}
+
+/// Backward step of the fused convolution + bias + ReLU + 2x2 max-pool (+ dropout).
+#[derive(Debug)]
+struct ConvPoolBackward;
+
+impl Backward<Flex, 3> for ConvPoolBackward {
+    /// Input and weight of the forward pass, its index bytes and the dropout scale.
+    type State = (FlexTensor, FlexTensor, Vec<u8>, f32);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let g_out = grads.consume::<Flex>(&ops.node);
+        let (x, w, index, scale) = ops.state;
+        let s = conv_shape(&x, &w);
+        let wanted = Wanted {
+            x: node_x.is_some(),
+            weight: node_w.is_some(),
+            bias: node_b.is_some(),
+        };
+        let g = conv_relu_pool_backward(
+            &s,
+            &values(&x),
+            &values(&w),
+            &index,
+            scale,
+            &values(&g_out),
+            wanted,
+        );
+        if let (Some(node), Some(gx)) = (node_x, g.x) {
+            grads.register::<Flex>(node.id, flex_tensor(gx, dims(&x)));
+        }
+        if let (Some(node), Some(gw)) = (node_w, g.weight) {
+            grads.register::<Flex>(node.id, flex_tensor(gw, dims(&w)));
+        }
+        if let (Some(node), Some(gb)) = (node_b, g.bias) {
+            grads.register::<Flex>(node.id, flex_tensor(gb, vec![s.out_channels]));
+        }
+    }
+}
+
+/// `dropout(max_pool2x2(relu(conv2d(x, w) + b)))` on flex tensors in one pass (see
+/// [`super::conv_pool`]); `drop` is `None` when dropout is off (inference, or probability 0).
+pub(super) fn conv2d_relu_pool(
+    x: Tensor<4>,
+    w: Tensor<4>,
+    b: Tensor<1>,
+    autodiff: bool,
+    drop: Option<DropMask>,
+) -> Tensor<4> {
+    let shape_of = |x: &FlexTensor, w: &FlexTensor| {
+        let s = conv_shape(x, w);
+        (
+            s,
+            vec![s.batch, s.out_channels, s.out_h() / 2, s.out_w() / 2],
+        )
+    };
+    if !autodiff {
+        let x = x.try_into_primitive::<Flex>().expect("checked: flex");
+        let w = w.try_into_primitive::<Flex>().expect("checked: flex");
+        let b = b.try_into_primitive::<Flex>().expect("checked: flex");
+        let (s, out_dims) = shape_of(&x, &w);
+        let (out, _) =
+            conv_relu_pool_forward(&s, &values(&x), &values(&w), &values(&b), drop, false);
+        return Tensor::from_primitive::<Flex>(flex_tensor(out, out_dims));
+    }
+    let x = x
+        .try_into_primitive::<AdFlex>()
+        .expect("checked: autodiff flex");
+    let w = w
+        .try_into_primitive::<AdFlex>()
+        .expect("checked: autodiff flex");
+    let b = b
+        .try_into_primitive::<AdFlex>()
+        .expect("checked: autodiff flex");
+    let prep = ConvPoolBackward
+        .prepare::<NoCheckpointing>([x.node(), w.node(), b.node()])
+        .compute_bound()
+        .stateful();
+    let (s, out_dims) = shape_of(x.primitive(), w.primitive());
+    let tracked = matches!(prep, OpsKind::Tracked(_));
+    let (out, index) = conv_relu_pool_forward(
+        &s,
+        &values(x.primitive()),
+        &values(w.primitive()),
+        &values(b.primitive()),
+        drop,
+        tracked,
+    );
+    let out = flex_tensor(out, out_dims);
+    let scale = drop.map_or(1.0, |mask| mask.scale);
+    let out = match prep {
+        OpsKind::Tracked(prep) => prep.finish(
+            (x.primitive().clone(), w.primitive().clone(), index, scale),
+            out,
+        ),
+        OpsKind::UnTracked(prep) => prep.finish(out),
     };
     Tensor::from_primitive::<AdFlex>(out)
 }

@@ -18,10 +18,14 @@
 
 pub mod conv;
 pub mod conv_infer;
+pub mod conv_pool;
 pub mod dropout;
 mod flex_ops;
 mod gemm;
 pub mod pool;
+#[cfg(target_arch = "x86_64")]
+mod pool_avx512;
+pub mod simd;
 pub mod winograd;
 mod winograd_rows;
 
@@ -33,7 +37,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::nn::{Dropout, PaddingConfig2d};
 use burn::tensor::activation::relu;
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 
 /// Calls that took a fast kernel (lets tests and the benchmark check that the fast path ran).
 static FAST_CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -190,11 +194,11 @@ fn fast_context<const D: usize>(tensors: &[&Tensor<D>]) -> Option<bool> {
     autodiff
 }
 
-/// `relu(conv.forward(x))` for `x [N, C, H, W]`, through the fused kernel when it applies.
-pub fn conv2d_relu(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let [_, _, h, w] = x.dims();
+/// Whether `conv` on an input of height `h` and width `w` has the fused kernels' geometry:
+/// stride 1, no dilation, one group, no padding, a kernel that fits.
+fn plain_conv_geometry(conv: &Conv2d, h: usize, w: usize) -> bool {
     let [kh, kw] = conv.kernel_size;
-    let plain_geometry = conv.stride == [1, 1]
+    conv.stride == [1, 1]
         && conv.dilation == [1, 1]
         && conv.groups == 1
         && matches!(
@@ -202,19 +206,59 @@ pub fn conv2d_relu(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
             PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
         )
         && h >= kh
-        && w >= kw;
-    if let (true, true, Some(bias)) = (fast_kernels(), plain_geometry, conv.bias.as_ref()) {
-        let (weight, bias) = (conv.weight.val(), bias.val());
-        let context = fast_context(&[&x, &weight]).zip(fast_context(&[&bias]));
-        if let Some((autodiff, bias_autodiff)) = context {
-            if autodiff == bias_autodiff {
-                FAST_CALLS.fetch_add(1, Ordering::Relaxed);
-                let winograd = kernels() == Kernels::Winograd;
-                return flex_ops::conv2d_relu(x, weight, bias, autodiff, winograd);
-            }
-        }
+        && w >= kw
+}
+
+/// The autodiff context shared by `x` and `conv`'s weight and bias when the fused convolution
+/// kernels apply to them (the fast path is on, the geometry fits, a bias, f32 flex tensors).
+fn fast_conv_context(conv: &Conv2d, x: &Tensor<4>) -> Option<bool> {
+    let [_, _, h, w] = x.dims();
+    let bias = conv.bias.as_ref()?;
+    if !fast_kernels() || !plain_conv_geometry(conv, h, w) {
+        return None;
+    }
+    let (autodiff, bias_autodiff) =
+        fast_context(&[x, &conv.weight.val()]).zip(fast_context(&[&bias.val()]))?;
+    (autodiff == bias_autodiff).then_some(autodiff)
+}
+
+/// `relu(conv.forward(x))` for `x [N, C, H, W]`, through the fused kernel when it applies.
+pub fn conv2d_relu(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    if let Some(autodiff) = fast_conv_context(conv, &x) {
+        let bias = conv.bias.as_ref().expect("checked: a bias").val();
+        FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+        let winograd = kernels() == Kernels::Winograd;
+        return flex_ops::conv2d_relu(x, conv.weight.val(), bias, autodiff, winograd);
     }
     relu(conv.forward(x))
+}
+
+/// `drop.forward(pool.forward(relu(conv.forward(x))))` for `x [N, C, H, W]`: one fused pass
+/// ([`conv_pool`]) on the im2col path when the convolution and the 2x2 pool both take the fast
+/// kernels; otherwise [`dropout`] of [`max_pool2d`] of [`conv2d_relu`]. Both draw the dropout
+/// seed the same way, so they give the same result within float rounding.
+pub fn conv2d_relu_pool_dropout(
+    conv: &Conv2d,
+    pool: &MaxPool2d,
+    drop: &Dropout,
+    x: Tensor<4>,
+) -> Tensor<4> {
+    let fused = kernels() == Kernels::Im2col && pool_is_2x2(pool);
+    if let (true, Some(autodiff)) = (fused, fast_conv_context(conv, &x)) {
+        let trains = dropout_trains(drop, &x);
+        // The separate dropout kernel masks only autodiff flex tensors: fuse where it would run.
+        let drop_mask = match (trains, autodiff) {
+            (false, _) => Some(None),
+            (true, true) => draw_drop_mask(drop, &x.device()).map(Some),
+            (true, false) => None,
+        };
+        if let Some(drop_mask) = drop_mask {
+            let bias = conv.bias.as_ref().expect("checked: a bias").val();
+            FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+            return flex_ops::conv2d_relu_pool(x, conv.weight.val(), bias, autodiff, drop_mask);
+        }
+    }
+    dropout(drop, max_pool2d(pool, conv2d_relu(conv, x)))
 }
 
 /// `conv2d(x, weight, bias)` with `stride` and symmetric zero `padding` (then ReLU when `relu`),
@@ -244,17 +288,21 @@ pub fn conv2d_bias(
     }
 }
 
-/// `pool.forward(x)` for `x [N, C, H, W]`, through the fast kernel for a 2x2 stride-2 pool.
-pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
-    let applies = pool.kernel_size == [2, 2]
+/// Whether `pool` is the 2x2 stride-2 pool of the fast kernel.
+fn pool_is_2x2(pool: &MaxPool2d) -> bool {
+    pool.kernel_size == [2, 2]
         && pool.stride == [2, 2]
         && pool.dilation == [1, 1]
         && !pool.ceil_mode
         && matches!(
             pool.padding,
             PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
-        );
-    if fast_kernels() && applies {
+        )
+}
+
+/// `pool.forward(x)` for `x [N, C, H, W]`, through the fast kernel for a 2x2 stride-2 pool.
+pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    if fast_kernels() && pool_is_2x2(pool) {
         if let Some(autodiff) = fast_context(&[&x]) {
             FAST_CALLS.fetch_add(1, Ordering::Relaxed);
             return flex_ops::max_pool2x2(x, autodiff);
@@ -263,27 +311,35 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     pool.forward(x)
 }
 
+/// Whether `drop` masks `x` now: training, a probability above 0, an autodiff device.
+fn dropout_trains<const D: usize>(drop: &Dropout, x: &Tensor<D>) -> bool {
+    drop.training.is_enabled() && drop.prob > 0.0 && x.device().is_autodiff()
+}
+
+/// The hashed mask of one dropout call, its 32-bit seed from two 24-bit uniform draws of the
+/// device's generator (`None` if the draw failed).
+fn draw_drop_mask(drop: &Dropout, device: &Device) -> Option<conv_pool::DropMask> {
+    let draws = Tensor::<1>::random([2], Distribution::Default, device)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    let [a, b] = draws[..] else { return None };
+    let keep = 1.0 - drop.prob;
+    Some(conv_pool::DropMask {
+        seed: ((a * 16_777_216.0) as u32) ^ (((b * 16_777_216.0) as u32) << 8),
+        threshold: self::dropout::keep_threshold(keep),
+        scale: (1.0 / keep) as f32,
+    })
+}
+
 /// `drop.forward(x)`; while training on an autodiff flex device, through the hashed-mask kernel
 /// ([`dropout`]) seeded from the device's random generator (so deterministic under
 /// `device.seed`, but not the same mask as burn's `Dropout`). Inference: the identity, as burn's.
 pub fn dropout<const D: usize>(drop: &Dropout, x: Tensor<D>) -> Tensor<D> {
-    let training = drop.training.is_enabled() && drop.prob > 0.0 && x.device().is_autodiff();
-    if fast_kernels() && training && fast_context(&[&x]) == Some(true) {
-        // 32 bits of seed from two 24-bit uniform draws of the device generator.
-        let draws = Tensor::<1>::random([2], Distribution::Default, &x.device())
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
-        if let [a, b] = draws[..] {
-            let seed = ((a * 16_777_216.0) as u32) ^ (((b * 16_777_216.0) as u32) << 8);
-            let keep = 1.0 - drop.prob;
+    if fast_kernels() && dropout_trains(drop, &x) && fast_context(&[&x]) == Some(true) {
+        if let Some(mask) = draw_drop_mask(drop, &x.device()) {
             FAST_CALLS.fetch_add(1, Ordering::Relaxed);
-            return flex_ops::dropout(
-                x,
-                seed,
-                self::dropout::keep_threshold(keep),
-                (1.0 / keep) as f32,
-            );
+            return flex_ops::dropout(x, mask.seed, mask.threshold, mask.scale);
         }
     }
     drop.forward(x)

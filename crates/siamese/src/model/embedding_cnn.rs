@@ -115,8 +115,7 @@ impl EmbeddingCnn {
         // or the flex kernels when they apply (the same results within float rounding; dropout
         // draws its masks its own way).
         let x = kernels::conv2d_relu(&self.conv1, images);
-        let x = kernels::conv2d_relu(&self.conv2, x);
-        let x = kernels::dropout(&self.dropout_conv, kernels::max_pool2d(&self.pool, x));
+        let x = kernels::conv2d_relu_pool_dropout(&self.conv2, &self.pool, &self.dropout_conv, x);
         let x: Tensor<2> = x.flatten(1, 3);
         let x = kernels::dropout(
             &self.dropout_dense,

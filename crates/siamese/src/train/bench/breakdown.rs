@@ -2,7 +2,9 @@
 //! batch (`B = 3T` images), forward and backward, on the autodiff device in training mode, and
 //! the whole step split into forward+loss, backward and the Adam update.
 //!
-//! The conv, pool and dropout stages go through [`crate::kernels`], so they time whichever path is on.
+//! The conv, pool and dropout stages go through [`crate::kernels`], so they time whichever path is on;
+//! conv2, the pool and dropout are timed both alone and as the model calls them (fused on the
+//! im2col path).
 //!
 //! Shapes: conv1 `[B,1,28,28]→[B,32,26,26]`, conv2 `→[B,64,24,24]`, pool `→[B,64,12,12]`,
 //! dense `[B,9216]→[B,128]`, output `[B,128]→[B,D]`, loss `[B,D]→[1]`.
@@ -62,6 +64,13 @@ pub fn step_breakdown(config: &BenchConfig) -> Result<Vec<StageTiming>> {
             [b, 32, 26, 26],
             &device,
             |x| kernels::conv2d_relu(&conv2, x),
+        ),
+        time_stage(
+            "conv2 + relu + max-pool + dropout 0.25 (the model's call)",
+            config,
+            [b, 32, 26, 26],
+            &device,
+            |x| kernels::conv2d_relu_pool_dropout(&conv2, &pool, &drop_conv, x),
         ),
         time_stage("max-pool 2x2", config, [b, 64, 24, 24], &device, |x| {
             kernels::max_pool2d(&pool, x)

@@ -1,0 +1,262 @@
+//! Convolution + bias + ReLU + 2x2 max-pool, optionally + dropout, fused into one pass per image:
+//! the convolution's output of one image lives only in a per-worker scratch buffer (in cache),
+//! is pooled right away, and the backward step needs no copy of it.
+//!
+//! Shapes: input `x [N, C, H, W]`, weight `w [O, C, KH, KW]`, bias `[O]`; the convolution's
+//! output `[N, O, OH, OW]` (as in [`super::conv`]) is never stored; the result is
+//! `out [N, O, OH/2, OW/2]` (floor mode: an odd last row or column is dropped).
+//!
+//! What the backward step keeps instead: one byte a pooled element, `index [N, O, OH/2, OW/2]`,
+//! the position (0..4, row-major in the window) of the window's first maximum, or
+//! [`NO_GRADIENT`] when the gradient stops there (the maximum is ≤ 0, so ReLU zeroed it, or
+//! dropout dropped the element). `relu(max(window)) = max(relu(window))` and the first maximum
+//! is the same before and after ReLU when it is positive, so this equals ReLU, then the pool,
+//! then the dropout, in that order. The dropout mask is [`super::dropout`]'s hash of the pooled
+//! element's row-major index, the same mask the separate dropout kernel draws for that seed.
+
+use rayon::prelude::*;
+
+use super::conv::{conv_backward_from, im2col, ConvReluGrads, ConvShape, Wanted};
+use super::dropout::hash;
+use super::gemm::gemm_strided;
+use super::simd::{self, vectorize};
+
+/// The index byte of an element that passes no gradient back.
+pub const NO_GRADIENT: u8 = 4;
+
+/// A dropout mask to fuse in: element `e` is kept when `hash(seed, e) < threshold`, and kept
+/// elements are scaled by `scale`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DropMask {
+    pub seed: u32,
+    pub threshold: u64,
+    pub scale: f32,
+}
+
+/// Pooled rows and columns of the convolution's output.
+fn pooled(s: &ConvShape) -> (usize, usize) {
+    (s.out_h() / 2, s.out_w() / 2)
+}
+
+/// Elements of one image's pooled output (`O · OH/2 · OW/2`).
+pub fn pooled_len(s: &ConvShape) -> usize {
+    let (ph, pw) = pooled(s);
+    s.out_channels * ph * pw
+}
+
+/// The fused forward: `out` (`[N, O, OH/2, OW/2]`) and, when `keep_index`, the index bytes of
+/// the backward step (else an empty vector).
+pub fn conv_relu_pool_forward(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    drop: Option<DropMask>,
+    keep_index: bool,
+) -> (Vec<f32>, Vec<u8>) {
+    let (k, p, o) = (s.col_rows(), s.pixels(), s.out_channels);
+    assert_eq!(x.len(), s.batch * s.input_len());
+    assert_eq!(w.len(), o * k);
+    assert_eq!(bias.len(), o);
+    let per_image = pooled_len(s);
+    let mut out = vec![0.0f32; s.batch * per_image];
+    let mut index = vec![0u8; if keep_index { out.len() } else { 0 }];
+    if out.is_empty() {
+        return (out, index);
+    }
+    let (ow, (ph, pw)) = (s.out_w(), pooled(s));
+    let image =
+        |n: usize, out_img: &mut [f32], index_img: &mut [u8], col: &mut [f32], y: &mut [f32]| {
+            vectorize(
+                #[inline(always)]
+                || {
+                    im2col(s, &x[n * s.input_len()..(n + 1) * s.input_len()], col);
+                    for (row, b) in y.chunks_exact_mut(p).zip(bias) {
+                        row.fill(*b);
+                    }
+                },
+            );
+            gemm_strided(o, p, k, y, true, w, (k, 1), col, (p, 1));
+            let (seed, threshold, scale) = match drop {
+                Some(mask) => (mask.seed, mask.threshold, mask.scale),
+                None => (0, 1 << 32, 1.0),
+            };
+            vectorize(
+                #[inline(always)]
+                || {
+                    for c in 0..o {
+                        let plane = &y[c * p..(c + 1) * p];
+                        for i in 0..ph {
+                            let first = (c * ph + i) * pw;
+                            let rows = (
+                                &plane[2 * i * ow..][..2 * pw],
+                                &plane[(2 * i + 1) * ow..][..2 * pw],
+                            );
+                            let e0 = (n * per_image + first) as u32;
+                            let index_row = if index_img.is_empty() {
+                                None
+                            } else {
+                                Some(&mut index_img[first..first + pw])
+                            };
+                            pool_row(
+                                rows,
+                                &mut out_img[first..first + pw],
+                                index_row,
+                                e0,
+                                (seed, threshold, scale),
+                            );
+                        }
+                    }
+                },
+            );
+        };
+    let scratch = || (vec![0.0f32; k * p], vec![0.0f32; o * p]);
+    if keep_index {
+        out.par_chunks_mut(per_image)
+            .zip(index.par_chunks_mut(per_image))
+            .enumerate()
+            .for_each_init(scratch, |(col, y), (n, (out_img, index_img))| {
+                image(n, out_img, index_img, col, y)
+            });
+    } else {
+        out.par_chunks_mut(per_image)
+            .enumerate()
+            .for_each_init(scratch, |(col, y), (n, out_img)| {
+                image(n, out_img, &mut [], col, y)
+            });
+    }
+    (out, index)
+}
+
+/// One row of 2x2 windows, through the AVX-512 loop when [`simd::level`] allows it.
+#[inline(always)]
+fn pool_row(
+    rows: (&[f32], &[f32]),
+    out: &mut [f32],
+    index: Option<&mut [u8]>,
+    e0: u32,
+    mask: (u32, u64, f32),
+) {
+    #[cfg(target_arch = "x86_64")]
+    if simd::level() == simd::SimdLevel::Avx512 {
+        // SAFETY: the level says the CPU has AVX-512 F/BW/VL; the row lengths are the ones
+        // the portable loop indexes.
+        return unsafe { super::pool_avx512::pool_row(rows, out, index, e0, mask) };
+    }
+    pool_row_portable(rows, out, index, e0, mask)
+}
+
+/// Writes one row pair of the convolution's gradient from a row of pooled gradients and index
+/// bytes (every element of `top[..2·len]` and `bottom[..2·len]`), AVX-512 when allowed.
+#[inline(always)]
+fn unpool_row(codes: &[u8], g: &[f32], scale: f32, top: &mut [f32], bottom: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd::level() == simd::SimdLevel::Avx512 {
+        // SAFETY: as in `pool_row`; the lengths are asserted inside.
+        return unsafe { super::pool_avx512::unpool_row(codes, g, scale, top, bottom) };
+    }
+    unpool_row_portable(codes, g, scale, top, bottom)
+}
+
+/// The portable [`unpool_row`].
+#[inline(always)]
+pub(super) fn unpool_row_portable(
+    codes: &[u8],
+    g: &[f32],
+    scale: f32,
+    top: &mut [f32],
+    bottom: &mut [f32],
+) {
+    for (j, (&at, &gv)) in codes.iter().zip(g).enumerate() {
+        let v = gv * scale;
+        let pick = |k: u8| if at == k { v } else { 0.0 };
+        top[2 * j] = pick(0);
+        top[2 * j + 1] = pick(1);
+        bottom[2 * j] = pick(2);
+        bottom[2 * j + 1] = pick(3);
+    }
+}
+
+/// The portable [`pool_row`]: one row of 2x2 windows: `out[j] = kept(e0 + j) ? relu(max(window j)) · scale : 0` and, when
+/// asked, the index byte of each window. Branch-free, so the compiler can vectorise it.
+#[inline(always)]
+pub(super) fn pool_row_portable(
+    (top, bottom): (&[f32], &[f32]),
+    out: &mut [f32],
+    mut index: Option<&mut [u8]>,
+    e0: u32,
+    (seed, threshold, scale): (u32, u64, f32),
+) {
+    const CHUNK: usize = 64;
+    let pw = out.len();
+    let (top, bottom) = (&top[..2 * pw], &bottom[..2 * pw]);
+    let mut codes = [NO_GRADIENT; CHUNK];
+    for (start, out) in (0..pw).step_by(CHUNK).zip(out.chunks_mut(CHUNK)) {
+        for (j, (o, code)) in out.iter_mut().zip(codes.iter_mut()).enumerate() {
+            let t = start + j;
+            let (a, b, c, d) = (top[2 * t], top[2 * t + 1], bottom[2 * t], bottom[2 * t + 1]);
+            let m = a.max(b).max(c.max(d));
+            let kept = (hash(seed, e0.wrapping_add(t as u32)) as u64) < threshold;
+            *o = if kept { m.max(0.0) * scale } else { 0.0 };
+            // The first maximum in row-major window order, as the separate pool; no gradient
+            // where ReLU zeroed the window or dropout dropped the element.
+            let at = if a == m {
+                0
+            } else if b == m {
+                1
+            } else if c == m {
+                2
+            } else {
+                3
+            };
+            *code = if kept && m > 0.0 { at } else { NO_GRADIENT };
+        }
+        if let Some(index) = index.as_deref_mut() {
+            index[start..start + out.len()].copy_from_slice(&codes[..out.len()]);
+        }
+    }
+}
+
+/// Backward of [`conv_relu_pool_forward`] from its input, weight, index bytes, the dropout
+/// scale (1 without dropout) and the gradient `g_out` of `out`.
+pub fn conv_relu_pool_backward(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    index: &[u8],
+    scale: f32,
+    g_out: &[f32],
+    wanted: Wanted,
+) -> ConvReluGrads {
+    let per_image = pooled_len(s);
+    assert_eq!(index.len(), s.batch * per_image);
+    assert_eq!(g_out.len(), index.len());
+    let (p, ow, (ph, pw)) = (s.pixels(), s.out_w(), pooled(s));
+    // Called inside the backward's `vectorize` block.
+    let (oh, odd) = (s.out_h(), s.out_h() % 2 == 1 || ow % 2 == 1);
+    // Called inside the backward's `vectorize` block; every element of `gz` is written.
+    let fill_gz = |n: usize, gz: &mut [f32]| {
+        if odd {
+            // The pool dropped the last row or column: no gradient reaches it.
+            gz.fill(0.0);
+        }
+        let index_img = &index[n * per_image..(n + 1) * per_image];
+        let g_img = &g_out[n * per_image..(n + 1) * per_image];
+        for c in 0..s.out_channels {
+            let plane = &mut gz[c * p..(c + 1) * p];
+            for i in 0..ph {
+                let first = (c * ph + i) * pw;
+                let (top, bottom) = plane[2 * i * ow..(2 * i + 2) * ow].split_at_mut(ow);
+                unpool_row(
+                    &index_img[first..first + pw],
+                    &g_img[first..first + pw],
+                    scale,
+                    top,
+                    bottom,
+                );
+            }
+        }
+        debug_assert!(oh >= 2 * ph);
+    };
+    conv_backward_from(s, x, w, wanted, fill_gz)
+}
