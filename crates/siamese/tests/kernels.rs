@@ -260,3 +260,86 @@ fn dropout_kernel_keeps_the_expected_fraction_and_passes_its_mask_back() {
     let plain = Tensor::<2>::ones([4, 5], &Device::default());
     assert_eq!(host(kernels::dropout(&drop, plain)), vec![1.0; 20]);
 }
+
+/// Output and gradients `(y, gx, gw, gb)` of conv + ReLU + 2x2 pool + dropout under one device
+/// seed, through the model's fused call or the three separate fast kernels.
+fn conv_pool_run(
+    conv: &Conv2d,
+    drop: &burn::nn::Dropout,
+    x: &Tensor<4>,
+    fused: bool,
+    seed: u64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let pool = MaxPool2dConfig::new([2, 2]).init();
+    let x = x.clone().require_grad();
+    let y = {
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        x.device().seed(seed);
+        with_kernel_path(Kernels::Im2col, || {
+            if fused {
+                kernels::conv2d_relu_pool_dropout(conv, &pool, drop, x.clone())
+            } else {
+                kernels::dropout(
+                    drop,
+                    kernels::max_pool2d(&pool, kernels::conv2d_relu(conv, x.clone())),
+                )
+            }
+        })
+    };
+    let upstream = random(y.dims(), 98, &y.device());
+    let grads = (y.clone() * upstream).sum().backward();
+    let gx = host(x.grad(&grads).unwrap());
+    let gw = host(conv.weight.val().grad(&grads).unwrap());
+    let gb = host(conv.bias.as_ref().unwrap().val().grad(&grads).unwrap());
+    (host(y), gx, gw, gb)
+}
+
+#[test]
+fn fused_conv_pool_dropout_matches_the_separate_layers_on_every_simd_level() {
+    use siamese::kernels::simd::{cpu_level, set_level, SimdLevel};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Device::default().autodiff();
+    let shapes = [
+        ([3, 32, 26, 26], 64, [3, 3]),
+        ([2, 3, 9, 7], 5, [3, 3]),
+        ([2, 2, 6, 7], 3, [2, 3]),
+        ([1, 4, 3, 3], 2, [2, 2]),
+    ];
+    let mut levels = vec![SimdLevel::Portable];
+    levels.extend(
+        [SimdLevel::Avx2, SimdLevel::Avx512]
+            .into_iter()
+            .filter(|l| *l <= cpu_level()),
+    );
+    for level in levels {
+        assert_eq!(set_level(level), level);
+        for (input, out_channels, kernel) in shapes {
+            let conv = {
+                let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+                device.seed(7);
+                Conv2dConfig::new([input[1], out_channels], kernel).init(&device)
+            };
+            let x = random(input, 3, &device);
+            for prob in [0.0, 0.25] {
+                let drop = burn::nn::DropoutConfig::new(prob).init();
+                let before = fast_kernel_calls();
+                let fused = conv_pool_run(&conv, &drop, &x, true, 40);
+                assert_eq!(fast_kernel_calls(), before + 1, "one fused call");
+                let separate = conv_pool_run(&conv, &drop, &x, false, 40);
+                let name =
+                    format!("{level:?} {input:?} -> {out_channels} {kernel:?} dropout {prob}");
+                max_error(&format!("{name}: output"), &fused.0, &separate.0);
+                max_error(&format!("{name}: input gradient"), &fused.1, &separate.1);
+                max_error(&format!("{name}: weight gradient"), &fused.2, &separate.2);
+                max_error(&format!("{name}: bias gradient"), &fused.3, &separate.3);
+                let zeros = fused.0.iter().filter(|v| **v == 0.0).count();
+                assert!(zeros > 0 && zeros < fused.0.len(), "{name}: {zeros} zeros");
+                if prob > 0.0 && fused.0.len() > 50 {
+                    // Another seed draws another mask.
+                    assert_ne!(conv_pool_run(&conv, &drop, &x, true, 41).0, fused.0);
+                }
+            }
+        }
+    }
+    set_level(cpu_level());
+}

@@ -260,3 +260,86 @@ pub fn conv_relu_pool_backward(
     };
     conv_backward_from(s, x, w, wanted, fill_gz)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows with many ties and non-positive windows, from a fixed linear congruential generator.
+    fn rows(len: usize, seed: u32) -> (Vec<f32>, Vec<f32>) {
+        let mut state = seed;
+        let mut next = || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((state >> 24) % 5) as f32 - 2.0
+        };
+        let top = (0..2 * len).map(|_| next()).collect();
+        let bottom = (0..2 * len).map(|_| next()).collect();
+        (top, bottom)
+    }
+
+    #[test]
+    fn the_avx512_rows_equal_the_portable_rows() {
+        if simd::cpu_level() < simd::SimdLevel::Avx512 {
+            println!("no AVX-512 on this CPU: only the portable rows run here");
+            return;
+        }
+        for len in [1, 2, 7, 12, 15, 16, 17, 31, 40] {
+            for mask in [
+                (0, 1 << 32, 1.0),
+                (99, 3 << 30, 4.0 / 3.0),
+                (7, 1 << 31, 2.0),
+            ] {
+                let (top, bottom) = rows(len, len as u32 * 31 + mask.0);
+                let (mut out_p, mut code_p) = (vec![9.0; len], vec![9u8; len]);
+                let (mut out_v, mut code_v) = (vec![9.0; len], vec![9u8; len]);
+                pool_row_portable((&top, &bottom), &mut out_p, Some(&mut code_p), 1000, mask);
+                // SAFETY: the CPU has AVX-512 (checked above); the lengths match.
+                unsafe {
+                    crate::kernels::pool_avx512::pool_row(
+                        (&top, &bottom),
+                        &mut out_v,
+                        Some(&mut code_v),
+                        1000,
+                        mask,
+                    )
+                };
+                assert_eq!(out_p, out_v, "len {len} mask {mask:?}");
+                assert_eq!(code_p, code_v, "len {len} mask {mask:?}");
+                assert!(code_p.iter().all(|c| *c <= NO_GRADIENT));
+                let g: Vec<f32> = (0..len).map(|j| j as f32 + 0.5).collect();
+                let (mut tp, mut bp) = (vec![9.0; 2 * len], vec![9.0; 2 * len]);
+                let (mut tv, mut bv) = (vec![9.0; 2 * len], vec![9.0; 2 * len]);
+                unpool_row_portable(&code_p, &g, mask.2, &mut tp, &mut bp);
+                // SAFETY: as above.
+                unsafe {
+                    crate::kernels::pool_avx512::unpool_row(&code_p, &g, mask.2, &mut tv, &mut bv)
+                };
+                assert_eq!((&tp, &bp), (&tv, &bv), "unpool len {len}");
+                // Each window passes back exactly its code's gradient, nothing else.
+                let passed = tp.iter().chain(&bp).filter(|v| **v != 0.0).count();
+                assert_eq!(passed, code_p.iter().filter(|c| **c < NO_GRADIENT).count());
+            }
+        }
+    }
+
+    #[test]
+    fn the_portable_row_picks_the_first_maximum_and_stops_at_relu_and_dropout() {
+        // Windows (a, b / c, d): ties go to the earlier element; all ≤ 0 passes nothing.
+        let top = [1.0, 5.0, -1.0, -2.0, 3.0, 3.0];
+        let bottom = [5.0, 0.0, -3.0, 0.0, 3.0, 1.0];
+        let (mut out, mut codes) = ([0.0; 3], [0u8; 3]);
+        pool_row_portable(
+            (&top, &bottom),
+            &mut out,
+            Some(&mut codes),
+            0,
+            (0, 1 << 32, 1.0),
+        );
+        assert_eq!(out, [5.0, 0.0, 3.0]);
+        assert_eq!(codes, [1, NO_GRADIENT, 0]);
+        // Threshold 0 drops everything.
+        pool_row_portable((&top, &bottom), &mut out, Some(&mut codes), 0, (5, 0, 2.0));
+        assert_eq!(out, [0.0; 3]);
+        assert_eq!(codes, [NO_GRADIENT; 3]);
+    }
+}
