@@ -10,6 +10,9 @@
 use rayon::prelude::*;
 
 use super::conv_infer::{conv_forward, InferConvShape};
+use std::mem::MaybeUninit;
+
+use super::buffer::{assume_filled, unfilled, zeroed};
 use super::gemm::gemm_strided;
 use super::simd::vectorize;
 
@@ -183,13 +186,10 @@ pub(super) fn conv_backward_from(
     let threads = rayon::current_num_threads().max(1);
     let per_run = s.batch.div_ceil(threads).max(1);
     let runs = s.batch.div_ceil(per_run);
-    let mut gx = if wanted.x {
-        vec![0.0f32; s.batch * s.input_len()]
-    } else {
-        Vec::new()
-    };
+    // Each worker zeroes its images' slices of `gx` just before adding onto them.
+    let mut gx = unfilled(if wanted.x { s.batch * s.input_len() } else { 0 });
     let gx_chunk = (per_run * s.input_len()).max(1);
-    let run = |r: usize, mut gx_run: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
+    let run = |r: usize, mut gx_run: Option<&mut [MaybeUninit<f32>]>| -> (Vec<f32>, Vec<f32>) {
         let mut gw = if wanted.weight {
             vec![0.0f32; o * k]
         } else {
@@ -223,7 +223,8 @@ pub(super) fn conv_backward_from(
                 // gcol [K, P] = wᵀ [K, O] · gz [O, P], folded back onto the image.
                 gemm_strided(k, p, o, &mut col, false, w, (1, k), &gz, (p, 1));
                 let local = n - first;
-                let gx_img = &mut gx_run[local * s.input_len()..(local + 1) * s.input_len()];
+                let gx_img =
+                    zeroed(&mut gx_run[local * s.input_len()..(local + 1) * s.input_len()]);
                 vectorize(
                     #[inline(always)]
                     || col2im_add(s, &col, gx_img),
@@ -240,6 +241,8 @@ pub(super) fn conv_backward_from(
     } else {
         (0..runs).into_par_iter().map(|r| run(r, None)).collect()
     };
+    // SAFETY: the runs cover every image, and each image's slice went through `zeroed`.
+    let gx = unsafe { assume_filled(gx) };
     let mut grads = ConvReluGrads {
         x: wanted.x.then_some(gx),
         ..Default::default()

@@ -10,7 +10,9 @@
 
 use rayon::prelude::*;
 
+use super::buffer::{assume_filled, unfilled, zeroed};
 use super::gemm::gemm_strided;
+use super::simd::vectorize;
 
 /// Geometry of one inference convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +61,7 @@ impl InferConvShape {
 }
 
 /// Unfolds one image `x [C, H, W]` into `col [K, P]` with zero padding and stride.
+#[inline(always)]
 fn im2col_padded(s: &InferConvShape, x: &[f32], col: &mut [f32]) {
     let (oh, ow, p) = (s.out_h(), s.out_w(), s.pixels());
     let ([kh, kw], [sh, sw], [ph, pw]) = (s.kernel, s.stride, s.padding);
@@ -121,28 +124,40 @@ pub fn conv_forward(
     assert_eq!(bias.len(), s.out_channels);
     assert!(s.stride[0] > 0 && s.stride[1] > 0);
     let (k, p, o) = (s.col_rows(), s.pixels(), s.out_channels);
-    let mut y = vec![0.0f32; s.batch * s.output_len()];
-    if y.is_empty() {
-        return y;
+    if s.batch * s.output_len() == 0 {
+        return Vec::new();
     }
+    let mut y = unfilled(s.batch * s.output_len());
     y.par_chunks_mut(s.output_len())
         .zip(x.par_chunks(s.input_len()))
         .for_each_init(
             || vec![0.0f32; k * p],
             |col, (y_img, x_img)| {
-                im2col_padded(s, x_img, col);
-                for (row, b) in y_img.chunks_exact_mut(p).zip(bias) {
-                    row.fill(*b);
-                }
+                let y_img = zeroed(y_img);
+                vectorize(
+                    #[inline(always)]
+                    || {
+                        im2col_padded(s, x_img, col);
+                        for (row, b) in y_img.chunks_exact_mut(p).zip(bias) {
+                            row.fill(*b);
+                        }
+                    },
+                );
                 gemm_strided(o, p, k, y_img, true, w, (k, 1), col, (p, 1));
                 if relu {
-                    for v in y_img.iter_mut() {
-                        *v = v.max(0.0);
-                    }
+                    vectorize(
+                        #[inline(always)]
+                        || {
+                            for v in y_img.iter_mut() {
+                                *v = v.max(0.0);
+                            }
+                        },
+                    );
                 }
             },
         );
-    y
+    // SAFETY: every image's slice went through `zeroed`.
+    unsafe { assume_filled(y) }
 }
 
 #[cfg(test)]

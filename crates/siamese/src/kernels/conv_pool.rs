@@ -16,6 +16,7 @@
 
 use rayon::prelude::*;
 
+use super::buffer::{assume_filled, unfilled, zeroed};
 use super::conv::{conv_backward_from, im2col, ConvReluGrads, ConvShape, Wanted};
 use super::dropout::hash;
 use super::gemm::gemm_strided;
@@ -59,11 +60,11 @@ pub fn conv_relu_pool_forward(
     assert_eq!(w.len(), o * k);
     assert_eq!(bias.len(), o);
     let per_image = pooled_len(s);
-    let mut out = vec![0.0f32; s.batch * per_image];
-    let mut index = vec![0u8; if keep_index { out.len() } else { 0 }];
-    if out.is_empty() {
-        return (out, index);
+    if s.batch * per_image == 0 {
+        return (Vec::new(), Vec::new());
     }
+    let mut out = unfilled(s.batch * per_image);
+    let mut index = vec![0u8; if keep_index { out.len() } else { 0 }];
     let (ow, (ph, pw)) = (s.out_w(), pooled(s));
     let image =
         |n: usize, out_img: &mut [f32], index_img: &mut [u8], col: &mut [f32], y: &mut [f32]| {
@@ -116,16 +117,17 @@ pub fn conv_relu_pool_forward(
             .zip(index.par_chunks_mut(per_image))
             .enumerate()
             .for_each_init(scratch, |(col, y), (n, (out_img, index_img))| {
-                image(n, out_img, index_img, col, y)
+                image(n, zeroed(out_img), index_img, col, y)
             });
     } else {
         out.par_chunks_mut(per_image)
             .enumerate()
             .for_each_init(scratch, |(col, y), (n, out_img)| {
-                image(n, out_img, &mut [], col, y)
+                image(n, zeroed(out_img), &mut [], col, y)
             });
     }
-    (out, index)
+    // SAFETY: every image's slice went through `zeroed`.
+    (unsafe { assume_filled(out) }, index)
 }
 
 /// One row of 2x2 windows, through the AVX-512 loop when [`simd::level`] allows it.

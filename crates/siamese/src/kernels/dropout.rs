@@ -6,6 +6,8 @@
 
 use rayon::prelude::*;
 
+use super::simd::vectorize;
+
 /// Elements handed to one rayon task.
 const CHUNK: usize = 1 << 15;
 
@@ -33,10 +35,15 @@ pub fn apply_mask(seed: u32, threshold: u64, scale: f32, x: &[f32]) -> Vec<f32> 
         .enumerate()
         .for_each(|(c, (o, x))| {
             let first = (c * CHUNK) as u32;
-            for (k, (o, v)) in o.iter_mut().zip(x).enumerate() {
-                let keep = (hash(seed, first.wrapping_add(k as u32)) as u64) < threshold;
-                *o = if keep { v * scale } else { 0.0 };
-            }
+            vectorize(
+                #[inline(always)]
+                || {
+                    for (k, (o, v)) in o.iter_mut().zip(x).enumerate() {
+                        let keep = (hash(seed, first.wrapping_add(k as u32)) as u64) < threshold;
+                        *o = if keep { v * scale } else { 0.0 };
+                    }
+                },
+            )
         });
     out
 }

@@ -1,0 +1,33 @@
+//! Large output buffers that a kernel fills image by image: allocated without the zero fill
+//! that `vec![0.0; n]` does in one pass over the whole buffer (to memory, before any kernel
+//! touches it), and zeroed one image at a time by the worker that then writes it, while the
+//! image's slice is in that worker's cache.
+
+use std::mem::{ManuallyDrop, MaybeUninit};
+
+/// `len` floats, not yet initialised.
+pub(super) fn unfilled(len: usize) -> Vec<MaybeUninit<f32>> {
+    let mut v = Vec::with_capacity(len);
+    // SAFETY: `MaybeUninit` needs no initialisation; the capacity is `len`.
+    unsafe { v.set_len(len) };
+    v
+}
+
+/// Zeroes `chunk` and returns it as floats.
+#[inline]
+pub(super) fn zeroed(chunk: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    chunk.fill(MaybeUninit::new(0.0));
+    // SAFETY: every element was just initialised, and `MaybeUninit<f32>` has `f32`'s layout.
+    unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
+/// The floats of a buffer every element of which went through [`zeroed`].
+///
+/// # Safety
+/// Every element of `v` must be initialised.
+pub(super) unsafe fn assume_filled(v: Vec<MaybeUninit<f32>>) -> Vec<f32> {
+    let mut v = ManuallyDrop::new(v);
+    let (ptr, len, capacity) = (v.as_mut_ptr(), v.len(), v.capacity());
+    // SAFETY: same allocation, layout and length; initialised per the caller's promise.
+    unsafe { Vec::from_raw_parts(ptr.cast::<f32>(), len, capacity) }
+}
