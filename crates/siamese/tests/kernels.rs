@@ -301,6 +301,7 @@ fn fused_conv_pool_dropout_matches_the_separate_layers_on_every_simd_level() {
     let device = Device::default().autodiff();
     let shapes = [
         ([3, 32, 26, 26], 64, [3, 3]),
+        ([24, 32, 26, 26], 64, [3, 3]),
         ([2, 3, 9, 7], 5, [3, 3]),
         ([2, 2, 6, 7], 3, [2, 3]),
         ([1, 4, 3, 3], 2, [2, 2]),
@@ -342,4 +343,39 @@ fn fused_conv_pool_dropout_matches_the_separate_layers_on_every_simd_level() {
         }
     }
     set_level(cpu_level());
+}
+
+#[test]
+fn two_convolutions_and_the_pool_in_one_inference_pass_match_burn() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Device::default();
+    let pool = MaxPool2dConfig::new([2, 2]).init();
+    let drop = burn::nn::DropoutConfig::new(0.25).init();
+    for (input, mid, out, k1, k2) in [
+        ([3, 1, 28, 28], 32, 64, [3, 3], [3, 3]),
+        ([2, 3, 11, 9], 4, 5, [3, 3], [2, 2]),
+        ([1, 2, 8, 7], 3, 4, [2, 1], [3, 3]),
+    ] {
+        let (conv1, conv2) = {
+            let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+            device.seed(9);
+            (
+                Conv2dConfig::new([input[1], mid], k1).init(&device),
+                Conv2dConfig::new([mid, out], k2).init(&device),
+            )
+        };
+        let x = random(input, 4, &device);
+        let before = fast_kernel_calls();
+        let fast = host(with_kernel_path(Kernels::Im2col, || {
+            kernels::two_conv2d_relu_pool_dropout(&conv1, &conv2, &pool, &drop, x.clone())
+        }));
+        assert_eq!(fast_kernel_calls(), before + 1, "one fused call");
+        let plain = host(pool.forward(relu(conv2.forward(relu(conv1.forward(x))))));
+        max_error(
+            &format!("two convs {input:?} -> {mid} -> {out}"),
+            &fast,
+            &plain,
+        );
+        assert!(plain.iter().any(|v| *v > 0.0), "all outputs cut by ReLU");
+    }
 }

@@ -45,6 +45,96 @@ pub fn pooled_len(s: &ConvShape) -> usize {
     s.out_channels * ph * pw
 }
 
+/// `relu(conv(x_img) + b)` of one image into `y [O, P]` (im2col into `col`, one GEMM).
+#[inline(always)]
+fn conv_relu_image(
+    s: &ConvShape,
+    x_img: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    col: &mut [f32],
+    y: &mut [f32],
+) {
+    conv_image(s, x_img, w, bias, col, y);
+    vectorize(
+        #[inline(always)]
+        || {
+            for v in y.iter_mut() {
+                *v = v.max(0.0);
+            }
+        },
+    );
+}
+
+/// `conv(x_img) + b` of one image into `y [O, P]`.
+#[inline(always)]
+fn conv_image(
+    s: &ConvShape,
+    x_img: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    col: &mut [f32],
+    y: &mut [f32],
+) {
+    let (k, p, o) = (s.col_rows(), s.pixels(), s.out_channels);
+    vectorize(
+        #[inline(always)]
+        || {
+            im2col(s, x_img, col);
+            for (row, b) in y.chunks_exact_mut(p).zip(bias) {
+                row.fill(*b);
+            }
+        },
+    );
+    gemm_strided(o, p, k, y, true, w, (k, 1), col, (p, 1));
+}
+
+/// Pools one image's convolution output `y [O, P]` into `out_img` (and `index_img` unless
+/// empty); `n` numbers the image for the dropout mask.
+#[inline(always)]
+fn pool_image(
+    s: &ConvShape,
+    n: usize,
+    y: &[f32],
+    drop: Option<DropMask>,
+    out_img: &mut [f32],
+    index_img: &mut [u8],
+) {
+    let (p, ow, (ph, pw), per_image) = (s.pixels(), s.out_w(), pooled(s), pooled_len(s));
+    let (seed, threshold, scale) = match drop {
+        Some(mask) => (mask.seed, mask.threshold, mask.scale),
+        None => (0, 1 << 32, 1.0),
+    };
+    vectorize(
+        #[inline(always)]
+        || {
+            for c in 0..s.out_channels {
+                let plane = &y[c * p..(c + 1) * p];
+                for i in 0..ph {
+                    let first = (c * ph + i) * pw;
+                    let rows = (
+                        &plane[2 * i * ow..][..2 * pw],
+                        &plane[(2 * i + 1) * ow..][..2 * pw],
+                    );
+                    let e0 = (n * per_image + first) as u32;
+                    let index_row = if index_img.is_empty() {
+                        None
+                    } else {
+                        Some(&mut index_img[first..first + pw])
+                    };
+                    pool_row(
+                        rows,
+                        &mut out_img[first..first + pw],
+                        index_row,
+                        e0,
+                        (seed, threshold, scale),
+                    );
+                }
+            }
+        },
+    );
+}
+
 /// The fused forward: `out` (`[N, O, OH/2, OW/2]`) and, when `keep_index`, the index bytes of
 /// the backward step (else an empty vector).
 pub fn conv_relu_pool_forward(
@@ -65,51 +155,17 @@ pub fn conv_relu_pool_forward(
     }
     let mut out = unfilled(s.batch * per_image);
     let mut index = vec![0u8; if keep_index { out.len() } else { 0 }];
-    let (ow, (ph, pw)) = (s.out_w(), pooled(s));
     let image =
         |n: usize, out_img: &mut [f32], index_img: &mut [u8], col: &mut [f32], y: &mut [f32]| {
-            vectorize(
-                #[inline(always)]
-                || {
-                    im2col(s, &x[n * s.input_len()..(n + 1) * s.input_len()], col);
-                    for (row, b) in y.chunks_exact_mut(p).zip(bias) {
-                        row.fill(*b);
-                    }
-                },
+            conv_image(
+                s,
+                &x[n * s.input_len()..(n + 1) * s.input_len()],
+                w,
+                bias,
+                col,
+                y,
             );
-            gemm_strided(o, p, k, y, true, w, (k, 1), col, (p, 1));
-            let (seed, threshold, scale) = match drop {
-                Some(mask) => (mask.seed, mask.threshold, mask.scale),
-                None => (0, 1 << 32, 1.0),
-            };
-            vectorize(
-                #[inline(always)]
-                || {
-                    for c in 0..o {
-                        let plane = &y[c * p..(c + 1) * p];
-                        for i in 0..ph {
-                            let first = (c * ph + i) * pw;
-                            let rows = (
-                                &plane[2 * i * ow..][..2 * pw],
-                                &plane[(2 * i + 1) * ow..][..2 * pw],
-                            );
-                            let e0 = (n * per_image + first) as u32;
-                            let index_row = if index_img.is_empty() {
-                                None
-                            } else {
-                                Some(&mut index_img[first..first + pw])
-                            };
-                            pool_row(
-                                rows,
-                                &mut out_img[first..first + pw],
-                                index_row,
-                                e0,
-                                (seed, threshold, scale),
-                            );
-                        }
-                    }
-                },
-            );
+            pool_image(s, n, y, drop, out_img, index_img);
         };
     let scratch = || (vec![0.0f32; k * p], vec![0.0f32; o * p]);
     if keep_index {
@@ -128,6 +184,50 @@ pub fn conv_relu_pool_forward(
     }
     // SAFETY: every image's slice went through `zeroed`.
     (unsafe { assume_filled(out) }, index)
+}
+
+/// Inference through two convolutions and the pool in one pass per image:
+/// `pool(relu(conv2(relu(conv1(x) + b1)) + b2))`, where the first convolution's output of an
+/// image lives only in a scratch buffer. `first` is the first convolution's shape (its output
+/// is the second's input, `second`), with weights `w1 [O1, C, KH, KW]`, `w2 [O2, O1, KH2, KW2]`.
+pub fn two_conv_relu_pool_forward(
+    (first, w1, b1): (&ConvShape, &[f32], &[f32]),
+    (second, w2, b2): (&ConvShape, &[f32], &[f32]),
+    x: &[f32],
+) -> Vec<f32> {
+    assert_eq!(x.len(), first.batch * first.input_len());
+    assert_eq!(second.input_len(), first.output_len());
+    assert_eq!(second.batch, first.batch);
+    assert_eq!(w1.len(), first.out_channels * first.col_rows());
+    assert_eq!(w2.len(), second.out_channels * second.col_rows());
+    assert_eq!(
+        (b1.len(), b2.len()),
+        (first.out_channels, second.out_channels)
+    );
+    let per_image = pooled_len(second);
+    if first.batch * per_image == 0 {
+        return Vec::new();
+    }
+    let mut out = unfilled(first.batch * per_image);
+    let scratch = || {
+        (
+            vec![0.0f32; first.col_rows() * first.pixels()],
+            vec![0.0f32; first.output_len()],
+            vec![0.0f32; second.col_rows() * second.pixels()],
+            vec![0.0f32; second.output_len()],
+        )
+    };
+    out.par_chunks_mut(per_image).enumerate().for_each_init(
+        scratch,
+        |(col1, a, col2, y), (n, out_img)| {
+            let x_img = &x[n * first.input_len()..(n + 1) * first.input_len()];
+            conv_relu_image(first, x_img, w1, b1, col1, a);
+            conv_image(second, a, w2, b2, col2, y);
+            pool_image(second, n, y, None, zeroed(out_img), &mut []);
+        },
+    );
+    // SAFETY: every image's slice went through `zeroed`.
+    unsafe { assume_filled(out) }
 }
 
 /// One row of 2x2 windows, through the AVX-512 loop when [`simd::level`] allows it.

@@ -15,7 +15,9 @@ use burn::tensor::{DType, Shape, Tensor, TensorData};
 
 use super::conv::{conv_relu_backward, conv_relu_forward, ConvShape, Wanted};
 use super::conv_infer::{conv_forward, InferConvShape};
-use super::conv_pool::{conv_relu_pool_backward, conv_relu_pool_forward, DropMask};
+use super::conv_pool::{
+    conv_relu_pool_backward, conv_relu_pool_forward, two_conv_relu_pool_forward, DropMask,
+};
 use super::dropout::apply_mask;
 use super::pool::{max_pool2x2_backward, max_pool2x2_forward, PoolShape};
 use super::winograd;
@@ -273,6 +275,41 @@ pub(super) fn conv2d_relu_pool(
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
     Tensor::from_primitive::<AdFlex>(out)
+}
+
+/// `max_pool2x2(relu(conv2d(relu(conv2d(x, w1) + b1), w2) + b2))` on flex tensors without
+/// autodiff, in one pass per image (see [`super::conv_pool::two_conv_relu_pool_forward`]).
+pub(super) fn two_conv_relu_pool(
+    x: Tensor<4>,
+    (w1, b1): (Tensor<4>, Tensor<1>),
+    (w2, b2): (Tensor<4>, Tensor<1>),
+) -> Tensor<4> {
+    let flex = |t: Tensor<4>| t.try_into_primitive::<Flex>().expect("checked: flex");
+    let flex1 = |t: Tensor<1>| t.try_into_primitive::<Flex>().expect("checked: flex");
+    let (x, w1, b1, w2, b2) = (flex(x), flex(w1), flex1(b1), flex(w2), flex1(b2));
+    let first = conv_shape(&x, &w1);
+    let ws = dims(&w2);
+    let second = ConvShape {
+        batch: first.batch,
+        in_channels: first.out_channels,
+        height: first.out_h(),
+        width: first.out_w(),
+        out_channels: ws[0],
+        kernel_h: ws[2],
+        kernel_w: ws[3],
+    };
+    let out = two_conv_relu_pool_forward(
+        (&first, &values(&w1), &values(&b1)),
+        (&second, &values(&w2), &values(&b2)),
+        &values(&x),
+    );
+    let out_dims = vec![
+        second.batch,
+        second.out_channels,
+        second.out_h() / 2,
+        second.out_w() / 2,
+    ];
+    Tensor::from_primitive::<Flex>(flex_tensor(out, out_dims))
 }
 
 /// Inference convolution + bias (+ ReLU) on flex tensors without autodiff (see

@@ -262,6 +262,39 @@ pub fn conv2d_relu_pool_dropout(
     dropout(drop, max_pool2d(pool, conv2d_relu(conv, x)))
 }
 
+/// `drop.forward(pool.forward(relu(conv2.forward(relu(conv1.forward(x))))))`: for inference
+/// (no autodiff, dropout off) on the im2col path, one pass per image that keeps the first
+/// convolution's output in cache ([`conv_pool::two_conv_relu_pool_forward`]); otherwise
+/// [`conv2d_relu_pool_dropout`] of [`conv2d_relu`].
+pub fn two_conv2d_relu_pool_dropout(
+    conv1: &Conv2d,
+    conv2: &Conv2d,
+    pool: &MaxPool2d,
+    drop: &Dropout,
+    x: Tensor<4>,
+) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let [kh, kw] = conv1.kernel_size;
+    // conv1's parameters are read before conv2's: burn initialises parameters lazily, on first
+    // use, from the device's generator, so the order of first reads decides their values.
+    let fits = kernels() == Kernels::Im2col
+        && pool_is_2x2(pool)
+        && !dropout_trains(drop, &x)
+        && h >= kh
+        && w >= kw
+        && fast_conv_context(conv1, &x) == Some(false)
+        && conv2.weight.dims()[1] == conv1.weight.dims()[0]
+        && plain_conv_geometry(conv2, h + 1 - kh, w + 1 - kw);
+    if let (true, Some(b1), Some(b2)) = (fits, conv1.bias.as_ref(), conv2.bias.as_ref()) {
+        let (w2, b2) = (conv2.weight.val(), b2.val());
+        if fast_context(&[&w2]) == Some(false) && fast_context(&[&b2]) == Some(false) {
+            FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+            return flex_ops::two_conv_relu_pool(x, (conv1.weight.val(), b1.val()), (w2, b2));
+        }
+    }
+    conv2d_relu_pool_dropout(conv2, pool, drop, conv2d_relu(conv1, x))
+}
+
 /// `conv2d(x, weight, bias)` with `stride` and symmetric zero `padding` (then ReLU when `relu`),
 /// for inference: through [`conv_infer`] on flex tensors without autodiff when the fast kernels
 /// are on, else burn's `conv2d`. `weight [O, C, KH, KW]` (one group, no dilation), `bias [O]`.

@@ -114,8 +114,13 @@ impl EmbeddingCnn {
         // conv + bias + ReLU, the pool and dropout go through crate::kernels: burn's own layers,
         // or the flex kernels when they apply (the same results within float rounding; dropout
         // draws its masks its own way).
-        let x = kernels::conv2d_relu(&self.conv1, images);
-        let x = kernels::conv2d_relu_pool_dropout(&self.conv2, &self.pool, &self.dropout_conv, x);
+        let x = kernels::two_conv2d_relu_pool_dropout(
+            &self.conv1,
+            &self.conv2,
+            &self.pool,
+            &self.dropout_conv,
+            images,
+        );
         let x: Tensor<2> = x.flatten(1, 3);
         let x = kernels::dropout(
             &self.dropout_dense,
