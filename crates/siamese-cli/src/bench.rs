@@ -106,6 +106,18 @@ fn print_table(r: &BenchReport) {
         "{} ({} cores), {} threads a side",
         r.cpu_model, r.cores, r.threads
     );
+    println!(
+        "cpu flags: {}; our loops: {}; kernels: {}",
+        r.cpu_flags.join(" "),
+        r.simd_level,
+        r.kernels
+    );
+    for p in &r.layer_paths {
+        println!(
+            "  {:<34} train: {}; infer: {}",
+            p.layers, p.training, p.inference
+        );
+    }
     let side = |name: &str, s: &SideReport| {
         println!("{name}: {}", s.framework);
         println!(

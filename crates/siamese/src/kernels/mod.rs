@@ -157,6 +157,53 @@ pub fn kernels() -> Kernels {
     }
 }
 
+/// What one layer (or fused group of layers) of the seeds' CNN runs, for reports.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LayerPath {
+    pub layers: String,
+    pub training: String,
+    pub inference: String,
+}
+
+/// The paths the seeds' CNN ([`crate::model::embedding_cnn`]) takes now, from [`kernels`] and
+/// [`simd::level`]: the `gemm` crate picks its own micro-kernel (AVX-512 F where the CPU has
+/// it, else AVX2 + FMA) at run time.
+pub fn embedding_cnn_paths() -> Vec<LayerPath> {
+    let loops = simd::level().name();
+    let row = |layers: &str, training: String, inference: String| LayerPath {
+        layers: layers.into(),
+        training,
+        inference,
+    };
+    let burn = || "burn 0.22.1 (flex)".to_string();
+    match kernels() {
+        Kernels::Plain => vec![
+            row("conv1, conv2 + ReLU", burn(), burn()),
+            row("max-pool, dropout", burn(), burn()),
+            row("dense + ReLU + dropout, output", burn(), burn()),
+        ],
+        Kernels::Winograd => vec![
+            row("conv1 + ReLU", format!("im2col + gemm, {loops} loops"), format!("im2col + gemm, {loops} loops")),
+            row("conv2 + ReLU", "Winograd F(2x2,3x3) + gemm".into(), "Winograd F(2x2,3x3) + gemm".into()),
+            row("max-pool, dropout", format!("own kernels, {loops} loops"), format!("own kernels, {loops} loops")),
+            row("dense + ReLU + dropout, output", format!("burn matmul, hashed dropout ({loops})"), "burn matmul".into()),
+        ],
+        Kernels::Im2col => vec![
+            row(
+                "conv1 + ReLU",
+                format!("im2col + gemm, {loops} loops"),
+                format!("fused with conv2 + pool, one pass per image, {loops} loops"),
+            ),
+            row(
+                "conv2 + ReLU + max-pool + dropout",
+                format!("fused per image: im2col + gemm + pool + mask ({loops}); backward from index bytes"),
+                format!("fused with conv1, im2col + gemm + pool ({loops})"),
+            ),
+            row("dense + ReLU + dropout, output", format!("burn matmul, hashed dropout ({loops})"), "burn matmul".into()),
+        ],
+    }
+}
+
 /// Whether models take the fused kernels at all.
 pub fn fast_kernels() -> bool {
     kernels() != Kernels::Plain

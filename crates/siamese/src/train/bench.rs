@@ -166,8 +166,14 @@ pub struct BenchReport {
     pub config: BenchConfig,
     pub ours: SideReport,
     pub keras: Option<SideReport>,
-    /// Which path ours ran: "fast" (crate::kernels) or "plain" (burn's own layers).
+    /// Which path ours ran: "im2col", "winograd" (crate::kernels) or "plain" (burn's layers).
     pub kernels: String,
+    /// The CPU features our kernels and the `gemm` crate's can use (`/proc/cpuinfo` names).
+    pub cpu_flags: Vec<String>,
+    /// The vector level our own loops ran at (`avx512`, `avx2` or `portable`).
+    pub simd_level: String,
+    /// What ran for each layer of the seeds' CNN, training and inference.
+    pub layer_paths: Vec<crate::kernels::LayerPath>,
     /// Ours on burn's plain layers (with `plain_too`), and fast / plain speed-ups.
     pub plain: Option<SideReport>,
     pub train_speedup_vs_plain: Option<f64>,
@@ -208,6 +214,12 @@ impl BenchReport {
             ours,
             keras,
             kernels: crate::kernels::kernels_name().into(),
+            cpu_flags: crate::kernels::simd::cpu_flags()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            simd_level: crate::kernels::simd::level().name().into(),
+            layer_paths: crate::kernels::embedding_cnn_paths(),
             plain: None,
             train_speedup_vs_plain: None,
             infer_speedup_vs_plain: None,
