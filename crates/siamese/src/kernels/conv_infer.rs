@@ -60,9 +60,11 @@ impl InferConvShape {
     }
 }
 
-/// Unfolds one image `x [C, H, W]` into `col [K, P]` with zero padding and stride.
+/// Unfolds one image `x [C, H, W]` into `col [K, P]` with zero padding and stride; row `r` of
+/// the image's block starts at `col[r · row_stride + offset]` (several images side by side when
+/// `row_stride > P`).
 #[inline(always)]
-fn im2col_padded(s: &InferConvShape, x: &[f32], col: &mut [f32]) {
+fn im2col_padded(s: &InferConvShape, x: &[f32], col: &mut [f32], row_stride: usize, offset: usize) {
     let (oh, ow, p) = (s.out_h(), s.out_w(), s.pixels());
     let ([kh, kw], [sh, sw], [ph, pw]) = (s.kernel, s.stride, s.padding);
     let (h, w) = (s.height as isize, s.width as isize);
@@ -71,7 +73,7 @@ fn im2col_padded(s: &InferConvShape, x: &[f32], col: &mut [f32]) {
         let plane = &x[c * s.height * s.width..(c + 1) * s.height * s.width];
         for ky in 0..kh {
             for kx in 0..kw {
-                let dst = &mut col[row * p..(row + 1) * p];
+                let dst = &mut col[row * row_stride + offset..][..p];
                 // Output columns whose input column `ox·sw + kx − pw` lies inside the image.
                 let first = (pw as isize - kx as isize).max(0) as usize;
                 let first = first.div_ceil(sw).min(ow);
@@ -111,6 +113,20 @@ fn im2col_padded(s: &InferConvShape, x: &[f32], col: &mut [f32]) {
     }
 }
 
+/// Images a GEMM takes side by side: enough for about [`MIN_GEMM_COLUMNS`] output columns when
+/// one image has fewer, but no fewer runs than two a worker (so the pool stays busy).
+fn images_per_gemm(batch: usize, pixels: usize, threads: usize) -> usize {
+    if pixels == 0 || pixels >= MIN_GEMM_COLUMNS {
+        return 1;
+    }
+    let wanted = MIN_GEMM_COLUMNS.div_ceil(pixels);
+    let balanced = batch.div_ceil(2 * threads.max(1)).max(1);
+    wanted.min(balanced).max(1)
+}
+
+/// Output columns below which a per-image GEMM wastes the micro-kernel's tiles.
+const MIN_GEMM_COLUMNS: usize = 256;
+
 /// `y = conv(x, w) + b` (then `max(y, 0)` when `relu`), as a new `[N, O, OH, OW]` buffer.
 pub fn conv_forward(
     s: &InferConvShape,
@@ -128,6 +144,58 @@ pub fn conv_forward(
         return Vec::new();
     }
     let mut y = unfilled(s.batch * s.output_len());
+    let group = images_per_gemm(s.batch, p, rayon::current_num_threads());
+    if group > 1 {
+        // Small outputs (deep layers of a ResNet): one GEMM over `group` images side by side,
+        // `[O, K] · [K, group·P]`, then each image's block copied out to NCHW.
+        y.par_chunks_mut(group * s.output_len())
+            .zip(x.par_chunks(group * s.input_len()))
+            .for_each_init(
+                || (vec![0.0f32; k * group * p], vec![0.0f32; o * group * p]),
+                |(col, out), (y_run, x_run)| {
+                    let images = x_run.len() / s.input_len();
+                    let cols = images * p;
+                    let y_run = zeroed(y_run);
+                    vectorize(
+                        #[inline(always)]
+                        || {
+                            for (g, x_img) in x_run.chunks_exact(s.input_len()).enumerate() {
+                                im2col_padded(s, x_img, col, cols, g * p);
+                            }
+                            for (row, b) in out[..o * cols].chunks_exact_mut(cols).zip(bias) {
+                                row.fill(*b);
+                            }
+                        },
+                    );
+                    gemm_strided(
+                        o,
+                        cols,
+                        k,
+                        &mut out[..o * cols],
+                        true,
+                        w,
+                        (k, 1),
+                        col,
+                        (cols, 1),
+                    );
+                    vectorize(
+                        #[inline(always)]
+                        || {
+                            for (g, y_img) in y_run.chunks_exact_mut(o * p).enumerate() {
+                                for (c, dst) in y_img.chunks_exact_mut(p).enumerate() {
+                                    let src = &out[c * cols + g * p..][..p];
+                                    for (d, v) in dst.iter_mut().zip(src) {
+                                        *d = if relu { v.max(0.0) } else { *v };
+                                    }
+                                }
+                            }
+                        },
+                    );
+                },
+            );
+        // SAFETY: every run's slice went through `zeroed`.
+        return unsafe { assume_filled(y) };
+    }
     y.par_chunks_mut(s.output_len())
         .zip(x.par_chunks(s.input_len()))
         .for_each_init(
@@ -137,7 +205,7 @@ pub fn conv_forward(
                 vectorize(
                     #[inline(always)]
                     || {
-                        im2col_padded(s, x_img, col);
+                        im2col_padded(s, x_img, col, p, 0);
                         for (row, b) in y_img.chunks_exact_mut(p).zip(bias) {
                             row.fill(*b);
                         }
@@ -206,6 +274,15 @@ mod tests {
     }
 
     #[test]
+    fn images_share_a_gemm_only_when_outputs_are_small_and_workers_stay_busy() {
+        assert_eq!(images_per_gemm(32, 576, 2), 1);
+        assert_eq!(images_per_gemm(32, 25, 2), 8);
+        assert_eq!(images_per_gemm(32, 81, 2), 4);
+        assert_eq!(images_per_gemm(2, 25, 2), 1);
+        assert_eq!(images_per_gemm(10, 99, 2), 3);
+    }
+
+    #[test]
     fn matches_the_definition_for_padded_and_strided_geometries() {
         let geometries = [
             ([3, 3], [1, 1], [1, 1]),
@@ -219,9 +296,12 @@ mod tests {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             (seed >> 8) as f32 / 16_777_216.0 - 0.5
         };
-        for (kernel, stride, padding) in geometries {
+        // Batch 10: several images share a GEMM (`images_per_gemm`), the last run shorter.
+        for (batch, (kernel, stride, padding)) in
+            [2, 10].into_iter().flat_map(|b| geometries.map(|g| (b, g)))
+        {
             let s = InferConvShape {
-                batch: 2,
+                batch,
                 in_channels: 3,
                 height: 11,
                 width: 9,
@@ -233,13 +313,18 @@ mod tests {
             let x: Vec<f32> = (0..s.batch * s.input_len()).map(|_| next()).collect();
             let w: Vec<f32> = (0..s.out_channels * s.col_rows()).map(|_| next()).collect();
             let b: Vec<f32> = (0..s.out_channels).map(|_| next()).collect();
-            let got = conv_forward(&s, &x, &w, &b, false);
+            // Two workers, as on a 2-core machine, so batch 10 takes the shared-GEMM path.
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            let got = pool.install(|| conv_forward(&s, &x, &w, &b, false));
             let want = reference(&s, &x, &w, &b);
             assert_eq!(got.len(), want.len());
             for (g, r) in got.iter().zip(&want) {
                 assert!(
                     (g - r).abs() < 1e-5,
-                    "{kernel:?}/{stride:?}/{padding:?}: {g} vs {r}"
+                    "batch {batch} {kernel:?}/{stride:?}/{padding:?}: {g} vs {r}"
                 );
             }
         }
