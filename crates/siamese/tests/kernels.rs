@@ -379,3 +379,25 @@ fn two_convolutions_and_the_pool_in_one_inference_pass_match_burn() {
         assert!(plain.iter().any(|v| *v > 0.0), "all outputs cut by ReLU");
     }
 }
+
+#[test]
+fn inference_max_pool_matches_burn_for_any_window_and_stride() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Device::default();
+    for (shape, k, stride) in [
+        ([2, 32, 72, 72], 3, 2),
+        ([1, 3, 9, 8], 3, 2),
+        ([2, 2, 7, 5], 2, 1),
+        ([1, 1, 3, 3], 3, 3),
+    ] {
+        let x = random(shape, 8, &device);
+        let before = fast_kernel_calls();
+        let fast = host(with_kernels(true, || {
+            kernels::max_pool2d_infer(x.clone(), k, stride)
+        }));
+        assert_eq!(fast_kernel_calls(), before + 1);
+        let options = burn::tensor::ops::MaxPoolOptions::new([k, k]).with_stride([stride, stride]);
+        let plain = host(burn::tensor::module::max_pool2d(x, options));
+        max_error(&format!("max-pool {shape:?} k{k} s{stride}"), &fast, &plain);
+    }
+}

@@ -85,19 +85,23 @@ fn im2col_padded(s: &InferConvShape, x: &[f32], col: &mut [f32], row_stride: usi
                         ((limit as usize) / sw + 1).min(ow)
                     }
                 };
+                // Plain loops, not `fill`/`copy_from_slice`: their `memset`/`memmove` calls cost
+                // more than the work on rows this short.
                 for oy in 0..oh {
                     let out = &mut dst[oy * ow..(oy + 1) * ow];
                     let iy = (oy * sh + ky) as isize - ph as isize;
                     if iy < 0 || iy >= h || first >= last {
-                        out.fill(0.0);
+                        out.iter_mut().for_each(|o| *o = 0.0);
                         continue;
                     }
                     let src = &plane[iy as usize * s.width..(iy as usize + 1) * s.width];
-                    out[..first].fill(0.0);
-                    out[last..].fill(0.0);
+                    out[..first].iter_mut().for_each(|o| *o = 0.0);
+                    out[last..].iter_mut().for_each(|o| *o = 0.0);
                     let x0 = first * sw + kx - pw;
                     if sw == 1 {
-                        out[first..last].copy_from_slice(&src[x0..x0 + (last - first)]);
+                        for (o, v) in out[first..last].iter_mut().zip(&src[x0..]) {
+                            *o = *v;
+                        }
                     } else {
                         for (o, v) in out[first..last]
                             .iter_mut()

@@ -19,7 +19,7 @@ use super::conv_pool::{
     conv_relu_pool_backward, conv_relu_pool_forward, two_conv_relu_pool_forward, DropMask,
 };
 use super::dropout::apply_mask;
-use super::pool::{max_pool2x2_backward, max_pool2x2_forward, PoolShape};
+use super::pool::{max_pool2x2_backward, max_pool2x2_forward, max_pool_forward, PoolShape};
 use super::winograd;
 
 /// Autodiff on flex without gradient checkpointing (what `Device::autodiff()` gives).
@@ -341,6 +341,16 @@ pub(super) fn conv2d_infer(
         y,
         vec![s.batch, s.out_channels, s.out_h(), s.out_w()],
     ))
+}
+
+/// `k × k` max-pool with stride `stride` on a flex tensor without autodiff (inference).
+pub(super) fn max_pool_infer(x: Tensor<4>, k: usize, stride: usize) -> Tensor<4> {
+    let x = x.try_into_primitive::<Flex>().expect("checked: flex");
+    let (s, _) = pool_shape(&x);
+    let d = dims(&x);
+    let y = max_pool_forward(&s, k, stride, &values(&x));
+    let (oh, ow) = ((d[2] - k) / stride + 1, (d[3] - k) / stride + 1);
+    Tensor::from_primitive::<Flex>(flex_tensor(y, vec![d[0], d[1], oh, ow]))
 }
 
 /// 2x2 stride-2 max-pool on a flex tensor, with or without autodiff.

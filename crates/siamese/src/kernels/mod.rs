@@ -392,6 +392,27 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     pool.forward(x)
 }
 
+/// `k × k` max-pool with stride `stride`, no padding (floor mode), for inference: our
+/// vectorised kernel on flex tensors without autodiff when the fast kernels are on, else burn's
+/// `max_pool2d`.
+pub fn max_pool2d_infer(x: Tensor<4>, k: usize, stride: usize) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    if fast_kernels()
+        && fast_context(&[&x]) == Some(false)
+        && h >= k
+        && w >= k
+        && k > 0
+        && stride > 0
+    {
+        FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+        return flex_ops::max_pool_infer(x, k, stride);
+    }
+    burn::tensor::module::max_pool2d(
+        x,
+        burn::tensor::ops::MaxPoolOptions::new([k, k]).with_stride([stride, stride]),
+    )
+}
+
 /// Whether `drop` masks `x` now: training, a probability above 0, an autodiff device.
 fn dropout_trains<const D: usize>(drop: &Dropout, x: &Tensor<D>) -> bool {
     drop.training.is_enabled() && drop.prob > 0.0 && x.device().is_autodiff()

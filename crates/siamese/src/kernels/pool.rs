@@ -100,3 +100,49 @@ pub fn max_pool2x2_backward(s: &PoolShape, x: &[f32], gy: &[f32]) -> Vec<f32> {
         });
     gx
 }
+
+/// Inference max-pool with a `k × k` window and stride `stride` (floor mode, no padding) over
+/// `x [planes, H, W]`: for each output row, the column-wise maximum of its `k` input rows
+/// (contiguous, vectorised), then the maximum of each window of that row. Maxima follow
+/// `f32::max` (a NaN loses to a number).
+pub fn max_pool_forward(s: &PoolShape, k: usize, stride: usize, x: &[f32]) -> Vec<f32> {
+    let (h, w) = (s.height, s.width);
+    assert_eq!(x.len(), s.planes * h * w);
+    assert!(k > 0 && stride > 0);
+    let (oh, ow) = if h < k || w < k {
+        (0, 0)
+    } else {
+        ((h - k) / stride + 1, (w - k) / stride + 1)
+    };
+    let mut y = vec![0.0f32; s.planes * oh * ow];
+    if y.is_empty() {
+        return y;
+    }
+    y.par_chunks_mut(oh * ow)
+        .zip(x.par_chunks(h * w))
+        .for_each_init(
+            || vec![0.0f32; w],
+            |column_max, (y_plane, x_plane)| {
+                super::simd::vectorize(
+                    #[inline(always)]
+                    || {
+                        for (oy, out) in y_plane.chunks_exact_mut(ow).enumerate() {
+                            let top = oy * stride;
+                            column_max.copy_from_slice(&x_plane[top * w..(top + 1) * w]);
+                            for r in 1..k {
+                                let row = &x_plane[(top + r) * w..(top + r + 1) * w];
+                                for (m, v) in column_max.iter_mut().zip(row) {
+                                    *m = m.max(*v);
+                                }
+                            }
+                            for (ox, o) in out.iter_mut().enumerate() {
+                                let window = &column_max[ox * stride..ox * stride + k];
+                                *o = window.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                            }
+                        }
+                    },
+                )
+            },
+        );
+    y
+}

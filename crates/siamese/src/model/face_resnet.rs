@@ -27,8 +27,8 @@
 
 use std::path::Path;
 
-use burn::tensor::module::{avg_pool2d, max_pool2d};
-use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions, PadMode};
+use burn::tensor::module::avg_pool2d;
+use burn::tensor::ops::{AvgPoolOptions, PadMode};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::EmbeddingNet;
@@ -246,7 +246,7 @@ impl FaceResNet {
             .reshape([1, 3, 1, 1]);
         let x = (rgb255 - mean) / 256.0;
         let x = self.stem.forward_relu(x, true);
-        let mut x = max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2]));
+        let mut x = crate::kernels::max_pool2d_infer(x, 3, 2);
         for block in &self.blocks {
             x = block.forward(x);
         }
