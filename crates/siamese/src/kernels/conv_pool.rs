@@ -22,8 +22,7 @@ use super::dropout::hash;
 use super::gemm::gemm_strided;
 use super::simd::{self, vectorize};
 
-/// The index byte of an element that passes no gradient back.
-pub const NO_GRADIENT: u8 = 4;
+pub use super::pool::NO_GRADIENT;
 
 /// A dropout mask to fuse in: element `e` is kept when `hash(seed, e) < threshold`, and kept
 /// elements are scaled by `scale`.

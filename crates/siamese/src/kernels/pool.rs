@@ -7,6 +7,10 @@
 
 use rayon::prelude::*;
 
+/// The index byte of a fused pool's element that passes no gradient back (see
+/// [`super::conv_pool`]; positions in a 2x2 window are 0..4).
+pub const NO_GRADIENT: u8 = 4;
+
 /// `(planes, height, width)` of the input, `planes = N·C`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolShape {

@@ -8,7 +8,7 @@
 
 use std::arch::x86_64::*;
 
-use super::conv_pool::NO_GRADIENT;
+use super::pool::NO_GRADIENT;
 
 /// Lanes of the even (`EVEN`) and odd (`ODD`) elements of two concatenated 16-float vectors.
 const EVEN: [i32; 16] = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30];
