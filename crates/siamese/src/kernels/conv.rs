@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::conv_infer::{conv_forward, InferConvShape};
+use super::conv_infer::{conv_forward, Epilogue, InferConvShape};
 use std::mem::MaybeUninit;
 
 use super::buffer::{assume_filled, unfilled, zeroed};
@@ -110,7 +110,7 @@ pub fn conv_relu_forward(s: &ConvShape, x: &[f32], w: &[f32], bias: &[f32]) -> V
         stride: [1, 1],
         padding: [0, 0],
     };
-    conv_forward(&shape, x, w, bias, true)
+    conv_forward(&shape, x, w, bias, Epilogue::Relu)
 }
 
 /// Gradients of [`conv_relu_forward`]; each is computed only when asked for.

@@ -131,19 +131,49 @@ fn images_per_gemm(batch: usize, pixels: usize, threads: usize) -> usize {
 /// Output columns below which a per-image GEMM wastes the micro-kernel's tiles.
 const MIN_GEMM_COLUMNS: usize = 256;
 
-/// `y = conv(x, w) + b` (then `max(y, 0)` when `relu`), as a new `[N, O, OH, OW]` buffer.
+/// What [`conv_forward`] applies to `conv(x, w) + b` before writing it.
+#[derive(Debug, Clone, Copy)]
+pub enum Epilogue<'a> {
+    /// Nothing.
+    Identity,
+    /// `max(·, 0)`.
+    Relu,
+    /// `max(· + residual, 0)`, `residual` shaped like the output (a ResNet block's skip).
+    AddRelu(&'a [f32]),
+}
+
+impl Epilogue<'_> {
+    /// The epilogue of one output value, `residual` being its skip value (0 without one).
+    #[inline(always)]
+    fn apply(self, v: f32, residual: f32) -> f32 {
+        match self {
+            Epilogue::Identity => v,
+            Epilogue::Relu => v.max(0.0),
+            Epilogue::AddRelu(_) => (v + residual).max(0.0),
+        }
+    }
+}
+
+/// `y = epilogue(conv(x, w) + b)`, as a new `[N, O, OH, OW]` buffer.
 pub fn conv_forward(
     s: &InferConvShape,
     x: &[f32],
     w: &[f32],
     bias: &[f32],
-    relu: bool,
+    epilogue: Epilogue,
 ) -> Vec<f32> {
     assert_eq!(x.len(), s.batch * s.input_len());
     assert_eq!(w.len(), s.out_channels * s.col_rows());
     assert_eq!(bias.len(), s.out_channels);
     assert!(s.stride[0] > 0 && s.stride[1] > 0);
     let (k, p, o) = (s.col_rows(), s.pixels(), s.out_channels);
+    let residual: &[f32] = match epilogue {
+        Epilogue::AddRelu(r) => {
+            assert_eq!(r.len(), s.batch * s.output_len());
+            r
+        }
+        _ => &[],
+    };
     if s.batch * s.output_len() == 0 {
         return Vec::new();
     }
@@ -154,9 +184,10 @@ pub fn conv_forward(
         // `[O, K] · [K, group·P]`, then each image's block copied out to NCHW.
         y.par_chunks_mut(group * s.output_len())
             .zip(x.par_chunks(group * s.input_len()))
+            .enumerate()
             .for_each_init(
                 || (vec![0.0f32; k * group * p], vec![0.0f32; o * group * p]),
-                |(col, out), (y_run, x_run)| {
+                |(col, out), (run, (y_run, x_run))| {
                     let images = x_run.len() / s.input_len();
                     let cols = images * p;
                     let y_run = zeroed(y_run);
@@ -188,8 +219,19 @@ pub fn conv_forward(
                             for (g, y_img) in y_run.chunks_exact_mut(o * p).enumerate() {
                                 for (c, dst) in y_img.chunks_exact_mut(p).enumerate() {
                                     let src = &out[c * cols + g * p..][..p];
-                                    for (d, v) in dst.iter_mut().zip(src) {
-                                        *d = if relu { v.max(0.0) } else { *v };
+                                    let at = (run * group + g) * o * p + c * p;
+                                    match epilogue {
+                                        Epilogue::AddRelu(_) => {
+                                            let skip = &residual[at..at + p];
+                                            for ((d, v), r) in dst.iter_mut().zip(src).zip(skip) {
+                                                *d = (v + r).max(0.0);
+                                            }
+                                        }
+                                        _ => {
+                                            for (d, v) in dst.iter_mut().zip(src) {
+                                                *d = epilogue.apply(*v, 0.0);
+                                            }
+                                        }
                                     }
                                 }
                             }
@@ -202,9 +244,10 @@ pub fn conv_forward(
     }
     y.par_chunks_mut(s.output_len())
         .zip(x.par_chunks(s.input_len()))
+        .enumerate()
         .for_each_init(
             || vec![0.0f32; k * p],
-            |col, (y_img, x_img)| {
+            |col, (n, (y_img, x_img))| {
                 let y_img = zeroed(y_img);
                 vectorize(
                     #[inline(always)]
@@ -216,15 +259,27 @@ pub fn conv_forward(
                     },
                 );
                 gemm_strided(o, p, k, y_img, true, w, (k, 1), col, (p, 1));
-                if relu {
-                    vectorize(
+                match epilogue {
+                    Epilogue::Identity => {}
+                    Epilogue::Relu => vectorize(
                         #[inline(always)]
                         || {
                             for v in y_img.iter_mut() {
                                 *v = v.max(0.0);
                             }
                         },
-                    );
+                    ),
+                    Epilogue::AddRelu(_) => {
+                        let skip = &residual[n * o * p..(n + 1) * o * p];
+                        vectorize(
+                            #[inline(always)]
+                            || {
+                                for (v, r) in y_img.iter_mut().zip(skip) {
+                                    *v = (*v + r).max(0.0);
+                                }
+                            },
+                        )
+                    }
                 }
             },
         );
@@ -322,7 +377,16 @@ mod tests {
                 .num_threads(2)
                 .build()
                 .unwrap();
-            let got = pool.install(|| conv_forward(&s, &x, &w, &b, false));
+            let got = pool.install(|| conv_forward(&s, &x, &w, &b, Epilogue::Identity));
+            // The residual epilogue: max(conv + b + r, 0), on both paths.
+            let r: Vec<f32> = (0..got.len()).map(|_| next()).collect();
+            let fused = pool.install(|| conv_forward(&s, &x, &w, &b, Epilogue::AddRelu(&r)));
+            for ((f, g), r) in fused.iter().zip(&got).zip(&r) {
+                assert!(
+                    (f - (g + r).max(0.0)).abs() < 1e-6,
+                    "residual epilogue {f} vs {g} + {r}"
+                );
+            }
             let want = reference(&s, &x, &w, &b);
             assert_eq!(got.len(), want.len());
             for (g, r) in got.iter().zip(&want) {

@@ -14,7 +14,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::{DType, Shape, Tensor, TensorData};
 
 use super::conv::{conv_relu_backward, conv_relu_forward, ConvShape, Wanted};
-use super::conv_infer::{conv_forward, InferConvShape};
+use super::conv_infer::{conv_forward, Epilogue, InferConvShape};
 use super::conv_pool::{
     conv_relu_pool_backward, conv_relu_pool_forward, two_conv_relu_pool_forward, DropMask,
 };
@@ -312,8 +312,8 @@ pub(super) fn two_conv_relu_pool(
     Tensor::from_primitive::<Flex>(flex_tensor(out, out_dims))
 }
 
-/// Inference convolution + bias (+ ReLU) on flex tensors without autodiff (see
-/// [`super::conv_infer`]).
+/// Inference convolution + bias, then ReLU when `relu`, or `relu(· + residual)` when a residual
+/// is given, on flex tensors without autodiff (see [`super::conv_infer`]).
 pub(super) fn conv2d_infer(
     x: Tensor<4>,
     w: Tensor<4>,
@@ -321,6 +321,7 @@ pub(super) fn conv2d_infer(
     stride: [usize; 2],
     padding: [usize; 2],
     relu: bool,
+    residual: Option<Tensor<4>>,
 ) -> Tensor<4> {
     let x = x.try_into_primitive::<Flex>().expect("checked: flex");
     let w = w.try_into_primitive::<Flex>().expect("checked: flex");
@@ -336,7 +337,14 @@ pub(super) fn conv2d_infer(
         stride,
         padding,
     };
-    let y = conv_forward(&s, &values(&x), &values(&w), &values(&b), relu);
+    let residual = residual.map(|r| r.try_into_primitive::<Flex>().expect("checked: flex"));
+    let skip = residual.as_ref().map(values);
+    let epilogue = match (&skip, relu) {
+        (Some(r), _) => Epilogue::AddRelu(r),
+        (None, true) => Epilogue::Relu,
+        (None, false) => Epilogue::Identity,
+    };
+    let y = conv_forward(&s, &values(&x), &values(&w), &values(&b), epilogue);
     Tensor::from_primitive::<Flex>(flex_tensor(
         y,
         vec![s.batch, s.out_channels, s.out_h(), s.out_w()],

@@ -358,7 +358,7 @@ pub fn conv2d_bias(
         && x.dims()[1] == weight.dims()[1];
     if fast_kernels() && inference {
         FAST_CALLS.fetch_add(1, Ordering::Relaxed);
-        return flex_ops::conv2d_infer(x, weight, bias, stride, padding, relu_after);
+        return flex_ops::conv2d_infer(x, weight, bias, stride, padding, relu_after, None);
     }
     let options = burn::tensor::ops::ConvOptions::new(stride, padding, [1, 1], 1);
     let y = burn::tensor::module::conv2d(x, weight, Some(bias), options);
@@ -379,6 +379,39 @@ fn pool_is_2x2(pool: &MaxPool2d) -> bool {
             pool.padding,
             PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
         )
+}
+
+/// `relu(conv2d(x, weight, bias) + residual)` (a ResNet block's end) with `stride` and symmetric
+/// zero `padding`, for inference: the addition and ReLU run in [`conv_infer`]'s epilogue, while
+/// the output is in cache, when the fast kernels apply; else burn's `conv2d`, `+` and ReLU.
+pub fn conv2d_bias_add_relu(
+    x: Tensor<4>,
+    (weight, bias): (Tensor<4>, Tensor<1>),
+    stride: [usize; 2],
+    padding: [usize; 2],
+    residual: Tensor<4>,
+) -> Tensor<4> {
+    let inference = fast_context(&[&x, &weight, &residual]) == Some(false)
+        && fast_context(&[&bias]) == Some(false)
+        && x.dims()[1] == weight.dims()[1];
+    if fast_kernels() && inference {
+        let s = conv_infer::InferConvShape {
+            batch: x.dims()[0],
+            in_channels: x.dims()[1],
+            height: x.dims()[2],
+            width: x.dims()[3],
+            out_channels: weight.dims()[0],
+            kernel: [weight.dims()[2], weight.dims()[3]],
+            stride,
+            padding,
+        };
+        if residual.dims() == [s.batch, s.out_channels, s.out_h(), s.out_w()] {
+            FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+            return flex_ops::conv2d_infer(x, weight, bias, stride, padding, true, Some(residual));
+        }
+    }
+    let options = burn::tensor::ops::ConvOptions::new(stride, padding, [1, 1], 1);
+    relu(burn::tensor::module::conv2d(x, weight, Some(bias), options) + residual)
 }
 
 /// `pool.forward(x)` for `x [N, C, H, W]`, through the fast kernel for a 2x2 stride-2 pool.

@@ -83,10 +83,18 @@ struct Residual {
 impl Residual {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let out = self.conv1.forward_relu(x.clone(), true);
-        let mut out = self.conv2.forward(out);
         if !self.down {
-            return (out + x).clamp_min(0.0);
+            // relu(conv2(out) + x), the addition and ReLU in the convolution's epilogue.
+            let c = &self.conv2;
+            return crate::kernels::conv2d_bias_add_relu(
+                out,
+                (c.weight.clone(), c.bias.clone()),
+                [c.stride; 2],
+                [c.padding; 2],
+                x,
+            );
         }
+        let mut out = self.conv2.forward(out);
         let mut pooled = avg_pool2d(x, AvgPoolOptions::new([2, 2]));
         let [_, pc, ph, pw] = pooled.dims();
         let [b, oc, oh, ow] = out.dims();
