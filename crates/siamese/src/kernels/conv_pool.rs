@@ -44,27 +44,6 @@ pub fn pooled_len(s: &ConvShape) -> usize {
     s.out_channels * ph * pw
 }
 
-/// `relu(conv(x_img) + b)` of one image into `y [O, P]` (im2col into `col`, one GEMM).
-#[inline(always)]
-fn conv_relu_image(
-    s: &ConvShape,
-    x_img: &[f32],
-    w: &[f32],
-    bias: &[f32],
-    col: &mut [f32],
-    y: &mut [f32],
-) {
-    conv_image(s, x_img, w, bias, col, y);
-    vectorize(
-        #[inline(always)]
-        || {
-            for v in y.iter_mut() {
-                *v = v.max(0.0);
-            }
-        },
-    );
-}
-
 /// `conv(x_img) + b` of one image into `y [O, P]`.
 #[inline(always)]
 fn conv_image(
@@ -183,50 +162,6 @@ pub fn conv_relu_pool_forward(
     }
     // SAFETY: every image's slice went through `zeroed`.
     (unsafe { assume_filled(out) }, index)
-}
-
-/// Inference through two convolutions and the pool in one pass per image:
-/// `pool(relu(conv2(relu(conv1(x) + b1)) + b2))`, where the first convolution's output of an
-/// image lives only in a scratch buffer. `first` is the first convolution's shape (its output
-/// is the second's input, `second`), with weights `w1 [O1, C, KH, KW]`, `w2 [O2, O1, KH2, KW2]`.
-pub fn two_conv_relu_pool_forward(
-    (first, w1, b1): (&ConvShape, &[f32], &[f32]),
-    (second, w2, b2): (&ConvShape, &[f32], &[f32]),
-    x: &[f32],
-) -> Vec<f32> {
-    assert_eq!(x.len(), first.batch * first.input_len());
-    assert_eq!(second.input_len(), first.output_len());
-    assert_eq!(second.batch, first.batch);
-    assert_eq!(w1.len(), first.out_channels * first.col_rows());
-    assert_eq!(w2.len(), second.out_channels * second.col_rows());
-    assert_eq!(
-        (b1.len(), b2.len()),
-        (first.out_channels, second.out_channels)
-    );
-    let per_image = pooled_len(second);
-    if first.batch * per_image == 0 {
-        return Vec::new();
-    }
-    let mut out = unfilled(first.batch * per_image);
-    let scratch = || {
-        (
-            vec![0.0f32; first.col_rows() * first.pixels()],
-            vec![0.0f32; first.output_len()],
-            vec![0.0f32; second.col_rows() * second.pixels()],
-            vec![0.0f32; second.output_len()],
-        )
-    };
-    out.par_chunks_mut(per_image).enumerate().for_each_init(
-        scratch,
-        |(col1, a, col2, y), (n, out_img)| {
-            let x_img = &x[n * first.input_len()..(n + 1) * first.input_len()];
-            conv_relu_image(first, x_img, w1, b1, col1, a);
-            conv_image(second, a, w2, b2, col2, y);
-            pool_image(second, n, y, None, zeroed(out_img), &mut []);
-        },
-    );
-    // SAFETY: every image's slice went through `zeroed`.
-    unsafe { assume_filled(out) }
 }
 
 /// One row of 2x2 windows, through the AVX-512 loop when [`simd::level`] allows it.

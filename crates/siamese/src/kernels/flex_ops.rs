@@ -15,9 +15,8 @@ use burn::tensor::{DType, Shape, Tensor, TensorData};
 
 use super::conv::{conv_relu_backward, conv_relu_forward, ConvShape, Wanted};
 use super::conv_infer::{conv_forward, Epilogue, InferConvShape};
-use super::conv_pool::{
-    conv_relu_pool_backward, conv_relu_pool_forward, two_conv_relu_pool_forward, DropMask,
-};
+use super::conv_pool::{conv_relu_pool_backward, conv_relu_pool_forward, DropMask};
+use super::conv_pool_hwc::two_conv_relu_pool_hwc;
 use super::dropout::apply_mask;
 use super::pool::{max_pool2x2_backward, max_pool2x2_forward, max_pool_forward, PoolShape};
 use super::winograd;
@@ -278,7 +277,7 @@ pub(super) fn conv2d_relu_pool(
 }
 
 /// `max_pool2x2(relu(conv2d(relu(conv2d(x, w1) + b1), w2) + b2))` on flex tensors without
-/// autodiff, in one pass per image (see [`super::conv_pool::two_conv_relu_pool_forward`]).
+/// autodiff, in one pass per image (see [`super::conv_pool_hwc::two_conv_relu_pool_hwc`]).
 pub(super) fn two_conv_relu_pool(
     x: Tensor<4>,
     (w1, b1): (Tensor<4>, Tensor<1>),
@@ -298,7 +297,7 @@ pub(super) fn two_conv_relu_pool(
         kernel_h: ws[2],
         kernel_w: ws[3],
     };
-    let out = two_conv_relu_pool_forward(
+    let out = two_conv_relu_pool_hwc(
         (&first, &values(&w1), &values(&b1)),
         (&second, &values(&w2), &values(&b2)),
         &values(&x),

@@ -20,6 +20,7 @@ mod buffer;
 pub mod conv;
 pub mod conv_infer;
 pub mod conv_pool;
+pub mod conv_pool_hwc;
 pub mod dropout;
 mod flex_ops;
 mod gemm;
@@ -311,7 +312,7 @@ pub fn conv2d_relu_pool_dropout(
 
 /// `drop.forward(pool.forward(relu(conv2.forward(relu(conv1.forward(x))))))`: for inference
 /// (no autodiff, dropout off) on the im2col path, one pass per image that keeps the first
-/// convolution's output in cache ([`conv_pool::two_conv_relu_pool_forward`]); otherwise
+/// convolution's output in cache ([`conv_pool_hwc::two_conv_relu_pool_hwc`]); otherwise
 /// [`conv2d_relu_pool_dropout`] of [`conv2d_relu`].
 pub fn two_conv2d_relu_pool_dropout(
     conv1: &Conv2d,
