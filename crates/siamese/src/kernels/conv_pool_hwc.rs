@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::buffer::{assume_filled, unfilled, zeroed};
 use super::conv::{im2col, ConvShape};
-use super::gemm::{gemm_rows, gemm_strided};
+use super::gemm::gemm_strided;
 use super::simd::vectorize;
 
 /// `w [O, C, KH, KW]` as `[(ky, kx, c), O]`: the right-hand side of a pixel-major convolution.
@@ -120,7 +120,7 @@ pub fn two_conv_relu_pool_hwc(
                 },
             );
             // y [P2, O2] (+)= col2 [P2, K2] · w2t [K2, O2]
-            gemm_rows(p2, o2, k2, y, true, col2, &w2t);
+            gemm_strided(p2, o2, k2, y, true, col2, (k2, 1), &w2t, (o2, 1));
             let out_img = zeroed(out_img);
             vectorize(
                 #[inline(always)]

@@ -9,11 +9,12 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{DType, Shape, Tensor, TensorData};
 
-use super::conv::{conv_relu_backward, conv_relu_forward, ConvShape, Wanted};
+use super::conv::{conv_relu_backward, conv_relu_forward, ConvReluGrads, ConvShape, Wanted};
 use super::conv_infer::{conv_forward, Epilogue, InferConvShape};
 use super::conv_pool::{conv_relu_pool_backward, conv_relu_pool_forward, DropMask};
 use super::conv_pool_hwc::two_conv_relu_pool_hwc;
@@ -78,6 +79,41 @@ fn pool_forward_flex(x: &FlexTensor) -> FlexTensor {
     flex_tensor(max_pool2x2_forward(&s, &values(x)), out.to_vec())
 }
 
+/// Input, weight and bias of a convolution as flex tensors (the caller checked they are).
+fn flex_inputs(x: Tensor<4>, w: Tensor<4>, b: Tensor<1>) -> (FlexTensor, FlexTensor, FlexTensor) {
+    (
+        x.try_into_primitive::<Flex>().expect("checked: flex"),
+        w.try_into_primitive::<Flex>().expect("checked: flex"),
+        b.try_into_primitive::<Flex>().expect("checked: flex"),
+    )
+}
+
+/// A tensor as an autodiff flex primitive (the caller checked that it is one).
+macro_rules! autodiff_flex {
+    ($t:expr) => {
+        $t.try_into_primitive::<AdFlex>()
+            .expect("checked: autodiff flex")
+    };
+}
+
+/// Registers the gradients a convolution's backward computed for the parents that want them.
+fn register_conv_grads(
+    grads: &mut Gradients,
+    [node_x, node_w, node_b]: [Option<NodeId>; 3],
+    g: ConvReluGrads,
+    [x_dims, w_dims, b_dims]: [Vec<usize>; 3],
+) {
+    for (node, values, shape) in [
+        (node_x, g.x, x_dims),
+        (node_w, g.weight, w_dims),
+        (node_b, g.bias, b_dims),
+    ] {
+        if let (Some(node), Some(values)) = (node, values) {
+            grads.register::<Flex>(node, flex_tensor(values, shape));
+        }
+    }
+}
+
 /// Backward step of the fused convolution + bias + ReLU.
 #[derive(Debug)]
 struct ConvReluBackward;
@@ -102,15 +138,12 @@ impl Backward<Flex, 3> for ConvReluBackward {
         } else {
             conv_relu_backward(&s, &x_v, &w_v, &y_v, &gy_v, wanted)
         };
-        if let (Some(node), Some(gx)) = (node_x, g.x) {
-            grads.register::<Flex>(node.id, flex_tensor(gx, dims(&x)));
-        }
-        if let (Some(node), Some(gw)) = (node_w, g.weight) {
-            grads.register::<Flex>(node.id, flex_tensor(gw, dims(&w)));
-        }
-        if let (Some(node), Some(gb)) = (node_b, g.bias) {
-            grads.register::<Flex>(node.id, flex_tensor(gb, vec![s.out_channels]));
-        }
+        register_conv_grads(
+            grads,
+            [node_x, node_w, node_b].map(|n| n.map(|n| n.id)),
+            g,
+            [dims(&x), dims(&w), vec![s.out_channels]],
+        );
     }
 }
 
@@ -143,20 +176,10 @@ pub(super) fn conv2d_relu(
     winograd: bool,
 ) -> Tensor<4> {
     if !autodiff {
-        let x = x.try_into_primitive::<Flex>().expect("checked: flex");
-        let w = w.try_into_primitive::<Flex>().expect("checked: flex");
-        let b = b.try_into_primitive::<Flex>().expect("checked: flex");
+        let (x, w, b) = flex_inputs(x, w, b);
         return Tensor::from_primitive::<Flex>(conv_forward_flex(&x, &w, &b, winograd));
     }
-    let x = x
-        .try_into_primitive::<AdFlex>()
-        .expect("checked: autodiff flex");
-    let w = w
-        .try_into_primitive::<AdFlex>()
-        .expect("checked: autodiff flex");
-    let b = b
-        .try_into_primitive::<AdFlex>()
-        .expect("checked: autodiff flex");
+    let (x, w, b) = (autodiff_flex!(x), autodiff_flex!(w), autodiff_flex!(b));
     let prep = ConvReluBackward
         .prepare::<NoCheckpointing>([x.node(), w.node(), b.node()])
         .compute_bound()
@@ -204,15 +227,12 @@ impl Backward<Flex, 3> for ConvPoolBackward {
             &values(&g_out),
             wanted,
         );
-        if let (Some(node), Some(gx)) = (node_x, g.x) {
-            grads.register::<Flex>(node.id, flex_tensor(gx, dims(&x)));
-        }
-        if let (Some(node), Some(gw)) = (node_w, g.weight) {
-            grads.register::<Flex>(node.id, flex_tensor(gw, dims(&w)));
-        }
-        if let (Some(node), Some(gb)) = (node_b, g.bias) {
-            grads.register::<Flex>(node.id, flex_tensor(gb, vec![s.out_channels]));
-        }
+        register_conv_grads(
+            grads,
+            [node_x, node_w, node_b].map(|n| n.map(|n| n.id)),
+            g,
+            [dims(&x), dims(&w), vec![s.out_channels]],
+        );
     }
 }
 
@@ -233,23 +253,13 @@ pub(super) fn conv2d_relu_pool(
         )
     };
     if !autodiff {
-        let x = x.try_into_primitive::<Flex>().expect("checked: flex");
-        let w = w.try_into_primitive::<Flex>().expect("checked: flex");
-        let b = b.try_into_primitive::<Flex>().expect("checked: flex");
+        let (x, w, b) = flex_inputs(x, w, b);
         let (s, out_dims) = shape_of(&x, &w);
         let (out, _) =
             conv_relu_pool_forward(&s, &values(&x), &values(&w), &values(&b), drop, false);
         return Tensor::from_primitive::<Flex>(flex_tensor(out, out_dims));
     }
-    let x = x
-        .try_into_primitive::<AdFlex>()
-        .expect("checked: autodiff flex");
-    let w = w
-        .try_into_primitive::<AdFlex>()
-        .expect("checked: autodiff flex");
-    let b = b
-        .try_into_primitive::<AdFlex>()
-        .expect("checked: autodiff flex");
+    let (x, w, b) = (autodiff_flex!(x), autodiff_flex!(w), autodiff_flex!(b));
     let prep = ConvPoolBackward
         .prepare::<NoCheckpointing>([x.node(), w.node(), b.node()])
         .compute_bound()

@@ -49,21 +49,6 @@ pub(crate) fn gemm_strided(
     }
 }
 
-/// [`gemm_strided`] with a row-major `dst [m, n]` (row stride `n`) made explicit: the same call,
-/// named for the pixel-major convolutions whose `m` is the pixels and `n` the channels.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_rows(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    accumulate: bool,
-    lhs: &[f32],
-    rhs: &[f32],
-) {
-    gemm_strided(m, n, k, dst, accumulate, lhs, (k, 1), rhs, (n, 1));
-}
-
 /// The 16 products `out[ξ] (m×n) = lhs[ξ] · rhs[ξ]` with per-ξ strides.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm16(
