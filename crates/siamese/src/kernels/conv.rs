@@ -189,6 +189,7 @@ pub(super) fn conv_backward_from(
     // Each worker zeroes its images' slices of `gx` just before adding onto them.
     let mut gx = unfilled(if wanted.x { s.batch * s.input_len() } else { 0 });
     let gx_chunk = (per_run * s.input_len()).max(1);
+    // Each run returns its partial weight gradient as gwᵀ [K, O] and its bias gradient.
     let run = |r: usize, mut gx_run: Option<&mut [MaybeUninit<f32>]>| -> (Vec<f32>, Vec<f32>) {
         let mut gw = if wanted.weight {
             vec![0.0f32; o * k]
@@ -216,8 +217,10 @@ pub(super) fn conv_backward_from(
                 },
             );
             if need_col {
-                // gw [O, K] += gz [O, P] · colᵀ [P, K]
-                gemm_strided(o, k, p, &mut gw, true, &gz, (p, 1), &col, (1, p));
+                // gwᵀ [K, O] += col [K, P] · gzᵀ [P, O]: the same product, transposed, in the
+                // orientation the `gemm` crate runs faster here (174 against 127 GFLOP/s a core
+                // for conv2's shape on an AVX-512 Xeon; never slower on the shapes measured).
+                gemm_strided(k, o, p, &mut gw, true, &col, (p, 1), &gz, (1, p));
             }
             if let Some(gx_run) = gx_run.as_deref_mut() {
                 // gcol [K, P] = wᵀ [K, O] · gz [O, P], folded back onto the image.
@@ -254,7 +257,16 @@ pub(super) fn conv_backward_from(
             gw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
             gb.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
         }
-        grads.weight = wanted.weight.then_some(gw);
+        // The partials were summed as gwᵀ [K, O]; the gradient is [O, K].
+        grads.weight = wanted.weight.then(|| {
+            let mut t = vec![0.0f32; gw.len()];
+            for (kk, row) in gw.chunks_exact(o).enumerate() {
+                for (oo, v) in row.iter().enumerate() {
+                    t[oo * k + kk] = *v;
+                }
+            }
+            t
+        });
         grads.bias = wanted.bias.then_some(gb);
     }
     grads
