@@ -195,6 +195,62 @@ impl Graph {
                 .into_inner()
                 .expect("no insert panics holding the entry"),
         );
+        self.relink_orphans();
+    }
+
+    /// Gives every level-0 node without an incoming link one, from its own nearest neighbour:
+    /// a neighbour's list, when full, is re-chosen by the heuristic, which can drop the only
+    /// link to a node (hnswlib has the same hole). Such a node cannot be found even by its own
+    /// vector; test builds of 3,000 rows left about 1 sampled row in 1,300 so before this pass. The
+    /// link replaces the neighbour's farthest one when its list is full.
+    fn relink_orphans(&mut self) {
+        let n = self.len();
+        let mut linked = vec![false; n];
+        if let Some((ep, _)) = self.entry {
+            linked[ep as usize] = true;
+        }
+        for r in 0..n as u32 {
+            let list = self.list(r, 0);
+            let count = list[0].load(Ordering::Relaxed) as usize;
+            for a in &list[1..=count] {
+                linked[a.load(Ordering::Relaxed) as usize] = true;
+            }
+        }
+        let cap = self.width(0) - 1;
+        for orphan in (0..n as u32).filter(|&r| !linked[r as usize]) {
+            let own = self.list(orphan, 0);
+            let own: Vec<u32> = own[1..=own[0].load(Ordering::Relaxed) as usize]
+                .iter()
+                .map(|a| a.load(Ordering::Relaxed))
+                .collect();
+            let Some(&nearest) = own.first() else {
+                continue;
+            };
+            // The nearest of its neighbours with room takes the link; if none has room, the
+            // nearest gives up its farthest link for it.
+            let with_room = own
+                .iter()
+                .copied()
+                .find(|&o| (self.list(o, 0)[0].load(Ordering::Relaxed) as usize) < cap);
+            let host = with_room.unwrap_or(nearest);
+            let list = self.list(host, 0);
+            let count = list[0].load(Ordering::Relaxed) as usize;
+            if count < cap {
+                list[count + 1].store(orphan, Ordering::Relaxed);
+                list[0].store(count as u32 + 1, Ordering::Release);
+            } else {
+                let base = self.row(host);
+                let farthest = (1..=count)
+                    .max_by(|&i, &j| {
+                        let d = |slot: usize| {
+                            (self.l2)(base, self.row(list[slot].load(Ordering::Relaxed)))
+                        };
+                        d(i).total_cmp(&d(j))
+                    })
+                    .expect("a full list");
+                list[farthest].store(orphan, Ordering::Relaxed);
+            }
+        }
     }
 
     fn insert(&self, q: u32, entry: &Mutex<(u32, u8)>, locks: &[Mutex<()>]) {
