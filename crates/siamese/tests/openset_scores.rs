@@ -33,6 +33,16 @@ fn two_classes() -> (Vec<f32>, Vec<u32>) {
     (x, labels)
 }
 
+/// A 2-class softmax over 2-d embeddings whose logits are the embedding itself.
+fn identity_softmax() -> SoftmaxLayer {
+    SoftmaxLayer {
+        dim: 2,
+        classes: 2,
+        weights: vec![1.0, 0.0, 0.0, 1.0],
+        bias: vec![0.0, 0.0],
+    }
+}
+
 #[test]
 fn mahalanobis_and_prototypes_match_hand_computed_distances() {
     let (x, labels) = two_classes();
@@ -48,12 +58,7 @@ fn mahalanobis_and_prototypes_match_hand_computed_distances() {
     assert!(close(pred[0].1, 2.5) && close(pred[1].1, 2.5), "{pred:?}");
     // (1, 1) and (0, 3) by Euclidean distance to the prototypes: √2 and 3; by Mahalanobis,
     // (0, 3) is 9·0.5 = 4.5 (the shared covariance says y varies four times more than x).
-    let softmax = SoftmaxLayer {
-        dim: 2,
-        classes: 2,
-        weights: vec![1.0, 0.0, 0.0, 1.0],
-        bias: vec![0.0, 0.0],
-    };
+    let softmax = identity_softmax();
     let scorer = Scorer {
         gallery: &gallery,
         k: 3,
@@ -98,12 +103,7 @@ fn softmax_scores_match_hand_computed_values() {
     let (x, labels) = two_classes();
     let gallery = Gallery::new(x, labels, 2, 2, Distance::Euclidean).unwrap();
     // Identity weights: logits = x. At (ln 3, 0): p = (3/4, 1/4).
-    let softmax = SoftmaxLayer {
-        dim: 2,
-        classes: 2,
-        weights: vec![1.0, 0.0, 0.0, 1.0],
-        bias: vec![0.0, 0.0],
-    };
+    let softmax = identity_softmax();
     let scorer = Scorer {
         gallery: &gallery,
         k: 1,
