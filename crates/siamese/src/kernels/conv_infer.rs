@@ -28,6 +28,20 @@ pub struct InferConvShape {
 }
 
 impl InferConvShape {
+    /// The shape of `conv(x, w)` from the dimensions of `x [N, C, H, W]` and `w [O, C, KH, KW]`.
+    pub fn of(x: &[usize], w: &[usize], stride: [usize; 2], padding: [usize; 2]) -> Self {
+        InferConvShape {
+            batch: x[0],
+            in_channels: x[1],
+            height: x[2],
+            width: x[3],
+            out_channels: w[0],
+            kernel: [w[2], w[3]],
+            stride,
+            padding,
+        }
+    }
+
     /// Output height; 0 when the kernel does not fit.
     pub fn out_h(&self) -> usize {
         let span = self.height + 2 * self.padding[0];
@@ -143,13 +157,18 @@ pub enum Epilogue<'a> {
 }
 
 impl Epilogue<'_> {
-    /// The epilogue of one output value, `residual` being its skip value (0 without one).
+    /// Applies the epilogue in place to `y`, the output elements `at..at + y.len()`.
     #[inline(always)]
-    fn apply(self, v: f32, residual: f32) -> f32 {
+    fn apply(self, y: &mut [f32], at: usize) {
         match self {
-            Epilogue::Identity => v,
-            Epilogue::Relu => v.max(0.0),
-            Epilogue::AddRelu(_) => (v + residual).max(0.0),
+            Epilogue::Identity => {}
+            Epilogue::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Epilogue::AddRelu(residual) => {
+                let skip = &residual[at..at + y.len()];
+                for (v, r) in y.iter_mut().zip(skip) {
+                    *v = (*v + r).max(0.0);
+                }
+            }
         }
     }
 }
@@ -167,13 +186,9 @@ pub fn conv_forward(
     assert_eq!(bias.len(), s.out_channels);
     assert!(s.stride[0] > 0 && s.stride[1] > 0);
     let (k, p, o) = (s.col_rows(), s.pixels(), s.out_channels);
-    let residual: &[f32] = match epilogue {
-        Epilogue::AddRelu(r) => {
-            assert_eq!(r.len(), s.batch * s.output_len());
-            r
-        }
-        _ => &[],
-    };
+    if let Epilogue::AddRelu(r) = epilogue {
+        assert_eq!(r.len(), s.batch * s.output_len());
+    }
     if s.batch * s.output_len() == 0 {
         return Vec::new();
     }
@@ -218,22 +233,9 @@ pub fn conv_forward(
                         || {
                             for (g, y_img) in y_run.chunks_exact_mut(o * p).enumerate() {
                                 for (c, dst) in y_img.chunks_exact_mut(p).enumerate() {
-                                    let src = &out[c * cols + g * p..][..p];
-                                    let at = (run * group + g) * o * p + c * p;
-                                    match epilogue {
-                                        Epilogue::AddRelu(_) => {
-                                            let skip = &residual[at..at + p];
-                                            for ((d, v), r) in dst.iter_mut().zip(src).zip(skip) {
-                                                *d = (v + r).max(0.0);
-                                            }
-                                        }
-                                        _ => {
-                                            for (d, v) in dst.iter_mut().zip(src) {
-                                                *d = epilogue.apply(*v, 0.0);
-                                            }
-                                        }
-                                    }
+                                    dst.copy_from_slice(&out[c * cols + g * p..][..p]);
                                 }
+                                epilogue.apply(y_img, (run * group + g) * o * p);
                             }
                         },
                     );
@@ -259,28 +261,10 @@ pub fn conv_forward(
                     },
                 );
                 gemm_strided(o, p, k, y_img, true, w, (k, 1), col, (p, 1));
-                match epilogue {
-                    Epilogue::Identity => {}
-                    Epilogue::Relu => vectorize(
-                        #[inline(always)]
-                        || {
-                            for v in y_img.iter_mut() {
-                                *v = v.max(0.0);
-                            }
-                        },
-                    ),
-                    Epilogue::AddRelu(_) => {
-                        let skip = &residual[n * o * p..(n + 1) * o * p];
-                        vectorize(
-                            #[inline(always)]
-                            || {
-                                for (v, r) in y_img.iter_mut().zip(skip) {
-                                    *v = (*v + r).max(0.0);
-                                }
-                            },
-                        )
-                    }
-                }
+                vectorize(
+                    #[inline(always)]
+                    || epilogue.apply(y_img, n * o * p),
+                );
             },
         );
     // SAFETY: every image's slice went through `zeroed`.

@@ -336,16 +336,7 @@ pub(super) fn conv2d_infer(
     let w = w.try_into_primitive::<Flex>().expect("checked: flex");
     let b = b.try_into_primitive::<Flex>().expect("checked: flex");
     let (xs, ws) = (dims(&x), dims(&w));
-    let s = InferConvShape {
-        batch: xs[0],
-        in_channels: xs[1],
-        height: xs[2],
-        width: xs[3],
-        out_channels: ws[0],
-        kernel: [ws[2], ws[3]],
-        stride,
-        padding,
-    };
+    let s = InferConvShape::of(&xs, &ws, stride, padding);
     let residual = residual.map(|r| r.try_into_primitive::<Flex>().expect("checked: flex"));
     let skip = residual.as_ref().map(values);
     let epilogue = match (&skip, relu) {
@@ -411,12 +402,12 @@ impl Backward<Flex, 1> for DropoutBackward {
 }
 
 /// Dropout of an autodiff flex tensor with the hashed mask of `seed` (see [`super::dropout`]).
-pub(super) fn dropout<const D: usize>(
-    x: Tensor<D>,
-    seed: u32,
-    threshold: u64,
-    scale: f32,
-) -> Tensor<D> {
+pub(super) fn dropout<const D: usize>(x: Tensor<D>, mask: DropMask) -> Tensor<D> {
+    let DropMask {
+        seed,
+        threshold,
+        scale,
+    } = mask;
     let x = x
         .try_into_primitive::<AdFlex>()
         .expect("checked: autodiff flex");

@@ -198,7 +198,7 @@ pub fn embedding_cnn_paths() -> Vec<LayerPath> {
             row(
                 "conv2 + ReLU + max-pool + dropout",
                 format!("fused per image: im2col + gemm + pool + mask ({loops}); backward from index bytes"),
-                format!("fused with conv1, im2col + gemm + pool ({loops})"),
+                format!("fused with conv1, pixel-major im2col + gemm + pool ({loops})"),
             ),
             row("dense + ReLU + dropout, output", format!("burn matmul, hashed dropout ({loops})"), "burn matmul".into()),
         ],
@@ -396,16 +396,7 @@ pub fn conv2d_bias_add_relu(
         && fast_context(&[&bias]) == Some(false)
         && x.dims()[1] == weight.dims()[1];
     if fast_kernels() && inference {
-        let s = conv_infer::InferConvShape {
-            batch: x.dims()[0],
-            in_channels: x.dims()[1],
-            height: x.dims()[2],
-            width: x.dims()[3],
-            out_channels: weight.dims()[0],
-            kernel: [weight.dims()[2], weight.dims()[3]],
-            stride,
-            padding,
-        };
+        let s = conv_infer::InferConvShape::of(&x.dims(), &weight.dims(), stride, padding);
         if residual.dims() == [s.batch, s.out_channels, s.out_h(), s.out_w()] {
             FAST_CALLS.fetch_add(1, Ordering::Relaxed);
             return flex_ops::conv2d_infer(x, weight, bias, stride, padding, true, Some(residual));
@@ -475,7 +466,7 @@ pub fn dropout<const D: usize>(drop: &Dropout, x: Tensor<D>) -> Tensor<D> {
     if fast_kernels() && dropout_trains(drop, &x) && fast_context(&[&x]) == Some(true) {
         if let Some(mask) = draw_drop_mask(drop, &x.device()) {
             FAST_CALLS.fetch_add(1, Ordering::Relaxed);
-            return flex_ops::dropout(x, mask.seed, mask.threshold, mask.scale);
+            return flex_ops::dropout(x, mask);
         }
     }
     drop.forward(x)
