@@ -1,7 +1,7 @@
-//! `siamese bench pgvector`: the HNSW index of the PostgreSQL store on face-like vectors (people
-//! around random unit centres), on the server `--db` names or on a temporary one started with
-//! `scripts/pg-server`: insert and index build seconds, recall@k against exact search, latency
-//! of one query at a time, queries per second.
+//! `siamese bench pgvector`: the HNSW index of the PostgreSQL store on the face-like vectors of
+//! `bench index` ([`siamese::index::synthetic`], 10 faces a person), on the server `--db` names
+//! or on a temporary one started with `scripts/pg-server`: insert and index build seconds,
+//! recall@k against exact search, latency of one query at a time, queries per second.
 
 use std::path::PathBuf;
 
@@ -16,18 +16,12 @@ pub struct BenchPgvectorArgs {
     /// The server script started when no --db is given.
     #[arg(long, default_value = "scripts/pg-server")]
     pg_server: PathBuf,
-    /// Vectors in the index.
+    /// Vectors in the index (10 faces a person, as `bench index`).
     #[arg(long, default_value_t = 100_000)]
     n: usize,
-    /// Faces per person (the vectors are n / this many people).
-    #[arg(long, default_value_t = 10)]
-    per_person: usize,
     /// Embedding length.
     #[arg(long, default_value_t = 128)]
     dim: usize,
-    /// Standard deviation of a face around its person's unit centre, per coordinate.
-    #[arg(long, default_value_t = 0.03)]
-    spread: f32,
     /// Queries (new faces of known people), one at a time.
     #[arg(long, default_value_t = 1000)]
     queries: usize,
@@ -60,39 +54,17 @@ fn cpu() -> (String, usize) {
 }
 
 pub fn run(args: BenchPgvectorArgs) -> anyhow::Result<()> {
-    if args.per_person == 0 || args.n < args.per_person {
+    if args.n < 10 || args.dim == 0 {
         anyhow::bail!(
-            "invalid --n {} / --per-person {}: want at least one person",
+            "invalid --n {} / --dim {}: want at least one person of 10 faces",
             args.n,
-            args.per_person
+            args.dim
         );
     }
-    let people = args.n / args.per_person;
-    if args.queries > people {
-        anyhow::bail!(
-            "invalid --queries {}: at most one per person ({people})",
-            args.queries
-        );
-    }
-    let (all, _) = bench::face_like_vectors(
-        people,
-        args.per_person + 1,
-        args.dim,
-        args.spread,
-        args.seed,
-    );
-    // Each person's last face is held out; the first `queries` people's are the queries.
-    let (mut vectors, mut queries) = (Vec::new(), Vec::new());
-    for (i, row) in all.chunks_exact(args.dim).enumerate() {
-        if i % (args.per_person + 1) == args.per_person {
-            if i / (args.per_person + 1) < args.queries {
-                queries.extend_from_slice(row);
-            }
-        } else {
-            vectors.extend_from_slice(row);
-        }
-    }
-    drop(all);
+    // The vectors and queries of `bench index` with the same seed: its recall and ours compare.
+    let people = args.n / 10;
+    let (vectors, _) = siamese::index::synthetic::faces(people, 10, args.dim, args.seed);
+    let queries = siamese::index::synthetic::queries(people, args.dim, args.seed, args.queries);
     let temporary;
     let url = match &args.db {
         Some(db) => match siamese::store::Locator::parse(db)? {
@@ -111,8 +83,7 @@ pub fn run(args: BenchPgvectorArgs) -> anyhow::Result<()> {
         let mut value = serde_json::to_value(&report)?;
         value["cpu"] = model.into();
         value["cores"] = cores.into();
-        value["per_person"] = args.per_person.into();
-        value["spread"] = args.spread.into();
+        value["per_person"] = 10.into();
         println!("{value}");
     } else {
         println!(
@@ -121,7 +92,7 @@ pub fn run(args: BenchPgvectorArgs) -> anyhow::Result<()> {
             report.server_version,
             report.vectors,
             report.dim,
-            args.per_person
+            10
         );
         println!(
             "insert (binary COPY) {:.2} s; HNSW build (m {}, ef_construction {}) {:.2} s, {:.1} MB",

@@ -11,6 +11,7 @@ mod pg;
 use std::time::{Duration, Instant};
 
 use siamese::distance::Distance;
+use siamese::index::synthetic;
 use siamese::store::postgres::{bench, schema, PostgresStore, CONNECT_TIMEOUT};
 use siamese::store::{self, Backend, FaceBox, Locator, StoredFace, StoredPhoto};
 
@@ -69,19 +70,10 @@ fn hnsw_nearest_agrees_with_exact_search_and_uses_the_index() {
         return;
     };
     let dim = 128;
-    // 5,000 vectors: 500 people of 10 faces around random unit centres; 200 queries are new
-    // faces of 200 of them. Plus a second collection of another length in the same table.
-    let (all, _) = bench::face_like_vectors(500, 11, dim, 0.03, 7);
-    let (mut gallery, mut queries) = (Vec::new(), Vec::new());
-    for (i, row) in all.chunks_exact(dim).enumerate() {
-        if i % 11 == 10 {
-            if i / 11 < 200 {
-                queries.extend_from_slice(row);
-            }
-        } else {
-            gallery.extend_from_slice(row);
-        }
-    }
+    // 5,000 face-like vectors: 500 people of 10 faces; 200 queries are new faces of known
+    // people. Plus a second collection of another length in the same table.
+    let (gallery, _) = synthetic::faces(500, 10, dim, 7);
+    let queries = synthetic::queries(500, dim, 7, 200);
     let mut pg = PostgresStore::connect(&db.url).unwrap();
     let short = pg.collection(&spec("short", 16)).unwrap();
     pg.put_photos(short, &cases::photos(50, 1, 16)).unwrap();
@@ -135,15 +127,8 @@ fn bench_index_reports_recall_and_latency() {
     let Some(db) = pg::fresh_database("bench") else {
         return;
     };
-    let (all, _) = bench::face_like_vectors(200, 11, 32, 0.05, 3);
-    let (mut gallery, mut queries) = (Vec::new(), Vec::new());
-    for (i, row) in all.chunks_exact(32).enumerate() {
-        if i % 11 == 10 {
-            queries.extend_from_slice(row);
-        } else {
-            gallery.extend_from_slice(row);
-        }
-    }
+    let (gallery, _) = synthetic::faces(200, 10, 32, 3);
+    let queries = synthetic::queries(200, 32, 3, 200);
     let report = bench::bench_index(&db.url, &gallery, 32, &queries, 10, 40).unwrap();
     assert_eq!(
         (report.vectors, report.queries, report.dim),
