@@ -62,6 +62,10 @@ pub struct TrainBenchArgs {
     /// Also time ours on burn's plain layers (fast kernels off) and print the speed-up.
     #[arg(long)]
     pub plain_too: bool,
+    /// Our convolutions' arithmetic: f32, or bf16 inputs with fp32 sums on AMX tiles (Intel
+    /// Xeon Sapphire Rapids and later).
+    #[arg(long, default_value = "f32", value_parser = crate::train::parse_precision)]
+    pub precision: siamese::kernels::Precision,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -88,6 +92,7 @@ fn run_train(args: TrainBenchArgs) -> anyhow::Result<()> {
         breakdown: args.breakdown,
         keep_freed_memory: !args.default_malloc,
         plain_too: args.plain_too,
+        precision: args.precision,
         ..BenchConfig::default()
     };
     let report = run_bench(&config, !args.no_peer, &mut |line| {

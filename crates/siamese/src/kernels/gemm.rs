@@ -1,6 +1,78 @@
 //! The GEMM calls of the CPU kernels: one strided product over the `gemm` crate (which picks its
 //! micro-kernel for the CPU at run time), and the 16 independent products of a Winograd
 //! F(2x2, 3x3) step. Single-threaded: callers parallelise over images with rayon.
+//!
+//! Under [`Precision::Bf16`] (`--precision bf16`, AMX CPUs only) the products big enough to pay
+//! for the packing run on AMX tiles in bf16 with fp32 sums ([`super::gemm_bf16`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The arithmetic of the kernels' products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// fp32 inputs and sums (the default).
+    #[default]
+    F32,
+    /// Inputs rounded to bf16, fp32 sums and fp32 outputs (weights stay fp32).
+    Bf16,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        })
+    }
+}
+
+static BF16: AtomicBool = AtomicBool::new(false);
+
+/// Sets the process-wide precision of the kernels' products. bf16 needs AMX (`amx_bf16`):
+/// elsewhere this is an error saying so, and fp32 stays.
+pub fn set_precision(precision: Precision) -> Result<(), String> {
+    if precision == Precision::Bf16 && !super::gemm_bf16::available() {
+        return Err(
+            "bf16 needs AMX tiles (amx_tile, amx_bf16: Intel Xeon Sapphire Rapids or later),              which this CPU or kernel does not offer"
+                .into(),
+        );
+    }
+    BF16.store(precision == Precision::Bf16, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The precision [`set_precision`] set last.
+pub fn precision() -> Precision {
+    if BF16.load(Ordering::Relaxed) {
+        Precision::Bf16
+    } else {
+        Precision::F32
+    }
+}
+
+/// Sets a precision for as long as it lives, then puts back the one before (a training run's
+/// bf16 does not leak into what the process does after it).
+#[must_use]
+pub struct PrecisionScope(Precision);
+
+impl PrecisionScope {
+    /// [`set_precision`] until this value drops.
+    pub fn set(precision: Precision) -> Result<Self, String> {
+        let before = self::precision();
+        set_precision(precision)?;
+        Ok(PrecisionScope(before))
+    }
+}
+
+impl Drop for PrecisionScope {
+    fn drop(&mut self) {
+        BF16.store(self.0 == Precision::Bf16, Ordering::Relaxed);
+    }
+}
+
+/// Below this many multiply-adds packing costs more than AMX saves.
+const BF16_MIN_WORK: usize = 1 << 16;
 
 /// `dst [m, n] = alpha·dst + lhs [m, k] · rhs [k, n]` with explicit (row, column) strides.
 #[allow(clippy::too_many_arguments)]
@@ -21,6 +93,10 @@ pub(crate) fn gemm_strided(
     assert!(dst.len() >= m * n);
     assert!(m == 0 || k == 0 || lhs.len() > max_index(m, k, lhs_strides));
     assert!(n == 0 || k == 0 || rhs.len() > max_index(k, n, rhs_strides));
+    if k >= 16 && m * n * k >= BF16_MIN_WORK && BF16.load(Ordering::Relaxed) {
+        super::gemm_bf16::gemm(m, n, k, dst, accumulate, lhs, lhs_strides, rhs, rhs_strides);
+        return;
+    }
     // SAFETY: every index the strides can reach is inside its slice (asserted above); dst is
     // row-major [m, n] and does not alias lhs or rhs (distinct borrows). `gemm` computes
     // dst = alpha·dst + beta·lhs·rhs and reads dst only when `accumulate` is set.

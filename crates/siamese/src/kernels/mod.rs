@@ -24,6 +24,8 @@ pub mod conv_pool_hwc;
 pub mod dropout;
 mod flex_ops;
 mod gemm;
+pub mod gemm_bf16;
+pub use gemm::{precision, set_precision, Precision, PrecisionScope};
 pub mod pool;
 #[cfg(target_arch = "x86_64")]
 mod pool_avx512;

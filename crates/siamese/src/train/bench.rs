@@ -64,6 +64,10 @@ pub struct BenchConfig {
     /// inference only, no epoch).
     #[serde(default)]
     pub plain_too: bool,
+    /// Arithmetic of our convolutions' products (`bf16`: AMX CPUs only; see
+    /// [`crate::kernels::Precision`]). Keras runs fp32 either way.
+    #[serde(default)]
+    pub precision: crate::kernels::Precision,
 }
 
 impl Default for BenchConfig {
@@ -83,6 +87,7 @@ impl Default for BenchConfig {
             keep_freed_memory: true,
             breakdown: false,
             plain_too: false,
+            precision: crate::kernels::Precision::F32,
         }
     }
 }
@@ -250,7 +255,11 @@ pub fn run_bench(
         config.images_per_step(),
         config.threads
     ));
-    let ours = measure_ours(config, &train, &test)?;
+    let ours = {
+        let _precision = crate::kernels::PrecisionScope::set(config.precision)
+            .map_err(|m| Error::config("--precision", m))?;
+        measure_ours(config, &train, &test)?
+    };
     let plain = if config.plain_too {
         log("timing ours again on burn's plain layers (fast kernels off; no epoch)");
         let plain_config = BenchConfig {

@@ -63,6 +63,10 @@ pub struct TrainConfig {
     /// [`crate::train::outliers`]); `None` trains on the classes alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outliers: Option<crate::train::outliers::OutlierExposure>,
+    /// Arithmetic of the convolutions' products: fp32 (default) or bf16 inputs with fp32 sums
+    /// on AMX (see [`crate::kernels::Precision`]); weights and optimiser state stay fp32.
+    #[serde(default)]
+    pub precision: crate::kernels::Precision,
 }
 
 impl Default for TrainConfig {
@@ -94,6 +98,7 @@ impl Default for TrainConfig {
             augment_scale: 0.1,
             ema_decay: 0.998,
             outliers: None,
+            precision: crate::kernels::Precision::F32,
         }
     }
 }
@@ -120,6 +125,14 @@ impl TrainConfig {
     /// Checks every value, naming the first one out of range.
     pub fn check(&self) -> Result<()> {
         self.model.check()?;
+        if self.precision == crate::kernels::Precision::Bf16
+            && !crate::kernels::gemm_bf16::available()
+        {
+            return Err(Error::config(
+                "--precision",
+                "bf16 needs AMX tiles (amx_bf16), which this CPU or kernel does not offer",
+            ));
+        }
         crate::loss::triplet::check_margin("margin", self.margin)?;
         self.loss.check()?;
         if self.loss != LossConfig::Triplet && matches!(self.sampling, Sampling::Random { .. }) {

@@ -97,6 +97,8 @@ pub fn train(
     }
     let val_batches = fixed_val_batches(val, config)?;
     let outliers = load_outliers(config, train)?;
+    let _precision = crate::kernels::PrecisionScope::set(config.precision)
+        .map_err(|m| Error::config("--precision", m))?;
     std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
     let device = Device::default().autodiff();
     device.seed(config.seed);
