@@ -23,11 +23,18 @@ const TILE_ROWS: usize = 16;
 /// u16 values in one tile (1 KiB).
 const TILE: usize = TILE_ROWS * TILE_K;
 
-/// Whether this CPU has AMX with bf16 and the kernel lets this process use the tile data
-/// (asked once, through `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`).
+/// Whether this CPU has AMX with bf16, the kernel lets this process use the tile data (asked
+/// once, through `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`), and the vector level
+/// in force is AVX-512 (`SIAMESE_SIMD=avx2` stands for a machine without it, AMX included).
 pub fn available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
+    super::simd::level() == super::simd::SimdLevel::Avx512 && granted()
+}
+
+/// Whether the CPU has AMX bf16 and the kernel grants this process its tile data, whatever
+/// the vector level in force.
+fn granted() -> bool {
+    static GRANTED: OnceLock<bool> = OnceLock::new();
+    *GRANTED.get_or_init(|| {
         // CPUID leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE; AVX-512 F/BW for the packing.
         let leaf7 = __cpuid_count(7, 0);
         let amx = leaf7.edx & (1 << 22) != 0 && leaf7.edx & (1 << 24) != 0;
@@ -201,7 +208,8 @@ thread_local! {
     static PACKED: RefCell<(Vec<u16>, Vec<u16>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// `dst [m, n] (+)= lhs · rhs` in bf16 on AMX. Panics unless [`available`] (callers check).
+/// `dst [m, n] (+)= lhs · rhs` in bf16 on AMX. Panics without AMX (callers check
+/// [`available`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
     m: usize,
@@ -214,7 +222,7 @@ pub(crate) fn gemm(
     rhs: &[f32],
     rhs_strides: (usize, usize),
 ) {
-    assert!(available(), "bf16 GEMM without AMX");
+    assert!(granted(), "bf16 GEMM without AMX");
     assert!(dst.len() >= m * n);
     if m == 0 || n == 0 {
         return;
@@ -234,7 +242,7 @@ pub(crate) fn gemm(
         let (a, b) = &mut *packed.borrow_mut();
         a.resize(ibs * kbs * 2 * TILE, 0);
         b.resize(jbs * kbs * 2 * TILE, 0);
-        // SAFETY: `available` checked AVX-512 F/BW/BF16 and AMX; the packers write inside
+        // SAFETY: `granted` checked AVX-512 F/BW/BF16 and AMX; the packers write inside
         // `a` and `b` (sized above) and read `lhs`/`rhs` inside the asserted extents.
         unsafe {
             pack_lhs(m, k, lhs, lhs_strides, a);
@@ -371,7 +379,7 @@ mod tests {
     /// partial tiles, against the same sums of bf16-rounded products in f64.
     #[test]
     fn amx_products_equal_the_bf16_rounded_sums() {
-        if !available() {
+        if !granted() {
             eprintln!("skipped: this CPU or kernel has no AMX bf16");
             return;
         }
