@@ -64,7 +64,7 @@ pub struct TrainBenchArgs {
     pub plain_too: bool,
     /// Our convolutions' arithmetic: f32, or bf16 inputs with fp32 sums on AMX tiles (Intel
     /// Xeon Sapphire Rapids and later).
-    #[arg(long, default_value = "f32", value_parser = crate::train::parse_precision)]
+    #[arg(long, default_value = "f32", value_parser = crate::precision::parse_precision)]
     pub precision: siamese::kernels::Precision,
     /// Print one JSON object.
     #[arg(long)]

@@ -24,6 +24,9 @@ pub struct FaceBenchArgs {
     /// Write the aligned chips here as chip_NNNNN.png.
     #[arg(long)]
     save_chips: Option<PathBuf>,
+    /// The network's arithmetic: f32, or bf16 on AMX tiles.
+    #[arg(long, default_value = "f32", value_parser = crate::precision::parse_precision)]
+    precision: siamese::kernels::Precision,
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -38,6 +41,7 @@ pub fn run(args: FaceBenchArgs) -> anyhow::Result<()> {
     let options = PipelineOptions {
         selection: FaceSelection::All,
         batch_size: args.batch_size,
+        precision: crate::precision::usable(args.precision, "embedding"),
         ..PipelineOptions::default()
     };
     let pipeline = FacePipeline::from_cache(options)?;

@@ -16,6 +16,7 @@ mod index;
 mod oneshot;
 mod openset;
 mod plot;
+mod precision;
 mod recognize;
 mod sweep;
 mod train;

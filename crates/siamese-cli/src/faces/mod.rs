@@ -77,6 +77,11 @@ struct PipelineArgs {
     /// fetched 5-point model.
     #[arg(long)]
     landmarks_model: Option<PathBuf>,
+    /// The network's arithmetic: f32, or bf16 inputs with fp32 sums on AMX tiles (Intel Xeon
+    /// Sapphire Rapids and later; elsewhere it says so and runs fp32). bf16 embeddings are a
+    /// collection of their own in the database.
+    #[arg(long, default_value = "f32", value_parser = crate::precision::parse_precision)]
+    precision: siamese::kernels::Precision,
 }
 
 impl PipelineArgs {
@@ -108,6 +113,7 @@ impl PipelineArgs {
         base.flip = self.flip;
         base.jitter = self.jitter;
         base.detector.min_face = self.min_face;
+        base.precision = crate::precision::usable(self.precision, "embedding");
         base
     }
 }

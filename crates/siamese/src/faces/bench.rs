@@ -22,6 +22,9 @@ pub struct FaceBenchReport {
     /// Photos that could not be read, with the reason.
     pub skipped: Vec<String>,
     pub batch_size: usize,
+    /// The network's arithmetic (`f32`, or `bf16` on AMX).
+    #[serde(default)]
+    pub precision: crate::kernels::Precision,
     /// Worker threads (rayon) used by detection and by the network.
     pub threads: usize,
     /// Seconds for decoding, detection, landmarks and alignment of every photo.
@@ -108,6 +111,7 @@ pub fn bench_faces(
         faces: chips.len(),
         skipped,
         batch_size: pipeline.options().batch_size,
+        precision: pipeline.options().precision,
         threads: rayon::current_num_threads(),
         prepare_s,
         pipeline_faces_per_s: chips.len() as f64 / (prepare_s + first_embed_s),

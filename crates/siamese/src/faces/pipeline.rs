@@ -55,6 +55,10 @@ pub struct PipelineOptions {
     /// [`FacePipeline::load`] from the model file.
     pub landmark_points: usize,
     pub detector: DetectorOptions,
+    /// Arithmetic of the network's products (`bf16`: AMX CPUs only). Process-wide: loading a
+    /// pipeline sets it for every kernel call of the process ([`crate::kernels::set_precision`]).
+    #[serde(default)]
+    pub precision: crate::kernels::Precision,
 }
 
 impl Default for PipelineOptions {
@@ -68,6 +72,7 @@ impl Default for PipelineOptions {
             jitter: 0,
             landmark_points: 5,
             detector: DetectorOptions::default(),
+            precision: crate::kernels::Precision::F32,
         }
     }
 }
@@ -75,11 +80,16 @@ impl Default for PipelineOptions {
 impl PipelineOptions {
     /// A string naming every setting that changes the embeddings.
     pub fn fingerprint(&self) -> String {
-        // `jitter` is named only when on, so stores made before it existed stay valid.
-        let jitter = match self.jitter {
+        // `jitter` and `precision` are named only when not the default, so stores made before
+        // they existed stay valid; bf16 embeddings differ from fp32 ones by rounding, so they
+        // make a collection of their own.
+        let mut suffix = match self.jitter {
             0 => String::new(),
             n => format!(";jitter={n}"),
         };
+        if self.precision != crate::kernels::Precision::F32 {
+            suffix += &format!(";precision={}", self.precision);
+        }
         format!(
             "dlib-resnet-v1/face-api.js-0.10.0;align={};landmarks={};pad=0.25;flip={};select={:?};assume_centered={};seeta(min={},thr={},max_side={})",
             self.align,
@@ -90,7 +100,7 @@ impl PipelineOptions {
             self.detector.min_face,
             self.detector.score_threshold,
             self.detector.max_side,
-        ) + &jitter
+        ) + &suffix
     }
 }
 
@@ -148,6 +158,8 @@ impl FacePipeline {
         if options.batch_size == 0 {
             return Err(Error::config("batch_size", "must be at least 1"));
         }
+        crate::kernels::set_precision(options.precision)
+            .map_err(|m| Error::config("--precision", m))?;
         let landmarks = ShapePredictor::load(&paths.landmarks)?;
         let mut options = options;
         options.landmark_points = landmarks.num_parts();
