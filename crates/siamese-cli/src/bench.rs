@@ -24,6 +24,8 @@ pub enum BenchCommand {
     /// PostgreSQL + pgvector: bulk insert, HNSW build, search recall and latency (--db or a
     /// temporary server).
     Pgvector(crate::bench_pgvector::BenchPgvectorArgs),
+    /// MobileNetV2 features (the frozen backbone) against ONNX Runtime (--json, --no-peer).
+    Backbone(crate::bench_backbone::BackboneArgs),
 }
 
 /// The training/inference benchmark's flags (`siamese bench` without a subcommand).
@@ -76,6 +78,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Some(BenchCommand::Index(a)) => crate::bench_index::run_index(a),
         Some(BenchCommand::Cluster(a)) => crate::bench_index::run_cluster(a),
         Some(BenchCommand::Pgvector(a)) => crate::bench_pgvector::run(a),
+        Some(BenchCommand::Backbone(a)) => crate::bench_backbone::run(a),
         None => run_train(args.train),
     }
 }

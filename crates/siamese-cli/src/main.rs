@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_backbone;
 mod bench_index;
 mod bench_pgvector;
 mod demo;

@@ -1,5 +1,5 @@
 //! Writing output files safely: every file the library or the CLI writes goes through
-//! [`write_atomic`].
+//! [`write_atomic`] (also [`write_npy`], for the benchmarks' Python peers).
 //!
 //! - Only regular files are replaced. A directory, FIFO, socket or device at the path is refused
 //!   with a one-line error before anything is written (as root, `--out /dev/null` would otherwise
@@ -200,4 +200,21 @@ fn absolute(path: &Path) -> PathBuf {
             .map(|c| c.join(path))
             .unwrap_or_else(|_| path.to_path_buf()),
     }
+}
+
+/// Writes a row-major f32 (`<f4`) or i64 (`<i8`) array of `shape` as `.npy`.
+pub fn write_npy(path: &Path, descr: &str, shape: &[usize], bytes: &[u8]) -> Result<()> {
+    let dims: Vec<String> = shape.iter().map(|d| format!("{d}, ")).collect();
+    let header = format!(
+        "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({}), }}",
+        dims.concat().trim_end()
+    );
+    let pad = (64 - (10 + header.len() + 1) % 64) % 64;
+    let header = format!("{header}{}\n", " ".repeat(pad));
+    let mut out = Vec::with_capacity(10 + header.len() + bytes.len());
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(bytes);
+    write_atomic(path, &out)
 }

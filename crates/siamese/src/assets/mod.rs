@@ -151,4 +151,5 @@ pub mod face_samples;
 pub mod fashion_mnist;
 pub mod letters;
 pub mod mnist;
+pub mod python_venv;
 pub mod registry;

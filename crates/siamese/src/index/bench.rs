@@ -12,7 +12,7 @@
 //! (`<home>/faiss-venv`, `faiss-cpu` and `numpy` from `bench/faiss-requirements.txt`), reading
 //! the vectors from `.npy` files written under `<home>/bench-index/`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
@@ -317,20 +317,6 @@ fn thread_cpu_ns() -> Option<u64> {
         .ok()
 }
 
-/// Writes a row-major f32 (`<f4`) or i64 (`<i8`) matrix as `.npy`.
-fn write_npy(path: &Path, descr: &str, rows: usize, cols: usize, bytes: &[u8]) -> Result<()> {
-    let header =
-        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    let pad = (64 - (10 + header.len() + 1) % 64) % 64;
-    let header = format!("{header}{}\n", " ".repeat(pad));
-    let mut out = Vec::with_capacity(10 + header.len() + bytes.len());
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(bytes);
-    crate::output::write_atomic(path, &out)
-}
-
 fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
@@ -338,41 +324,7 @@ fn f32_bytes(values: &[f32]) -> Vec<u8> {
 /// The FAISS peer's Python, creating `<home>/faiss-venv` and installing the pinned packages by
 /// name once.
 pub fn faiss_python(log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
-    let home = assets::home();
-    let venv = home.join("faiss-venv");
-    let python = venv.join("bin").join("python");
-    let marker = venv.join("installed-requirements.txt");
-    if python.exists()
-        && std::fs::read_to_string(&marker).ok().as_deref() == Some(FAISS_REQUIREMENTS)
-    {
-        return Ok(python);
-    }
-    std::fs::create_dir_all(&home).map_err(|e| Error::io(&home, e))?;
-    if !python.exists() {
-        log("creating the FAISS peer's virtual environment (once)");
-        assets::run_command(
-            Command::new("python3").arg("-m").arg("venv").arg(&venv),
-            &home,
-        )?;
-    }
-    let wanted = venv.join("requirements.txt");
-    crate::output::write_atomic(&wanted, FAISS_REQUIREMENTS.as_bytes())?;
-    log("installing faiss-cpu and numpy (once)");
-    assets::run_command(
-        Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "-q",
-                "-r",
-            ])
-            .arg(&wanted),
-        &venv,
-    )?;
-    crate::output::write_atomic(&marker, FAISS_REQUIREMENTS.as_bytes())?;
-    Ok(python)
+    assets::python_venv::peer_venv("faiss-venv", FAISS_REQUIREMENTS, "FAISS peer's", log)
 }
 
 fn run_faiss(
@@ -394,19 +346,23 @@ fn run_faiss(
         "writing the vectors for FAISS to {}",
         dir.display()
     ));
-    write_npy(
+    crate::output::write_npy(
         &base,
         "<f4",
-        data.len() / config.dim,
-        config.dim,
+        &[data.len() / config.dim, config.dim],
         &f32_bytes(data),
     )?;
-    write_npy(&query, "<f4", truth.len(), config.dim, &f32_bytes(queries))?;
+    crate::output::write_npy(
+        &query,
+        "<f4",
+        &[truth.len(), config.dim],
+        &f32_bytes(queries),
+    )?;
     let ids: Vec<u8> = truth
         .iter()
         .flat_map(|t| t.iter().flat_map(|&i| (i as i64).to_le_bytes()))
         .collect();
-    write_npy(&gt, "<i8", truth.len(), K, &ids)?;
+    crate::output::write_npy(&gt, "<i8", &[truth.len(), K], &ids)?;
     crate::output::write_atomic(&script, FAISS_SCRIPT.as_bytes())?;
     log(&format!(
         "running FAISS (IndexFlatL2, IndexHNSWFlat M={} efConstruction {}: ours)",

@@ -36,7 +36,32 @@ pub struct ConvSpec {
     pub groups: usize,
 }
 
+/// A folded convolution's values and settings, for another runtime (the backbone benchmark's
+/// ONNX graph): weight `[out, in/groups, k, k]` and bias `[out]`, both row-major.
+#[derive(Debug, Clone)]
+pub struct ExportedConv {
+    pub weight: Vec<f32>,
+    pub shape: [usize; 4],
+    pub bias: Vec<f32>,
+    pub stride: usize,
+    pub padding: usize,
+    pub groups: usize,
+}
+
 impl FoldedConv {
+    /// The folded weights and settings ([`ExportedConv`]).
+    pub fn export(&self) -> ExportedConv {
+        let values = |t: TensorData| t.try_to_vec::<f32>().expect("f32 weights");
+        ExportedConv {
+            weight: values(self.weight.clone().into_data()),
+            shape: self.weight.dims(),
+            bias: values(self.bias.clone().into_data()),
+            stride: self.stride,
+            padding: self.padding,
+            groups: self.groups,
+        }
+    }
+
     /// Reads `{conv}.weight` (no bias) and the BatchNorm `{bn}.weight/bias/running_mean/
     /// running_var`, folds them, and uploads to `device`. Padding is `kernel / 2` ("same" for odd
     /// kernels at stride 1), as in torchvision.

@@ -16,7 +16,7 @@
 
 use burn::tensor::{Device, Tensor};
 
-use super::frozen::{global_avg_pool, ConvSpec, FoldedConv, FrozenLinear};
+use super::frozen::{global_avg_pool, ConvSpec, ExportedConv, FoldedConv, FrozenLinear};
 use super::weights::Weights;
 use crate::{Error, Result};
 
@@ -59,6 +59,24 @@ impl InvertedResidual {
             h
         }
     }
+}
+
+/// One inverted residual block's folded layers (see [`MobileNetV2::export`]).
+#[derive(Debug, Clone)]
+pub struct ExportedBlock {
+    pub expand: Option<ExportedConv>,
+    pub depthwise: ExportedConv,
+    pub project: ExportedConv,
+    pub residual: bool,
+}
+
+/// The feature extractor's folded layers in order: stem, blocks, head (each convolution but
+/// the blocks' projections followed by ReLU6), then global average pooling.
+#[derive(Debug, Clone)]
+pub struct ExportedMobileNetV2 {
+    pub stem: ExportedConv,
+    pub blocks: Vec<ExportedBlock>,
+    pub head: ExportedConv,
 }
 
 /// MobileNetV2 with ImageNet weights.
@@ -163,6 +181,24 @@ impl MobileNetV2 {
             head,
             classifier,
         })
+    }
+
+    /// The folded layers of [`MobileNetV2::features`], for another runtime.
+    pub fn export(&self) -> ExportedMobileNetV2 {
+        ExportedMobileNetV2 {
+            stem: self.stem.export(),
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| ExportedBlock {
+                    expand: b.expand.as_ref().map(FoldedConv::export),
+                    depthwise: b.depthwise.export(),
+                    project: b.project.export(),
+                    residual: b.residual,
+                })
+                .collect(),
+            head: self.head.export(),
+        }
     }
 
     /// Pooled 1280-d features: `[B, 3, H, W] → [B, 1280]` (normalised ImageNet input).

@@ -13,6 +13,7 @@
 //! [`ours`] times our side, [`breakdown`] splits our step by layer, [`peer`] installs and runs
 //! Keras.
 
+pub mod backbone;
 pub mod breakdown;
 pub mod ours;
 pub mod peer;

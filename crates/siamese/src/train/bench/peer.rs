@@ -19,42 +19,7 @@ const PEER_JSON_PREFIX: &str = "BENCH_JSON ";
 /// [`PEER_REQUIREMENTS`] into it by package name when not done yet. `log` hears about
 /// the one-time install.
 pub fn peer_python(log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
-    let venv = assets::home().join("bench-venv");
-    let python = venv.join("bin").join("python");
-    let marker = venv.join("installed-requirements.txt");
-    if python.exists()
-        && std::fs::read_to_string(&marker).ok().as_deref() == Some(PEER_REQUIREMENTS)
-    {
-        return Ok(python);
-    }
-    let parent = assets::home();
-    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-    if !python.exists() {
-        log("creating the peer's virtual environment (once)");
-        assets::run_command(
-            Command::new("python3").arg("-m").arg("venv").arg(&venv),
-            &parent,
-        )?;
-    }
-    let wanted = venv.join("requirements.txt");
-    crate::output::write_atomic(&wanted, PEER_REQUIREMENTS.as_bytes())?;
-    let pins: Vec<&str> = requirement_lines(PEER_REQUIREMENTS).collect();
-    log(&format!("installing {} (once)", pins.join(" ")));
-    assets::run_command(
-        Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "-q",
-                "-r",
-            ])
-            .arg(&wanted),
-        &venv,
-    )?;
-    crate::output::write_atomic(&marker, PEER_REQUIREMENTS.as_bytes())?;
-    Ok(python)
+    assets::python_venv::peer_venv("bench-venv", PEER_REQUIREMENTS, "peer's", log)
 }
 
 /// The `name==version` lines of a requirements text.
