@@ -154,6 +154,10 @@ pub enum Epilogue<'a> {
     Relu,
     /// `max(· + residual, 0)`, `residual` shaped like the output (a ResNet block's skip).
     AddRelu(&'a [f32]),
+    /// `min(max(·, 0), 6)` (MobileNetV2's ReLU6).
+    Relu6,
+    /// `· + residual` (MobileNetV2's linear bottleneck plus its skip).
+    Add(&'a [f32]),
 }
 
 impl Epilogue<'_> {
@@ -168,6 +172,11 @@ impl Epilogue<'_> {
                 for (v, r) in y.iter_mut().zip(skip) {
                     *v = (*v + r).max(0.0);
                 }
+            }
+            Epilogue::Relu6 => y.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
+            Epilogue::Add(residual) => {
+                let skip = &residual[at..at + y.len()];
+                y.iter_mut().zip(skip).for_each(|(v, r)| *v += r);
             }
         }
     }
@@ -186,7 +195,7 @@ pub fn conv_forward(
     assert_eq!(bias.len(), s.out_channels);
     assert!(s.stride[0] > 0 && s.stride[1] > 0);
     let (k, p, o) = (s.col_rows(), s.pixels(), s.out_channels);
-    if let Epilogue::AddRelu(r) = epilogue {
+    if let Epilogue::AddRelu(r) | Epilogue::Add(r) = epilogue {
         assert_eq!(r.len(), s.batch * s.output_len());
     }
     if s.batch * s.output_len() == 0 {

@@ -329,7 +329,7 @@ pub(super) fn conv2d_infer(
     b: Tensor<1>,
     stride: [usize; 2],
     padding: [usize; 2],
-    relu: bool,
+    activation: super::Activation,
     residual: Option<Tensor<4>>,
 ) -> Tensor<4> {
     let x = x.try_into_primitive::<Flex>().expect("checked: flex");
@@ -339,10 +339,13 @@ pub(super) fn conv2d_infer(
     let s = InferConvShape::of(&xs, &ws, stride, padding);
     let residual = residual.map(|r| r.try_into_primitive::<Flex>().expect("checked: flex"));
     let skip = residual.as_ref().map(values);
-    let epilogue = match (&skip, relu) {
-        (Some(r), _) => Epilogue::AddRelu(r),
-        (None, true) => Epilogue::Relu,
-        (None, false) => Epilogue::Identity,
+    use super::Activation as A;
+    let epilogue = match (&skip, activation) {
+        (Some(r), A::Relu) => Epilogue::AddRelu(r),
+        (Some(r), _) => Epilogue::Add(r),
+        (None, A::Relu) => Epilogue::Relu,
+        (None, A::Relu6) => Epilogue::Relu6,
+        (None, A::Identity) => Epilogue::Identity,
     };
     let y = conv_forward(&s, &values(&x), &values(&w), &values(&b), epilogue);
     Tensor::from_primitive::<Flex>(flex_tensor(
@@ -359,6 +362,32 @@ pub(super) fn max_pool_infer(x: Tensor<4>, k: usize, stride: usize) -> Tensor<4>
     let y = max_pool_forward(&s, k, stride, &values(&x));
     let (oh, ow) = ((d[2] - k) / stride + 1, (d[3] - k) / stride + 1);
     Tensor::from_primitive::<Flex>(flex_tensor(y, vec![d[0], d[1], oh, ow]))
+}
+
+/// Depthwise convolution + bias (+ ReLU6) on flex tensors, inference only.
+pub(super) fn depthwise_infer(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    stride: usize,
+    padding: usize,
+    relu6: bool,
+) -> Tensor<4> {
+    let x = x.try_into_primitive::<Flex>().expect("checked: flex");
+    let w = weight.try_into_primitive::<Flex>().expect("checked: flex");
+    let b = bias.try_into_primitive::<Flex>().expect("checked: flex");
+    let (d, k) = (dims(&x), dims(&w)[2]);
+    let s = super::depthwise::DepthwiseShape {
+        batch: d[0],
+        channels: d[1],
+        in_h: d[2],
+        in_w: d[3],
+        kernel: k,
+        stride,
+        padding,
+    };
+    let y = super::depthwise::depthwise_forward(&s, &values(&x), &values(&w), &values(&b), relu6);
+    Tensor::from_primitive::<Flex>(flex_tensor(y, vec![d[0], d[1], s.out_h(), s.out_w()]))
 }
 
 /// 2x2 stride-2 max-pool on a flex tensor, with or without autodiff.

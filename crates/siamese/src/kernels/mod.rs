@@ -21,6 +21,7 @@ pub mod conv;
 pub mod conv_infer;
 pub mod conv_pool;
 pub mod conv_pool_hwc;
+pub mod depthwise;
 pub mod dropout;
 mod flex_ops;
 mod gemm;
@@ -361,12 +362,98 @@ pub fn conv2d_bias(
         && x.dims()[1] == weight.dims()[1];
     if fast_kernels() && inference {
         FAST_CALLS.fetch_add(1, Ordering::Relaxed);
-        return flex_ops::conv2d_infer(x, weight, bias, stride, padding, relu_after, None);
+        let activation = if relu_after {
+            Activation::Relu
+        } else {
+            Activation::Identity
+        };
+        return flex_ops::conv2d_infer(x, weight, bias, stride, padding, activation, None);
     }
     let options = burn::tensor::ops::ConvOptions::new(stride, padding, [1, 1], 1);
     let y = burn::tensor::module::conv2d(x, weight, Some(bias), options);
     if relu_after {
         relu(y)
+    } else {
+        y
+    }
+}
+
+/// What follows an inference convolution in [`conv2d_bias_then`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    Relu,
+    /// `min(max(·, 0), 6)`.
+    Relu6,
+}
+
+/// `conv2d` + bias, then `residual` added (when given), then `activation` (ReLU6 is not
+/// combined with a residual: MobileNetV2 adds its skip to the linear projection): our im2col +
+/// GEMM kernel with the rest in its epilogue for inference on flex, burn's layers elsewhere.
+pub fn conv2d_bias_then(
+    x: Tensor<4>,
+    (weight, bias): (Tensor<4>, Tensor<1>),
+    (stride, padding): ([usize; 2], [usize; 2]),
+    residual: Option<Tensor<4>>,
+    activation: Activation,
+) -> Tensor<4> {
+    let supported = !(residual.is_some() && activation == Activation::Relu6);
+    let inference = fast_context(&[&x, &weight]) == Some(false)
+        && fast_context(&[&bias]) == Some(false)
+        && residual
+            .as_ref()
+            .is_none_or(|r| fast_context(&[r]) == Some(false))
+        && x.dims()[1] == weight.dims()[1];
+    if fast_kernels() && inference && supported {
+        let s = conv_infer::InferConvShape::of(&x.dims(), &weight.dims(), stride, padding);
+        let out = [s.batch, s.out_channels, s.out_h(), s.out_w()];
+        if residual.as_ref().is_none_or(|r| r.dims() == out) {
+            FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+            return flex_ops::conv2d_infer(x, weight, bias, stride, padding, activation, residual);
+        }
+    }
+    let options = burn::tensor::ops::ConvOptions::new(stride, padding, [1, 1], 1);
+    let mut y = burn::tensor::module::conv2d(x, weight, Some(bias), options);
+    if let Some(r) = residual {
+        y = y + r;
+    }
+    match activation {
+        Activation::Identity => y,
+        Activation::Relu => relu(y),
+        Activation::Relu6 => y.clamp(0.0, 6.0),
+    }
+}
+
+/// Depthwise `conv2d` (`weight [C, 1, K, K]`, groups = C) + bias, with ReLU6 after when
+/// `relu6`: our [`depthwise`] kernel for inference on flex, burn's grouped convolution
+/// elsewhere.
+pub fn depthwise_conv2d_bias(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    stride: usize,
+    padding: usize,
+    relu6: bool,
+) -> Tensor<4> {
+    let [_, c, h, w] = x.dims();
+    let [o, per_group, k, k2] = weight.dims();
+    let inference = fast_context(&[&x, &weight]) == Some(false)
+        && fast_context(&[&bias]) == Some(false)
+        && o == c
+        && per_group == 1
+        && k == k2
+        && stride > 0
+        && h + 2 * padding >= k
+        && w + 2 * padding >= k;
+    if fast_kernels() && inference {
+        FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+        return flex_ops::depthwise_infer(x, weight, bias, stride, padding, relu6);
+    }
+    let options =
+        burn::tensor::ops::ConvOptions::new([stride, stride], [padding, padding], [1, 1], c);
+    let y = burn::tensor::module::conv2d(x, weight, Some(bias), options);
+    if relu6 {
+        y.clamp(0.0, 6.0)
     } else {
         y
     }
@@ -401,7 +488,15 @@ pub fn conv2d_bias_add_relu(
         let s = conv_infer::InferConvShape::of(&x.dims(), &weight.dims(), stride, padding);
         if residual.dims() == [s.batch, s.out_channels, s.out_h(), s.out_w()] {
             FAST_CALLS.fetch_add(1, Ordering::Relaxed);
-            return flex_ops::conv2d_infer(x, weight, bias, stride, padding, true, Some(residual));
+            return flex_ops::conv2d_infer(
+                x,
+                weight,
+                bias,
+                stride,
+                padding,
+                Activation::Relu,
+                Some(residual),
+            );
         }
     }
     let options = burn::tensor::ops::ConvOptions::new(stride, padding, [1, 1], 1);

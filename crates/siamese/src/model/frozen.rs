@@ -62,6 +62,50 @@ impl FoldedConv {
         }
     }
 
+    /// `relu6(self.forward(x))`, with the clamp fused into our depthwise kernel for depthwise
+    /// convolutions (MobileNetV2's).
+    pub fn forward_relu6(&self, x: Tensor<4>) -> Tensor<4> {
+        let [out, per_group, _, _] = self.weight.dims();
+        if self.groups > 1 && self.groups == out && per_group == 1 {
+            return crate::kernels::depthwise_conv2d_bias(
+                x,
+                self.weight.clone(),
+                self.bias.clone(),
+                self.stride,
+                self.padding,
+                true,
+            );
+        }
+        if self.groups == 1 {
+            return self.then(x, None, crate::kernels::Activation::Relu6);
+        }
+        self.forward(x).clamp(0.0, 6.0)
+    }
+
+    /// `self.forward(x)` plus `residual`, fused into our kernel's epilogue where it applies.
+    pub fn forward_add(&self, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
+        if self.groups == 1 {
+            return self.then(x, Some(residual), crate::kernels::Activation::Identity);
+        }
+        self.forward(x) + residual
+    }
+
+    fn then(
+        &self,
+        x: Tensor<4>,
+        residual: Option<Tensor<4>>,
+        activation: crate::kernels::Activation,
+    ) -> Tensor<4> {
+        let (s, p) = (self.stride, self.padding);
+        crate::kernels::conv2d_bias_then(
+            x,
+            (self.weight.clone(), self.bias.clone()),
+            ([s, s], [p, p]),
+            residual,
+            activation,
+        )
+    }
+
     /// Reads `{conv}.weight` (no bias) and the BatchNorm `{bn}.weight/bias/running_mean/
     /// running_var`, folds them, and uploads to `device`. Padding is `kernel / 2` ("same" for odd
     /// kernels at stride 1), as in torchvision.
@@ -105,6 +149,17 @@ impl FoldedConv {
 
     /// `[B, in, H, W] → [B, out, H', W']`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        if self.groups == 1 {
+            // Our im2col + GEMM kernel (burn's layer where it does not apply, e.g. autodiff).
+            return crate::kernels::conv2d_bias(
+                x,
+                self.weight.clone(),
+                self.bias.clone(),
+                [self.stride, self.stride],
+                [self.padding, self.padding],
+                false,
+            );
+        }
         conv2d(
             x,
             self.weight.clone(),

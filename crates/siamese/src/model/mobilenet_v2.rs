@@ -49,14 +49,13 @@ impl InvertedResidual {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut h = x.clone();
         if let Some(expand) = &self.expand {
-            h = relu6(expand.forward(h));
+            h = expand.forward_relu6(h);
         }
-        h = relu6(self.depthwise.forward(h));
-        h = self.project.forward(h);
+        h = self.depthwise.forward_relu6(h);
         if self.residual {
-            h + x
+            self.project.forward_add(h, x)
         } else {
-            h
+            self.project.forward(h)
         }
     }
 }
@@ -86,10 +85,6 @@ pub struct MobileNetV2 {
     blocks: Vec<InvertedResidual>,
     head: FoldedConv,
     classifier: FrozenLinear,
-}
-
-fn relu6(x: Tensor<4>) -> Tensor<4> {
-    x.clamp(0.0, 6.0)
 }
 
 impl MobileNetV2 {
@@ -203,11 +198,11 @@ impl MobileNetV2 {
 
     /// Pooled 1280-d features: `[B, 3, H, W] → [B, 1280]` (normalised ImageNet input).
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu6(self.stem.forward(images));
+        let mut x = self.stem.forward_relu6(images);
         for block in &self.blocks {
             x = block.forward(x);
         }
-        global_avg_pool(relu6(self.head.forward(x)))
+        global_avg_pool(self.head.forward_relu6(x))
     }
 
     /// ImageNet logits from pooled features: `[B, 1280] → [B, 1000]`.

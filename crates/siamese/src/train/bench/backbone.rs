@@ -99,6 +99,11 @@ pub fn run_backbone_bench(
         ));
     }
     configure_threads(config.threads)?;
+    // As `siamese bench` does (and ONNX Runtime's arena allocator does for it): reuse freed
+    // blocks instead of faulting in fresh pages for every activation.
+    if !super::keep_freed_memory() {
+        log("could not change the allocator's settings; timing with its defaults");
+    }
     let load_avg_start = load_average();
     let weights_path = assets::backbone::fetch_mobilenet_v2()?;
     let device = Device::default();
