@@ -86,6 +86,82 @@ fn plane(s: &DepthwiseShape, x: &[f32], w: &[f32], bias: f32, relu6: bool, y: &m
     }
 }
 
+/// MobileNetV2's case, 3x3 with padding 1 at stride 1 or 2: the plane is copied once into a
+/// zero-bordered scratch plane (split into even and odd columns at stride 2), then each output
+/// row is one pass summing its nine taps from equal-length row slices, which vectorises.
+#[inline(always)]
+fn plane3x3(
+    s: &DepthwiseShape,
+    x: &[f32],
+    w: &[f32],
+    bias: f32,
+    relu6: bool,
+    y: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    let (h, wd, stride) = (s.in_h, s.in_w, s.stride);
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let (ph, pw) = (h + 2, wd + 2);
+    // Phase widths: at stride 1 one phase of pw columns; at stride 2 even then odd columns.
+    let (even_w, odd_w) = if stride == 1 {
+        (pw, 0)
+    } else {
+        (pw.div_ceil(2), pw / 2)
+    };
+    let row_len = even_w + odd_w;
+    scratch.clear();
+    scratch.resize(ph * row_len, 0.0);
+    for iy in 0..h {
+        let src = &x[iy * wd..(iy + 1) * wd];
+        let dst = &mut scratch[(iy + 1) * row_len..(iy + 2) * row_len];
+        if stride == 1 {
+            dst[1..=wd].copy_from_slice(src);
+        } else {
+            // Padded column c = ix + 1 goes to phase c % 2 at index c / 2.
+            for (ix, v) in src.iter().enumerate() {
+                let c = ix + 1;
+                dst[(c % 2) * even_w + c / 2] = *v;
+            }
+        }
+    }
+    let t: [f32; 9] = std::array::from_fn(|i| w[i]);
+    for oy in 0..oh {
+        let out = &mut y[oy * ow..(oy + 1) * ow];
+        let row = |ky: usize| {
+            let r = oy * stride + ky;
+            &scratch[r * row_len..(r + 1) * row_len]
+        };
+        let (r0, r1, r2) = (row(0), row(1), row(2));
+        // Tap kx of output column ox reads padded column ox·stride + kx.
+        let tap = |r: &'_ [f32], kx: usize| -> std::ops::Range<usize> {
+            let (phase, offset) = if stride == 1 {
+                (0, kx)
+            } else {
+                (kx % 2, kx / 2)
+            };
+            let start = phase * even_w + offset;
+            let _ = r;
+            start..start + ow
+        };
+        let (a0, a1, a2) = (&r0[tap(r0, 0)], &r0[tap(r0, 1)], &r0[tap(r0, 2)]);
+        let (b0, b1, b2) = (&r1[tap(r1, 0)], &r1[tap(r1, 1)], &r1[tap(r1, 2)]);
+        let (c0, c1, c2) = (&r2[tap(r2, 0)], &r2[tap(r2, 1)], &r2[tap(r2, 2)]);
+        for i in 0..ow {
+            let v = bias
+                + t[0] * a0[i]
+                + t[1] * a1[i]
+                + t[2] * a2[i]
+                + t[3] * b0[i]
+                + t[4] * b1[i]
+                + t[5] * b2[i]
+                + t[6] * c0[i]
+                + t[7] * c1[i]
+                + t[8] * c2[i];
+            out[i] = if relu6 { v.clamp(0.0, 6.0) } else { v };
+        }
+    }
+}
+
 /// The whole convolution, planes in parallel; `x`, `w`, `bias` row-major as in the docs.
 pub fn depthwise_forward(
     s: &DepthwiseShape,
@@ -99,15 +175,25 @@ pub fn depthwise_forward(
     assert_eq!(w.len(), s.channels * s.kernel * s.kernel);
     assert_eq!(bias.len(), s.channels);
     let mut y = buffer::unfilled(s.batch * s.channels * out_plane);
+    let three = s.kernel == 3 && s.padding == 1 && (s.stride == 1 || s.stride == 2);
     y.par_chunks_mut(out_plane)
         .enumerate()
-        .for_each(|(i, out)| {
-            // Zeroed here, in this worker's cache; every row then starts from the bias.
+        .for_each_init(Vec::new, |scratch, (i, out)| {
+            // Zeroed here, in this worker's cache (the general path adds to it).
             let out = buffer::zeroed(out);
             let c = i % s.channels;
             let input = &x[i * in_plane..(i + 1) * in_plane];
             let taps = &w[c * s.kernel * s.kernel..(c + 1) * s.kernel * s.kernel];
-            super::simd::vectorize(|| plane(s, input, taps, bias[c], relu6, out));
+            super::simd::vectorize(
+                #[inline(always)]
+                || {
+                    if three {
+                        plane3x3(s, input, taps, bias[c], relu6, out, scratch)
+                    } else {
+                        plane(s, input, taps, bias[c], relu6, out)
+                    }
+                },
+            );
         });
     // SAFETY: every plane was filled above.
     unsafe { buffer::assume_filled(y) }
