@@ -32,11 +32,7 @@ pub fn peer_venv(
     }
     let wanted = venv.join("requirements.txt");
     crate::output::write_atomic(&wanted, requirements.as_bytes())?;
-    let pins: Vec<&str> = requirements
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
+    let pins: Vec<&str> = requirement_lines(requirements).collect();
     log(&format!("installing {} (once)", pins.join(" ")));
     super::run_command(
         Command::new(&python)
@@ -53,4 +49,11 @@ pub fn peer_venv(
     )?;
     crate::output::write_atomic(&marker, requirements.as_bytes())?;
     Ok(python)
+}
+
+/// The `name==version` lines of a requirements text.
+pub fn requirement_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
 }

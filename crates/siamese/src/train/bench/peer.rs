@@ -22,12 +22,7 @@ pub fn peer_python(log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
     assets::python_venv::peer_venv("bench-venv", PEER_REQUIREMENTS, "peer's", log)
 }
 
-/// The `name==version` lines of a requirements text.
-pub fn requirement_lines(text: &str) -> impl Iterator<Item = &str> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-}
+pub use crate::assets::python_venv::requirement_lines;
 
 /// Runs the peer script with `python` on the MNIST files in `mnist_dir`.
 pub fn run_peer(config: &BenchConfig, python: &Path, mnist_dir: &Path) -> Result<SideReport> {
