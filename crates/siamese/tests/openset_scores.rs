@@ -64,6 +64,7 @@ fn mahalanobis_and_prototypes_match_hand_computed_distances() {
         k: 3,
         softmax: &softmax,
         mahalanobis: Some(&fit),
+        ensemble: None,
     };
     let protos = scorer
         .score(Score::Prototypes, &[1.0, 1.0, 0.0, 3.0])
@@ -109,6 +110,7 @@ fn softmax_scores_match_hand_computed_values() {
         k: 1,
         softmax: &softmax,
         mahalanobis: None,
+        ensemble: None,
     };
     let q = [3f32.ln(), 0.0];
     let msp = scorer.score(Score::Msp, &q).unwrap()[0];

@@ -4,6 +4,7 @@
 //! embedding plots and the margin sweep.
 
 pub mod calibration;
+pub mod ensemble;
 pub mod gallery;
 pub mod gini;
 pub mod image_index;
