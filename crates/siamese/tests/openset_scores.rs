@@ -8,9 +8,10 @@ use siamese::distance::Distance;
 use siamese::embed::Embeddings;
 use siamese::eval::openset::aupr;
 use siamese::recognize::calibration::Calibration;
+use siamese::recognize::ensemble::ProbedEmbeddings;
 use siamese::recognize::gini::SoftmaxLayer;
 use siamese::recognize::openset::{check_disjoint, parse_unknown_list, NoiseKind, UnknownSource};
-use siamese::recognize::recognizer::calibrate_embeddings;
+use siamese::recognize::recognizer::{calibrate_embeddings, calibrate_ensemble};
 use siamese::recognize::scores::{knn_kth, MahalanobisFit, Score, Scorer};
 use siamese::recognize::{CalibrateOptions, Gallery};
 use siamese::train::outliers::OutlierSource;
@@ -153,7 +154,7 @@ fn every_score_is_calibrated_and_a_missing_one_is_a_one_line_error() {
         k: 2,
         ..CalibrateOptions::default()
     };
-    let (_, mut cal) = calibrate_embeddings(
+    let (gallery, mut cal) = calibrate_embeddings(
         &emb,
         &labels,
         &emb,
@@ -164,6 +165,15 @@ fn every_score_is_calibrated_and_a_missing_one_is_a_one_line_error() {
     )
     .unwrap();
     let run = std::path::Path::new("some-run");
+    // Calibrated from embeddings alone, `ensemble` is missing; with conv1 summaries it is not.
+    assert!(cal.require_score(run, Score::Ensemble).is_err());
+    let probed = ProbedEmbeddings {
+        embeddings: emb.clone(),
+        conv1_means: x.clone(),
+        conv1_stds: x.iter().map(|v| v.abs()).collect(),
+        channels: 2,
+    };
+    calibrate_ensemble(&mut cal, &gallery, &probed, &labels, &probed, &labels).unwrap();
     for score in Score::ALL {
         let t = cal.require_score(run, score).unwrap();
         assert!(t.global.is_finite(), "{score}");

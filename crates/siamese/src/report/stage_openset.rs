@@ -162,11 +162,14 @@ pub fn stage_openset(
         rec,
         plots::digits_scatter(ctx, run, "mnist-tsne.png").map(|f| vec![f]),
     );
-    rec.metrics.insert(
-        "sets".into(),
-        serde_json::to_value(report).map_err(|e| Error::Other(e.to_string()))?,
-    );
+    rec.metrics
+        .insert("letters".into(), to_json(&letters.report)?);
+    rec.metrics.insert("sets".into(), to_json(report)?);
     Ok(letters.report.clone())
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| Error::Other(e.to_string()))
 }
 
 /// A file-name part from a set's label (`letters without l,o` → `letters-without-l-o`).
