@@ -1,14 +1,18 @@
 //! The `ensemble` open-set score on hand-made numbers: the conformal p-value term, Fisher's sum
-//! over the four components, the class means of the conv1 fits, a whole score through
+//! over the four components, the conv1 fits, a whole score through
 //! [`Scorer::score_probed`] computed by hand, and the one-line refusals (no conv1 summaries, no
 //! fit).
 
 use siamese::distance::Distance;
 use siamese::embed::Embeddings;
-use siamese::recognize::ensemble::{class_means, fisher_term, EnsembleFit, ProbedEmbeddings};
+use siamese::recognize::ensemble::{fisher_term, EnsembleFit, ProbedEmbeddings};
 use siamese::recognize::gini::SoftmaxLayer;
 use siamese::recognize::scores::{knn_kth, MahalanobisFit, Score, Scorer};
 use siamese::recognize::Gallery;
+
+#[path = "common/two_classes.rs"]
+mod two_classes;
+use two_classes::two_classes;
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-5
@@ -23,30 +27,6 @@ fn the_p_value_term_is_minus_log_of_the_conformal_p_value() {
     assert!(close(fisher_term(&reference, 2.5), -(3.0f64 / 5.0).ln()));
     assert!(close(fisher_term(&reference, 9.0), 5f64.ln())); // beyond all: 1/5
     assert!(close(fisher_term(&reference, f32::NAN), 5f64.ln()));
-}
-
-#[test]
-fn class_means_are_the_mean_row_of_each_class() {
-    let x = [1.0f32, 2.0, 3.0, 4.0, 10.0, 20.0];
-    let m = class_means(&x, &[0, 0, 1], 2, 3).unwrap();
-    assert_eq!(m, vec![2.0, 3.0, 10.0, 20.0, 0.0, 0.0]);
-    let err = class_means(&x, &[0, 0, 5], 2, 3).unwrap_err().to_string();
-    assert!(err.contains("label 5") && !err.contains('\n'), "{err}");
-    assert!(class_means(&x, &[0, 0], 2, 3).is_err());
-}
-
-/// Two classes in 2-D, class 0 around (0, 0), class 1 around (10, 0), each spread ±1 in x and
-/// ±2 in y: shared covariance diag(0.5, 2).
-fn two_classes() -> (Vec<f32>, Vec<u32>) {
-    let mut x = Vec::new();
-    let mut labels = Vec::new();
-    for (c, cx) in [(0u32, 0.0f32), (1, 10.0)] {
-        for (dx, dy) in [(1.0, 0.0), (-1.0, 0.0), (0.0, 2.0), (0.0, -2.0)] {
-            x.extend([cx + dx, dy]);
-            labels.push(c);
-        }
-    }
-    (x, labels)
 }
 
 #[test]

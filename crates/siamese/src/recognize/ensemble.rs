@@ -24,6 +24,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::gallery::class_prototypes;
 use super::scores::MahalanobisFit;
 use crate::data::LabelledImages;
 use crate::embed::{batch_tensor, to_host, Embeddings};
@@ -93,47 +94,13 @@ pub struct EnsembleFit {
     pub reference: Vec<Vec<f32>>,
 }
 
-/// Class means `[classes, dim]` of the rows of `x`.
-pub fn class_means(x: &[f32], labels: &[u32], dim: usize, classes: usize) -> Result<Vec<f32>> {
-    if dim == 0 || x.len() != labels.len() * dim {
-        return Err(Error::config(
-            "class means",
-            format!(
-                "{} values for {} labels of dimension {dim}",
-                x.len(),
-                labels.len()
-            ),
-        ));
-    }
-    let mut sums = vec![0f64; classes * dim];
-    let mut counts = vec![0usize; classes];
-    for (row, &label) in x.chunks_exact(dim).zip(labels) {
-        let c = label as usize;
-        if c >= classes {
-            return Err(Error::config(
-                "class means",
-                format!("label {label} is not below the class count {classes}"),
-            ));
-        }
-        counts[c] += 1;
-        for (s, &v) in sums[c * dim..(c + 1) * dim].iter_mut().zip(row) {
-            *s += v as f64;
-        }
-    }
-    Ok(sums
-        .iter()
-        .enumerate()
-        .map(|(i, &s)| (s / counts[i / dim].max(1) as f64) as f32)
-        .collect())
-}
-
 impl EnsembleFit {
     /// Fits the two conv1 Mahalanobis models on the training images' summaries.
     /// [`Self::reference`] is left empty: [`Self::with_reference`] sets it from the validation
     /// digits' components.
     pub fn fit_conv1(train: &ProbedEmbeddings, labels: &[u32], classes: usize) -> Result<Self> {
         let fit = |x: &[f32]| -> Result<MahalanobisFit> {
-            let means = class_means(x, labels, train.channels, classes)?;
+            let means = class_prototypes(x, labels, train.channels, classes)?;
             MahalanobisFit::fit(x, labels, &means, train.channels)
         };
         Ok(EnsembleFit {
