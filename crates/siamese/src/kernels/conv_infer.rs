@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use super::buffer::{assume_filled, unfilled, zeroed};
+use super::buffer::{assume_filled, assume_init_mut, copied, filled_rows, unfilled};
 use super::gemm::gemm_strided;
 use super::simd::vectorize;
 
@@ -202,6 +202,7 @@ pub fn conv_forward(
         return Vec::new();
     }
     let mut y = unfilled(s.batch * s.output_len());
+    let direct = s.kernel == [1, 1] && s.stride == [1, 1] && s.padding == [0, 0];
     let group = images_per_gemm(s.batch, p, rayon::current_num_threads());
     if group > 1 {
         // Small outputs (deep layers of a ResNet): one GEMM over `group` images side by side,
@@ -214,7 +215,6 @@ pub fn conv_forward(
                 |(col, out), (run, (y_run, x_run))| {
                     let images = x_run.len() / s.input_len();
                     let cols = images * p;
-                    let y_run = zeroed(y_run);
                     vectorize(
                         #[inline(always)]
                         || {
@@ -242,41 +242,50 @@ pub fn conv_forward(
                         || {
                             for (g, y_img) in y_run.chunks_exact_mut(o * p).enumerate() {
                                 for (c, dst) in y_img.chunks_exact_mut(p).enumerate() {
-                                    dst.copy_from_slice(&out[c * cols + g * p..][..p]);
+                                    copied(dst, &out[c * cols + g * p..][..p]);
                                 }
+                                // SAFETY: every channel's plane was just copied in.
+                                let y_img = unsafe { assume_init_mut(y_img) };
                                 epilogue.apply(y_img, (run * group + g) * o * p);
                             }
                         },
                     );
                 },
             );
-        // SAFETY: every run's slice went through `zeroed`.
+        // SAFETY: every run's slice was copied into.
         return unsafe { assume_filled(y) };
     }
     y.par_chunks_mut(s.output_len())
         .zip(x.par_chunks(s.input_len()))
         .enumerate()
         .for_each_init(
-            || vec![0.0f32; k * p],
+            // A 1x1 stride-1 unpadded convolution's im2col matrix is the image itself.
+            || {
+                if direct {
+                    Vec::new()
+                } else {
+                    vec![0.0f32; k * p]
+                }
+            },
             |col, (n, (y_img, x_img))| {
-                let y_img = zeroed(y_img);
-                vectorize(
-                    #[inline(always)]
-                    || {
-                        im2col_padded(s, x_img, col, p, 0);
-                        for (row, b) in y_img.chunks_exact_mut(p).zip(bias) {
-                            row.fill(*b);
-                        }
-                    },
-                );
-                gemm_strided(o, p, k, y_img, true, w, (k, 1), col, (p, 1));
+                let y_img = filled_rows(y_img, p, bias);
+                let rhs: &[f32] = if direct {
+                    x_img
+                } else {
+                    vectorize(
+                        #[inline(always)]
+                        || im2col_padded(s, x_img, col, p, 0),
+                    );
+                    col
+                };
+                gemm_strided(o, p, k, y_img, true, w, (k, 1), rhs, (p, 1));
                 vectorize(
                     #[inline(always)]
                     || epilogue.apply(y_img, n * o * p),
                 );
             },
         );
-    // SAFETY: every image's slice went through `zeroed`.
+    // SAFETY: every image's slice went through `filled_rows`.
     unsafe { assume_filled(y) }
 }
 
