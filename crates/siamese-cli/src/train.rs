@@ -98,9 +98,10 @@ pub struct TrainArgs {
     /// images too (pair and triplet losses; not proxy-anchor, arcface, cosface).
     #[arg(long, value_name = "SIZE")]
     pub xbm: Option<usize>,
-    /// With --xbm: the training step from which the memory is filled and mined against.
-    #[arg(long, default_value_t = siamese::sampling::cross_batch_memory::DEFAULT_XBM_START_ITERATION)]
-    pub xbm_start_iteration: usize,
+    /// With --xbm: the training step (from 0) from which the memory is filled and mined
+    /// against (default: one epoch's steps, so the memory starts with the second epoch).
+    #[arg(long, requires = "xbm")]
+    pub xbm_start_iteration: Option<usize>,
     /// Triplets per batch with `--mining random`.
     #[arg(long, default_value_t = 64)]
     pub triplets_per_batch: usize,

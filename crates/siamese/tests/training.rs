@@ -211,7 +211,7 @@ fn a_resumed_run_with_a_cross_batch_memory_equals_the_uninterrupted_one() {
             // memory holding the whole first epoch.
             xbm: Some(siamese::sampling::XbmConfig {
                 size: 500,
-                start_iteration: 1,
+                start_iteration: Some(1),
             }),
             ..TrainConfig::default()
         };

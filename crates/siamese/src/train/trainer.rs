@@ -208,7 +208,9 @@ pub fn train(
                 .map(|&i| train.labels[i])
                 .chain((0..exposed.len()).map(|j| (num_classes + j) as u32))
                 .collect();
-            let active = config.xbm.is_some_and(|x| x.active_at(global_step));
+            let active = config
+                .xbm
+                .is_some_and(|x| x.active_at(global_step, steps_per_epoch));
             let objective = Objective {
                 config,
                 head: head.as_ref(),
