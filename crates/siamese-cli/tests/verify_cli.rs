@@ -44,6 +44,19 @@ fn write_digit(test: &siamese::data::LabelledImages, i: usize, path: &Path) {
     img.save(path).unwrap();
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let p = entry.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
+}
+
 fn verify(model: &Path, a: &Path, b: &Path, extra: &[&str]) -> Output {
     run(siamese()
         .arg("verify")
@@ -147,13 +160,7 @@ fn verify_calls_two_sevens_same_and_a_seven_and_a_one_different() {
         );
     }
     let damaged = dir.path().join("damaged");
-    std::fs::create_dir(&damaged).unwrap();
-    for entry in std::fs::read_dir(&model).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_file() {
-            std::fs::copy(&p, damaged.join(p.file_name().unwrap())).unwrap();
-        }
-    }
+    copy_dir(&model, &damaged);
     std::fs::write(damaged.join("verification.json"), b"{").unwrap();
     assert_clean_failure(&verify(&damaged, &seven, &one, &[]), "verification.json");
 }
