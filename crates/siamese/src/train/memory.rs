@@ -5,8 +5,9 @@
 //! (both convolutions, the pooled map, the dense layer, the embedding) kept for the backward pass
 //! and their gradients; the `n × n` distance matrix of the host-side miner; and per mined triplet
 //! its index triple and the three gathered embedding rows with their gradients. Batch-all keeps
-//! every valid triplet: `n · (K − 1) · (n − K)`, cubic in the batch; against a cross-batch
-//! memory of `M` rows at most `n · ((n − 1 + M) / 2)²`.
+//! every valid triplet: `n · (K − 1) · (n − K)`, cubic in the batch. Against a cross-batch
+//! memory of `M` rows (at most `n · ((n − 1 + M) / 2)²` triplets) the triplets are weights of
+//! the `n · (n + M)` (anchor, reference) pairs, so the memory grows with the pairs.
 
 use crate::memory::{gib, memory_limit};
 use crate::{Error, Result};
@@ -54,14 +55,23 @@ pub fn step_memory(config: &TrainConfig) -> (u64, u64) {
             (n, triplets)
         }
     };
-    // Per triplet: three indices (24 bytes) and three gathered rows with their gradients; with
-    // a memory, the distances of the (anchor, reference) pairs are computed once (two gathered
-    // rows each) and a triplet costs its indices and a few floats.
-    let (per_triplet, pair_rows) = match memory {
-        0 => (24 + 2 * 3 * dim * 4, 0),
-        m => (80, n * (n + m) * 2 * 2 * dim * 4),
+    // Per triplet: three indices (24 bytes) and three gathered rows with their gradients. With
+    // a memory the triplets become weights of the (anchor, reference) pairs, whose distances
+    // are computed once (two gathered rows each): batch-all lists no triplet at all, the other
+    // miners theirs at 24 bytes.
+    let bytes = match (memory, config.sampling) {
+        (0, _) => n * per_image + n * n * 4 + triplets * (24 + 2 * 3 * dim * 4),
+        (m, sampling) => {
+            let listed = match sampling {
+                Sampling::Pk {
+                    mining: MiningStrategy::BatchAll,
+                    ..
+                } => 0,
+                _ => triplets,
+            };
+            n * per_image + n * (n + m) * (4 * 4 + 2 * 2 * dim * 4) + listed * 24
+        }
     };
-    let bytes = n * per_image + n * (n + memory) * 4 * 3 + pair_rows + triplets * per_triplet;
     (bytes, triplets)
 }
 
@@ -132,7 +142,9 @@ mod tests {
             xbm: Some(crate::sampling::XbmConfig::new(1024)),
             ..TrainConfig::default()
         };
-        assert_eq!(step_memory(&config).1, 160 * 592 * 592);
+        let (bytes, triplets) = step_memory(&config);
+        assert_eq!(triplets, 160 * 592 * 592);
+        assert!(bytes < 1 << 30, "{bytes}");
         config.sampling = Sampling::Pk {
             classes_per_batch: 10,
             images_per_class: 16,
