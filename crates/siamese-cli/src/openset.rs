@@ -36,7 +36,7 @@ pub struct OpensetArgs {
     /// Headline gallery mode, `prototypes` or `knn` (every score is reported).
     #[arg(long)]
     pub gallery: Option<GalleryMode>,
-    /// Headline score: prototypes, knn, knn-kth, mahalanobis, msp, energy or gini.
+    /// Headline score: prototypes, knn, knn-kth, mahalanobis, msp, energy, gini or ensemble.
     #[arg(long, conflicts_with = "gallery")]
     pub score: Option<Score>,
     /// Use the per-class calibrated thresholds.

@@ -31,8 +31,9 @@ pub struct RecognizeArgs {
     /// default: the calibration's (with --calibrate, the default it stores).
     #[arg(long)]
     pub gallery: Option<GalleryMode>,
-    /// The open-set score that decides: prototypes, knn, knn-kth, mahalanobis, msp, energy or
-    /// gini (default: the calibration's gallery mode).
+    /// The open-set score that decides: prototypes, knn, knn-kth, mahalanobis, msp, energy,
+    /// gini or ensemble (conv1's stroke statistics with the embedding's scores: the best
+    /// against every unknown set measured; default: the calibration's gallery mode).
     #[arg(long, conflicts_with = "gallery")]
     pub score: Option<Score>,
     /// Use one calibrated threshold per class instead of the global one.

@@ -101,6 +101,23 @@ fn tiny_demo_writes_a_full_report_that_renders_in_chromium() {
         .as_f64()
         .unwrap();
     assert!((0.0..=1.0).contains(&auroc));
+    // Every set at hand, each with every score; noise is told from digits by the ensemble
+    // score even after one tiny epoch (conv1 sees strokes from the start).
+    let sets = stage(&report, "openset")["metrics"]["sets"]["sets"]
+        .as_array()
+        .unwrap();
+    assert!(
+        sets.len() >= 6,
+        "letters twice and four noise sets: {sets:?}"
+    );
+    for set in sets {
+        assert_eq!(set["methods"].as_array().unwrap().len(), 8, "{set}");
+        if set["unknown_source"] == "noise-gaussian" {
+            let ensemble = &set["methods"][7];
+            assert_eq!(ensemble["method"], "ensemble");
+            assert!(ensemble["auroc"].as_f64().unwrap() > 0.9, "{ensemble}");
+        }
+    }
     let sweep = stage(&report, "sweep")["metrics"]["points"]
         .as_array()
         .unwrap();

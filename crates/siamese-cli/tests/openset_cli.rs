@@ -105,6 +105,18 @@ fn recognize_openset_and_plot_through_the_cli() {
     assert_eq!(r["known"], true);
     assert!(r["distance"].as_f64().unwrap() <= r["threshold"].as_f64().unwrap());
     assert_eq!(v["gallery"], "prototypes");
+    // The same digit by the ensemble score: known, a 7, under its own calibrated threshold.
+    let v = json(&run(siamese()
+        .args(["recognize", "--score", "ensemble", "--json", "--model"])
+        .arg(model)
+        .arg(&digit)));
+    let r = &v["results"][0];
+    assert_eq!(
+        (&r["class"], &r["known"]),
+        (&"7".into(), &true.into()),
+        "{v}"
+    );
+    assert!(r["distance"].as_f64().unwrap() <= r["threshold"].as_f64().unwrap());
 
     // A tiny threshold makes the same digit unknown; the text output says which threshold.
     let out = run(siamese()
@@ -140,8 +152,21 @@ fn recognize_openset_and_plot_through_the_cli() {
         .arg("--model")
         .arg(model)));
     assert_eq!(v["sets"].as_array().unwrap().len(), 1, "{v}");
-    assert_eq!(v["scores"].as_array().unwrap().len(), 7, "{v}");
+    assert_eq!(v["scores"].as_array().unwrap().len(), 8, "{v}");
     let v = &v["sets"][0];
+    // The ensemble score (conv1's stroke statistics with the embedding's scores) tells letters
+    // from digits better than the k-NN distance alone, even on this small model.
+    let auroc = |name: &str| {
+        v["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["method"] == name)
+            .unwrap()["auroc"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(auroc("ensemble") > auroc("knn") + 0.02, "{v}");
     for key in [
         "auroc",
         "fpr_at_95_tpr",
@@ -260,6 +285,13 @@ fn bad_input_is_a_one_line_error() {
         .arg(&old)
         .arg(&broken));
     assert_clean_failure(&out, "no calibration for score `msp`");
+    cal["ensemble"] = serde_json::Value::Null;
+    std::fs::write(&cal_path, cal.to_string()).unwrap();
+    let out = run(siamese()
+        .args(["recognize", "--score", "ensemble", "--model"])
+        .arg(&old)
+        .arg(&broken));
+    assert_clean_failure(&out, "no calibration for score `ensemble`");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

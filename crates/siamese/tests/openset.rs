@@ -231,8 +231,8 @@ fn calibrated_threshold_accepts_its_target_share_of_test_digits() {
         assert!(json.get(key).is_some(), "missing key {key} in {json}");
     }
     assert!(json["gini"]["auroc"].is_number());
-    // Every score: prototypes, knn, knn-kth, mahalanobis, msp, energy, gini.
-    assert_eq!(json["methods"].as_array().unwrap().len(), 7);
+    // Every score: prototypes, knn, knn-kth, mahalanobis, msp, energy, gini, ensemble.
+    assert_eq!(json["methods"].as_array().unwrap().len(), 8);
     assert!(json["aupr"].as_f64().unwrap() > 0.5, "{json}");
 
     // Per-letter rejection covers every letter; leaving out the two letters written exactly

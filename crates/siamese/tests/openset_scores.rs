@@ -8,29 +8,20 @@ use siamese::distance::Distance;
 use siamese::embed::Embeddings;
 use siamese::eval::openset::aupr;
 use siamese::recognize::calibration::Calibration;
+use siamese::recognize::ensemble::ProbedEmbeddings;
 use siamese::recognize::gini::SoftmaxLayer;
 use siamese::recognize::openset::{check_disjoint, parse_unknown_list, NoiseKind, UnknownSource};
-use siamese::recognize::recognizer::calibrate_embeddings;
+use siamese::recognize::recognizer::{calibrate_embeddings, calibrate_ensemble};
 use siamese::recognize::scores::{knn_kth, MahalanobisFit, Score, Scorer};
 use siamese::recognize::{CalibrateOptions, Gallery};
 use siamese::train::outliers::OutlierSource;
 
+#[path = "common/two_classes.rs"]
+mod two_classes;
+use two_classes::two_classes;
+
 fn close(a: f32, b: f32) -> bool {
     (a - b).abs() < 1e-4
-}
-
-/// Two classes in 2-D: class 0 around (0, 0), class 1 around (10, 0), each spread ±1 in x and
-/// ±2 in y, so the shared covariance is diag(0.5, 2) and the class means are (0, 0), (10, 0).
-fn two_classes() -> (Vec<f32>, Vec<u32>) {
-    let mut x = Vec::new();
-    let mut labels = Vec::new();
-    for (c, cx) in [(0u32, 0.0f32), (1, 10.0)] {
-        for (dx, dy) in [(1.0, 0.0), (-1.0, 0.0), (0.0, 2.0), (0.0, -2.0)] {
-            x.extend([cx + dx, dy]);
-            labels.push(c);
-        }
-    }
-    (x, labels)
 }
 
 /// A 2-class softmax over 2-d embeddings whose logits are the embedding itself.
@@ -64,6 +55,7 @@ fn mahalanobis_and_prototypes_match_hand_computed_distances() {
         k: 3,
         softmax: &softmax,
         mahalanobis: Some(&fit),
+        ensemble: None,
     };
     let protos = scorer
         .score(Score::Prototypes, &[1.0, 1.0, 0.0, 3.0])
@@ -109,6 +101,7 @@ fn softmax_scores_match_hand_computed_values() {
         k: 1,
         softmax: &softmax,
         mahalanobis: None,
+        ensemble: None,
     };
     let q = [3f32.ln(), 0.0];
     let msp = scorer.score(Score::Msp, &q).unwrap()[0];
@@ -151,7 +144,7 @@ fn every_score_is_calibrated_and_a_missing_one_is_a_one_line_error() {
         k: 2,
         ..CalibrateOptions::default()
     };
-    let (_, mut cal) = calibrate_embeddings(
+    let (gallery, mut cal) = calibrate_embeddings(
         &emb,
         &labels,
         &emb,
@@ -162,6 +155,15 @@ fn every_score_is_calibrated_and_a_missing_one_is_a_one_line_error() {
     )
     .unwrap();
     let run = std::path::Path::new("some-run");
+    // Calibrated from embeddings alone, `ensemble` is missing; with conv1 summaries it is not.
+    assert!(cal.require_score(run, Score::Ensemble).is_err());
+    let probed = ProbedEmbeddings {
+        embeddings: emb.clone(),
+        conv1_means: x.clone(),
+        conv1_stds: x.iter().map(|v| v.abs()).collect(),
+        channels: 2,
+    };
+    calibrate_ensemble(&mut cal, &gallery, &probed, &labels, &probed, &labels).unwrap();
     for score in Score::ALL {
         let t = cal.require_score(run, score).unwrap();
         assert!(t.global.is_finite(), "{score}");

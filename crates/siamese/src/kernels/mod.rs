@@ -26,6 +26,7 @@ pub mod dropout;
 mod flex_ops;
 mod gemm;
 pub mod gemm_bf16;
+mod inference;
 pub use gemm::{precision, set_precision, Precision, PrecisionScope};
 pub mod pool;
 #[cfg(target_arch = "x86_64")]
@@ -43,6 +44,11 @@ use burn::nn::pool::MaxPool2d;
 use burn::nn::{Dropout, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
+
+pub use inference::{
+    conv2d_bias, conv2d_bias_add_relu, conv2d_bias_then, depthwise_conv2d_bias, max_pool2d_infer,
+    Activation,
+};
 
 /// Calls that took a fast kernel (lets tests and the benchmark check that the fast path ran).
 static FAST_CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -346,119 +352,6 @@ pub fn two_conv2d_relu_pool_dropout(
     conv2d_relu_pool_dropout(conv2, pool, drop, conv2d_relu(conv1, x))
 }
 
-/// `conv2d(x, weight, bias)` with `stride` and symmetric zero `padding` (then ReLU when `relu`),
-/// for inference: through [`conv_infer`] on flex tensors without autodiff when the fast kernels
-/// are on, else burn's `conv2d`. `weight [O, C, KH, KW]` (one group, no dilation), `bias [O]`.
-pub fn conv2d_bias(
-    x: Tensor<4>,
-    weight: Tensor<4>,
-    bias: Tensor<1>,
-    stride: [usize; 2],
-    padding: [usize; 2],
-    relu_after: bool,
-) -> Tensor<4> {
-    let inference = fast_context(&[&x, &weight]) == Some(false)
-        && fast_context(&[&bias]) == Some(false)
-        && x.dims()[1] == weight.dims()[1];
-    if fast_kernels() && inference {
-        FAST_CALLS.fetch_add(1, Ordering::Relaxed);
-        let activation = if relu_after {
-            Activation::Relu
-        } else {
-            Activation::Identity
-        };
-        return flex_ops::conv2d_infer(x, weight, bias, stride, padding, activation, None);
-    }
-    let options = burn::tensor::ops::ConvOptions::new(stride, padding, [1, 1], 1);
-    let y = burn::tensor::module::conv2d(x, weight, Some(bias), options);
-    if relu_after {
-        relu(y)
-    } else {
-        y
-    }
-}
-
-/// What follows an inference convolution in [`conv2d_bias_then`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    Identity,
-    Relu,
-    /// `min(max(·, 0), 6)`.
-    Relu6,
-}
-
-/// `conv2d` + bias, then `residual` added (when given), then `activation` (ReLU6 is not
-/// combined with a residual: MobileNetV2 adds its skip to the linear projection): our im2col +
-/// GEMM kernel with the rest in its epilogue for inference on flex, burn's layers elsewhere.
-pub fn conv2d_bias_then(
-    x: Tensor<4>,
-    (weight, bias): (Tensor<4>, Tensor<1>),
-    (stride, padding): ([usize; 2], [usize; 2]),
-    residual: Option<Tensor<4>>,
-    activation: Activation,
-) -> Tensor<4> {
-    let supported = !(residual.is_some() && activation == Activation::Relu6);
-    let inference = fast_context(&[&x, &weight]) == Some(false)
-        && fast_context(&[&bias]) == Some(false)
-        && residual
-            .as_ref()
-            .is_none_or(|r| fast_context(&[r]) == Some(false))
-        && x.dims()[1] == weight.dims()[1];
-    if fast_kernels() && inference && supported {
-        let s = conv_infer::InferConvShape::of(&x.dims(), &weight.dims(), stride, padding);
-        let out = [s.batch, s.out_channels, s.out_h(), s.out_w()];
-        if residual.as_ref().is_none_or(|r| r.dims() == out) {
-            FAST_CALLS.fetch_add(1, Ordering::Relaxed);
-            return flex_ops::conv2d_infer(x, weight, bias, stride, padding, activation, residual);
-        }
-    }
-    let options = burn::tensor::ops::ConvOptions::new(stride, padding, [1, 1], 1);
-    let mut y = burn::tensor::module::conv2d(x, weight, Some(bias), options);
-    if let Some(r) = residual {
-        y = y + r;
-    }
-    match activation {
-        Activation::Identity => y,
-        Activation::Relu => relu(y),
-        Activation::Relu6 => y.clamp(0.0, 6.0),
-    }
-}
-
-/// Depthwise `conv2d` (`weight [C, 1, K, K]`, groups = C) + bias, with ReLU6 after when
-/// `relu6`: our [`depthwise`] kernel for inference on flex, burn's grouped convolution
-/// elsewhere.
-pub fn depthwise_conv2d_bias(
-    x: Tensor<4>,
-    weight: Tensor<4>,
-    bias: Tensor<1>,
-    stride: usize,
-    padding: usize,
-    relu6: bool,
-) -> Tensor<4> {
-    let [_, c, h, w] = x.dims();
-    let [o, per_group, k, k2] = weight.dims();
-    let inference = fast_context(&[&x, &weight]) == Some(false)
-        && fast_context(&[&bias]) == Some(false)
-        && o == c
-        && per_group == 1
-        && k == k2
-        && stride > 0
-        && h + 2 * padding >= k
-        && w + 2 * padding >= k;
-    if fast_kernels() && inference {
-        FAST_CALLS.fetch_add(1, Ordering::Relaxed);
-        return flex_ops::depthwise_infer(x, weight, bias, stride, padding, relu6);
-    }
-    let options =
-        burn::tensor::ops::ConvOptions::new([stride, stride], [padding, padding], [1, 1], c);
-    let y = burn::tensor::module::conv2d(x, weight, Some(bias), options);
-    if relu6 {
-        y.clamp(0.0, 6.0)
-    } else {
-        y
-    }
-}
-
 /// Whether `pool` is the 2x2 stride-2 pool of the fast kernel.
 fn pool_is_2x2(pool: &MaxPool2d) -> bool {
     pool.kernel_size == [2, 2]
@@ -471,38 +364,6 @@ fn pool_is_2x2(pool: &MaxPool2d) -> bool {
         )
 }
 
-/// `relu(conv2d(x, weight, bias) + residual)` (a ResNet block's end) with `stride` and symmetric
-/// zero `padding`, for inference: the addition and ReLU run in [`conv_infer`]'s epilogue, while
-/// the output is in cache, when the fast kernels apply; else burn's `conv2d`, `+` and ReLU.
-pub fn conv2d_bias_add_relu(
-    x: Tensor<4>,
-    (weight, bias): (Tensor<4>, Tensor<1>),
-    stride: [usize; 2],
-    padding: [usize; 2],
-    residual: Tensor<4>,
-) -> Tensor<4> {
-    let inference = fast_context(&[&x, &weight, &residual]) == Some(false)
-        && fast_context(&[&bias]) == Some(false)
-        && x.dims()[1] == weight.dims()[1];
-    if fast_kernels() && inference {
-        let s = conv_infer::InferConvShape::of(&x.dims(), &weight.dims(), stride, padding);
-        if residual.dims() == [s.batch, s.out_channels, s.out_h(), s.out_w()] {
-            FAST_CALLS.fetch_add(1, Ordering::Relaxed);
-            return flex_ops::conv2d_infer(
-                x,
-                weight,
-                bias,
-                stride,
-                padding,
-                Activation::Relu,
-                Some(residual),
-            );
-        }
-    }
-    let options = burn::tensor::ops::ConvOptions::new(stride, padding, [1, 1], 1);
-    relu(burn::tensor::module::conv2d(x, weight, Some(bias), options) + residual)
-}
-
 /// `pool.forward(x)` for `x [N, C, H, W]`, through the fast kernel for a 2x2 stride-2 pool.
 pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     if fast_kernels() && pool_is_2x2(pool) {
@@ -512,27 +373,6 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
         }
     }
     pool.forward(x)
-}
-
-/// `k × k` max-pool with stride `stride`, no padding (floor mode), for inference: our
-/// vectorised kernel on flex tensors without autodiff when the fast kernels are on, else burn's
-/// `max_pool2d`.
-pub fn max_pool2d_infer(x: Tensor<4>, k: usize, stride: usize) -> Tensor<4> {
-    let [_, _, h, w] = x.dims();
-    if fast_kernels()
-        && fast_context(&[&x]) == Some(false)
-        && h >= k
-        && w >= k
-        && k > 0
-        && stride > 0
-    {
-        FAST_CALLS.fetch_add(1, Ordering::Relaxed);
-        return flex_ops::max_pool_infer(x, k, stride);
-    }
-    burn::tensor::module::max_pool2d(
-        x,
-        burn::tensor::ops::MaxPoolOptions::new([k, k]).with_stride([stride, stride]),
-    )
 }
 
 /// Whether `drop` masks `x` now: training, a probability above 0, an autodiff device.

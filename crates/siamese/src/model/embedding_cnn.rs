@@ -135,6 +135,47 @@ impl EmbeddingCnn {
     }
 }
 
+/// Per-image summaries of the first convolution's maps (after ReLU), `[B, 32]` each: the mean
+/// and the standard deviation of every channel over its map. They describe an image's strokes
+/// (ink, thickness, texture) apart from what it depicts, which is what tells noise, photographs
+/// or another script's pen from handwritten digits; the `ensemble` open-set score reads them.
+pub struct Conv1Summaries {
+    pub means: Tensor<2>,
+    pub stds: Tensor<2>,
+}
+
+impl EmbeddingCnn {
+    /// The inference forward pass with [`Conv1Summaries`] of each image beside its embedding.
+    /// It keeps conv1's maps (the fused two-convolution kernel of [`Self::forward`] never
+    /// writes them out), so it is for inference only.
+    pub fn forward_with_conv1_summaries(&self, images: Tensor<4>) -> (Tensor<2>, Conv1Summaries) {
+        let h1 = kernels::conv2d_relu(&self.conv1, images);
+        let [b, c, h, w] = h1.dims();
+        let flat = h1.clone().reshape([b, c, h * w]);
+        let means = flat.clone().mean_dim(2);
+        let second = flat.powi_scalar(2).mean_dim(2);
+        let stds = (second - means.clone().powi_scalar(2))
+            .clamp_min(0.0)
+            .sqrt();
+        let pooled =
+            kernels::conv2d_relu_pool_dropout(&self.conv2, &self.pool, &self.dropout_conv, h1);
+        let x = self
+            .activation
+            .forward(self.dense.forward(pooled.flatten(1, 3)));
+        let x = self.output.forward(x);
+        let embedding = if self.l2_normalize {
+            l2_normalize_rows(x)
+        } else {
+            x
+        };
+        let summaries = Conv1Summaries {
+            means: means.reshape([b, c]),
+            stds: stds.reshape([b, c]),
+        };
+        (embedding, summaries)
+    }
+}
+
 impl EmbeddingNet for EmbeddingCnn {
     fn embed(&self, images: Tensor<4>) -> Tensor<2> {
         self.forward(images)

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::ensemble::EnsembleFit;
 use super::gallery::GalleryMode;
 use super::gini::SoftmaxLayer;
 use super::scores::{MahalanobisFit, Score};
@@ -162,6 +163,10 @@ pub struct Calibration {
     /// The shared-covariance fit of the `mahalanobis` score.
     #[serde(default)]
     pub mahalanobis: Option<MahalanobisFit>,
+    /// The conv1 fits and validation scores of the `ensemble` score (absent from calibrations
+    /// made from embeddings alone, or before the score existed).
+    #[serde(default)]
+    pub ensemble: Option<EnsembleFit>,
 }
 
 impl Calibration {
@@ -180,6 +185,7 @@ impl Calibration {
             Score::Knn => Some(&self.knn_thresholds),
             Score::Gini => Some(&self.gini.thresholds),
             Score::Mahalanobis if self.mahalanobis.is_none() => None,
+            Score::Ensemble if self.ensemble.is_none() => None,
             other => self.score_thresholds.get(other.name()),
         }
     }

@@ -4,6 +4,7 @@
 //! embedding plots, the margin sweep, and same/different verification of two images.
 
 pub mod calibration;
+pub mod ensemble;
 pub mod gallery;
 pub mod gini;
 pub mod image_index;

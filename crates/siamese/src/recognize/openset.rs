@@ -13,13 +13,14 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::calibration::{gallery_path, model_fingerprint, Calibration, Thresholds};
+use super::ensemble::embed_probed;
 use super::gallery::{Gallery, GalleryMode};
 use super::recognizer::{calibrate_run, CalibrateOptions};
 use super::scores::{Score, Scorer};
 use super::unknown_sets::omniglot_alphabets;
 use crate::data::LabelledImages;
 use crate::eval::openset::{aupr, auroc, fpr_at_tpr};
-use crate::run::{embed, load_data_source, load_inference_model};
+use crate::run::{load_data_source, load_inference_model};
 use crate::train::checkpoint::load_config;
 use crate::train::outliers::OutlierSource;
 use crate::{Error, Result};
@@ -211,7 +212,13 @@ pub struct OpensetSetsResult {
 /// Loads the run's calibration, calibrating first when it is missing or stale.
 pub fn ensure_calibrated(run: &Path, options: &CalibrateOptions) -> Result<(Calibration, bool)> {
     match Calibration::load(run) {
-        Ok(c) if c.model_sha256 == model_fingerprint(run)? => Ok((c, false)),
+        // A calibration made before a score existed is made again (with the options given).
+        Ok(c)
+            if c.model_sha256 == model_fingerprint(run)?
+                && Score::ALL.iter().all(|&s| c.score_thresholds(s).is_some()) =>
+        {
+            Ok((c, false))
+        }
         Ok(_) => Ok((calibrate_run(run, options)?, true)),
         Err(_) if !super::calibration::calibration_path(run).exists() => {
             Ok((calibrate_run(run, options)?, true))
@@ -335,7 +342,7 @@ impl KnownSide {
         }
         let splits = load_data_source(run)?.load(config.val_fraction, config.seed)?;
         let model = load_inference_model(run)?;
-        let known_emb = embed(&model, &splits.test)?;
+        let known_emb = embed_probed(&model, &splits.test)?;
         let classes = calibration.class_names.len();
         let gallery = Gallery::load_embeddings(&gallery_path(run), classes, calibration.distance)?;
         let mut side = KnownSide {
@@ -351,7 +358,7 @@ impl KnownSide {
         };
         side.known = Score::ALL
             .iter()
-            .map(|&s| Ok((s, side.scorer().score(s, &known_emb.values)?)))
+            .map(|&s| Ok((s, side.scorer().score_probed(s, &known_emb)?)))
             .collect::<Result<_>>()?;
         Ok(side)
     }
@@ -362,6 +369,7 @@ impl KnownSide {
             k: self.calibration.k,
             softmax: &self.calibration.gini.softmax,
             mahalanobis: self.calibration.mahalanobis.as_ref(),
+            ensemble: self.calibration.ensemble.as_ref(),
         }
     }
 
@@ -377,14 +385,14 @@ impl KnownSide {
             set.source
                 .load(options.max_unknown, self.seed, options.omniglot.as_deref())?;
         let unknown = exclude_classes(unknown, &set.exclude, &set.source)?;
-        let unknown_emb = embed(&self.model, &unknown)?;
+        let unknown_emb = embed_probed(&self.model, &unknown)?;
         let mut runs = Vec::new();
         for (score, known) in &self.known {
             runs.push(method_scores(
                 score.name(),
                 known,
                 &self.labels,
-                &self.scorer().score(*score, &unknown_emb.values)?,
+                &self.scorer().score_probed(*score, &unknown_emb)?,
                 self.thresholds(*score),
                 options.per_class,
             ));

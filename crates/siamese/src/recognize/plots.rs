@@ -25,7 +25,7 @@ pub fn write_distance_histogram(path: &Path, result: &OpensetResult) -> Result<(
     let known_label = "known: test images".to_string();
     let unknown_label = format!("unknown: {}", r.unknown_source);
     let title = format!(
-        "{} distance: AUROC {:.3}, {:.1} % of unknowns rejected",
+        "{} score: AUROC {:.3}, {:.1} % of unknowns rejected",
         h.scores.method,
         h.scores.auroc,
         100.0 * h.scores.unknown_rejected

@@ -14,6 +14,7 @@ use super::calibration::{
     calibrate_thresholds, check_distance_threshold, check_target_tpr, gallery_path,
     model_fingerprint, Calibration, GiniCalibration, CALIBRATION_VERSION, DEFAULT_TARGET_TPR,
 };
+use super::ensemble::{embed_probed, EnsembleFit, ProbedEmbeddings};
 use super::gallery::{Gallery, GalleryMode, Match};
 use super::gini::{train_softmax, SoftmaxTrainConfig};
 use super::scores::{MahalanobisFit, Score, Scorer};
@@ -23,7 +24,7 @@ use crate::data::LabelledImages;
 use crate::distance::Distance;
 use crate::embed::Embeddings;
 use crate::model::embedding_cnn::EmbeddingCnn;
-use crate::run::{embed, load_data_source, load_inference_model};
+use crate::run::{load_data_source, load_inference_model};
 use crate::train::checkpoint::load_config;
 use crate::{Error, Result};
 
@@ -139,6 +140,7 @@ pub fn calibrate_embeddings(
         k: options.k,
         softmax: &gini.softmax,
         mahalanobis: Some(&mahalanobis),
+        ensemble: None,
     };
     let mut score_thresholds = BTreeMap::new();
     for score in [Score::KnnKth, Score::Mahalanobis, Score::Msp, Score::Energy] {
@@ -169,8 +171,59 @@ pub fn calibrate_embeddings(
         gini,
         score_thresholds,
         mahalanobis: Some(mahalanobis),
+        ensemble: None,
     };
     Ok((gallery, calibration))
+}
+
+/// Adds the `ensemble` score to a calibration made by [`calibrate_embeddings`] from the same
+/// images: the conv1 fits on the training images, each component's validation scores, and the
+/// score's thresholds.
+pub fn calibrate_ensemble(
+    calibration: &mut Calibration,
+    gallery: &Gallery,
+    train: &ProbedEmbeddings,
+    train_labels: &[u32],
+    val: &ProbedEmbeddings,
+    val_labels: &[u32],
+) -> Result<()> {
+    let classes = calibration.class_names.len();
+    let fit = EnsembleFit::fit_conv1(train, train_labels, classes)?;
+    let scorer = Scorer {
+        gallery,
+        k: calibration.k,
+        softmax: &calibration.gini.softmax,
+        mahalanobis: calibration.mahalanobis.as_ref(),
+        ensemble: None,
+    };
+    let component = |score: Score| -> Result<Vec<f32>> {
+        Ok(scorer
+            .score(score, &val.embeddings.values)?
+            .into_iter()
+            .map(|p| p.1)
+            .collect())
+    };
+    let [means, stds] = fit.conv1_components(val);
+    let fit = fit.with_reference([
+        means,
+        stds,
+        component(Score::Mahalanobis)?,
+        component(Score::KnnKth)?,
+    ])?;
+    let scores: Vec<f32> = Scorer {
+        ensemble: Some(&fit),
+        ..scorer
+    }
+    .score_probed(Score::Ensemble, val)?
+    .into_iter()
+    .map(|p| p.1)
+    .collect();
+    calibration.score_thresholds.insert(
+        Score::Ensemble.name().to_string(),
+        calibrate_thresholds(&scores, val_labels, classes, calibration.target_tpr)?,
+    );
+    calibration.ensemble = Some(fit);
+    Ok(())
 }
 
 /// Calibrates a run folder: embeds its training split (the gallery) and validation split (the
@@ -181,16 +234,24 @@ pub fn calibrate_run(run: &Path, options: &CalibrateOptions) -> Result<Calibrati
     let splits = load_data_source(run)?.load(config.val_fraction, config.seed)?;
     let fingerprint = model_fingerprint(run)?;
     let model = load_inference_model(run)?;
-    let train = embed(&model, &splits.train)?;
-    let val = embed(&model, &splits.val)?;
+    let train = embed_probed(&model, &splits.train)?;
+    let val = embed_probed(&model, &splits.val)?;
     let (gallery, mut calibration) = calibrate_embeddings(
-        &train,
+        &train.embeddings,
         &splits.train.labels,
-        &val,
+        &val.embeddings,
         &splits.val.labels,
         &splits.train.class_names,
         config.distance,
         options,
+    )?;
+    calibrate_ensemble(
+        &mut calibration,
+        &gallery,
+        &train,
+        &splits.train.labels,
+        &val,
+        &splits.val.labels,
     )?;
     calibration.model_sha256 = fingerprint;
     gallery.save_embeddings(&gallery_path(run))?;
@@ -307,11 +368,11 @@ impl Recognizer {
         })
     }
 
-    /// Matches embeddings (`[n, dim]`) and returns each match (its score in `distance`) with
-    /// the threshold it faces.
+    /// Matches images (their embeddings, with conv1's summaries for `ensemble`) and returns
+    /// each match (its score in `distance`) with the threshold it faces.
     pub fn decide(
         &self,
-        embeddings: &[f32],
+        probed: &ProbedEmbeddings,
         options: &RecognizeOptions,
     ) -> Result<Vec<(Match, f32)>> {
         if let Some(t) = options.threshold {
@@ -328,9 +389,10 @@ impl Recognizer {
             k: self.calibration.k,
             softmax: &self.calibration.gini.softmax,
             mahalanobis: self.calibration.mahalanobis.as_ref(),
+            ensemble: self.calibration.ensemble.as_ref(),
         };
         Ok(scorer
-            .score(self.score, embeddings)?
+            .score_probed(self.score, probed)?
             .into_iter()
             .map(|(class, distance)| {
                 let t = options
@@ -348,10 +410,10 @@ impl Recognizer {
         names: &[String],
         options: &RecognizeOptions,
     ) -> Result<Vec<Recognition>> {
-        let emb = embed(&self.model, images)?;
+        let probed = embed_probed(&self.model, images)?;
         let names_of = &self.calibration.class_names;
         Ok(self
-            .decide(&emb.values, options)?
+            .decide(&probed, options)?
             .into_iter()
             .zip(names)
             .map(|((m, threshold), name)| {

@@ -13,12 +13,16 @@
 //!   cross-entropy on the frozen training embeddings at calibration, [`super::gini`]): `1 − max p`
 //!   (Hendrycks & Gimpel 2017, maximum softmax probability, negated), the energy `−log Σ exp(zᵢ)`
 //!   of the logits (Liu et al. 2020), and the seeds' Gini impurity `1 − Σ pᵢ²`.
+//! - `ensemble`: Fisher's combination of the p-values of conv1's channel statistics and of
+//!   `mahalanobis` and `knn-kth` against the validation digits ([`super::ensemble`]); the class
+//!   is `knn-kth`'s. It needs conv1's summaries of each image ([`Scorer::score_probed`]).
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::ensemble::{EnsembleFit, ProbedEmbeddings};
 use super::gallery::{Gallery, GalleryMode};
 use super::gini::SoftmaxLayer;
 use crate::distance::Distance;
@@ -36,11 +40,12 @@ pub enum Score {
     Msp,
     Energy,
     Gini,
+    Ensemble,
 }
 
 impl Score {
     /// Every score, in report order.
-    pub const ALL: [Score; 7] = [
+    pub const ALL: [Score; 8] = [
         Score::Prototypes,
         Score::Knn,
         Score::KnnKth,
@@ -48,6 +53,7 @@ impl Score {
         Score::Msp,
         Score::Energy,
         Score::Gini,
+        Score::Ensemble,
     ];
 
     /// The name used on the command line, in JSON and in the calibration file.
@@ -60,6 +66,7 @@ impl Score {
             Score::Msp => "msp",
             Score::Energy => "energy",
             Score::Gini => "gini",
+            Score::Ensemble => "ensemble",
         }
     }
 
@@ -74,7 +81,12 @@ impl Score {
 
     /// Whether computing it needs the gallery's training embeddings (not only prototypes).
     pub fn needs_gallery_images(&self) -> bool {
-        matches!(self, Score::Knn | Score::KnnKth)
+        matches!(self, Score::Knn | Score::KnnKth | Score::Ensemble)
+    }
+
+    /// Whether computing it needs more of each image than its embedding (conv1's summaries).
+    pub fn needs_probes(&self) -> bool {
+        *self == Score::Ensemble
     }
 }
 
@@ -308,9 +320,35 @@ pub struct Scorer<'a> {
     pub k: usize,
     pub softmax: &'a SoftmaxLayer,
     pub mahalanobis: Option<&'a MahalanobisFit>,
+    /// The conv1 fits and validation scores of `ensemble`.
+    pub ensemble: Option<&'a EnsembleFit>,
 }
 
 impl Scorer<'_> {
+    /// `(class, score)` of each image, any score (`ensemble` included).
+    pub fn score_probed(&self, score: Score, probed: &ProbedEmbeddings) -> Result<Vec<(u32, f32)>> {
+        if score != Score::Ensemble {
+            return self.score(score, &probed.embeddings.values);
+        }
+        let fit = self.ensemble.ok_or_else(|| {
+            Error::config(
+                "score",
+                "`ensemble` needs the conv1 fits made at calibration",
+            )
+        })?;
+        let [means, stds] = fit.conv1_components(probed);
+        let values =
+            |s: Score| -> Result<Vec<(u32, f32)>> { self.score(s, &probed.embeddings.values) };
+        let kth = values(Score::KnnKth)?;
+        let maha = values(Score::Mahalanobis)?
+            .into_iter()
+            .map(|p| p.1)
+            .collect();
+        let components = [means, stds, maha, kth.iter().map(|p| p.1).collect()];
+        let combined = fit.combine(&components)?;
+        Ok(kth.iter().zip(combined).map(|(p, s)| (p.0, s)).collect())
+    }
+
     /// `(class, score)` of each row of `embeddings` (`[n, dim]`).
     pub fn score(&self, score: Score, embeddings: &[f32]) -> Result<Vec<(u32, f32)>> {
         let dim = self.gallery.dim;
@@ -370,6 +408,12 @@ impl Scorer<'_> {
             Score::Msp => softmax_rows(msp_score, false),
             Score::Energy => softmax_rows(energy_score, true),
             Score::Gini => softmax_rows(super::gini::gini_impurity, false),
+            Score::Ensemble => {
+                return Err(Error::config(
+                    "score",
+                    "`ensemble` needs conv1's summaries of each image, not only its embedding",
+                ))
+            }
         })
     }
 }

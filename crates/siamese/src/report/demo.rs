@@ -12,7 +12,7 @@ use super::document::{command_line, now_utc, Report, StageRecord, Table, Version
 use super::files::write_report;
 use super::headlines::{headlines, StageResults};
 use super::runner::StageRunner;
-use super::{stage_faces, stage_lfw, stage_mnist, stage_sweep, stage_triplets};
+use super::{stage_faces, stage_lfw, stage_mnist, stage_openset, stage_sweep, stage_triplets};
 use crate::train::checkpoint::has_checkpoint;
 use crate::{Error, Result};
 
@@ -172,7 +172,7 @@ pub fn run_demo(options: &DemoOptions) -> Result<Report> {
             Stage::Openset => {
                 let run = mnist_run(&ctx, run_dir.as_deref());
                 results.openset = runner.run(id, title, |rec| {
-                    stage_mnist::stage_openset(&ctx, &run?, rec)
+                    stage_openset::stage_openset(&ctx, &run?, rec)
                 });
             }
             Stage::Sweep => {

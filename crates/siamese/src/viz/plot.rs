@@ -368,7 +368,7 @@ pub fn histogram_png(
             .map_err(err)?;
         chart
             .configure_mesh()
-            .x_desc("distance")
+            .x_desc("score (distance; higher = more likely unknown)")
             .y_desc("fraction of samples")
             .axis_desc_style(("sans-serif", 22))
             .label_style(("sans-serif", 18))
