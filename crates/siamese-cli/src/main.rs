@@ -22,6 +22,7 @@ mod recognize;
 mod sweep;
 mod train;
 mod triplets;
+mod verify;
 
 #[derive(Parser)]
 #[command(name = "siamese", version, about = "Metric learning with triplet loss")]
@@ -52,6 +53,8 @@ enum Command {
     Triplets(triplets::TripletsArgs),
     /// Name the digit in images, or say `unknown` (--calibrate first).
     Recognize(recognize::RecognizeArgs),
+    /// Same class or different? Two images by a run's embeddings and calibrated threshold.
+    Verify(verify::VerifyArgs),
     /// Open-set evaluation: known test digits vs unknown images, distance vs Gini baseline.
     Openset(openset::OpensetArgs),
     /// Pictures of a run (embeddings: t-SNE or PCA scatter by class).
@@ -171,6 +174,7 @@ fn main() {
         Command::Embed(args) => embed::run(args),
         Command::Triplets(args) => triplets::run(args),
         Command::Recognize(args) => recognize::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Openset(args) => openset::run(args),
         Command::Plot(args) => plot::run(args),
         Command::Sweep(args) => sweep::run(args),

@@ -56,9 +56,11 @@ pub struct TrainArgs {
     /// NT-Xent / SupCon temperature (default 0.1).
     #[arg(long)]
     pub temperature: Option<f64>,
-    /// euclidean, squared_euclidean, cosine or l1.
-    #[arg(long, default_value = "euclidean")]
-    pub distance: Distance,
+    /// euclidean (default), squared_euclidean, cosine or l1: the distance of the triplet and
+    /// contrastive losses and of evaluation. The other losses use cosine similarity on
+    /// L2-normalised embeddings, and refuse this option.
+    #[arg(long)]
+    pub distance: Option<Distance>,
     /// Embedding dimension.
     #[arg(long, default_value_t = TrainConfig::default().model.dim)]
     pub dim: usize,
@@ -85,6 +87,21 @@ pub struct TrainArgs {
     /// Images per class (K) for online mining.
     #[arg(long, default_value_t = 16)]
     pub k: usize,
+    /// How batches are drawn: pk (P classes × K images, the default) or pairs (explicit
+    /// same/different pairs, half each, for --loss contrastive).
+    #[arg(long, default_value = "pk")]
+    pub sampler: String,
+    /// Pairs per batch with `--sampler pairs`.
+    #[arg(long, default_value_t = siamese::sampling::pair_batch::DEFAULT_PAIRS_PER_BATCH)]
+    pub pairs_per_batch: usize,
+    /// Cross-batch memory: mine each batch against the embeddings of the last SIZE training
+    /// images too (pair and triplet losses; not proxy-anchor, arcface, cosface).
+    #[arg(long, value_name = "SIZE")]
+    pub xbm: Option<usize>,
+    /// With --xbm: the training step (from 0) from which the memory is filled and mined
+    /// against (default: one epoch's steps, so the memory starts with the second epoch).
+    #[arg(long, requires = "xbm")]
+    pub xbm_start_iteration: Option<usize>,
     /// Triplets per batch with `--mining random`.
     #[arg(long, default_value_t = 64)]
     pub triplets_per_batch: usize,
@@ -157,8 +174,21 @@ impl TrainArgs {
                 "invalid --mining: does not apply to --loss {loss} (it chooses its own pairs)"
             );
         }
+        loss.check_distance_option(self.distance)?;
         let mining = self.mining.as_deref().unwrap_or("batch-all");
-        let sampling = if mining == "random" {
+        let sampling = if self.sampler == "pairs" {
+            if self.mining.is_some() {
+                anyhow::bail!("invalid --mining: does not apply to --sampler pairs (fixed pairs)");
+            }
+            Sampling::Pairs {
+                pairs_per_batch: self.pairs_per_batch,
+            }
+        } else if self.sampler != "pk" {
+            anyhow::bail!(
+                "invalid --sampler: unknown sampler `{}` (pk, pairs)",
+                self.sampler
+            );
+        } else if mining == "random" {
             Sampling::Random {
                 triplets_per_batch: self.triplets_per_batch,
             }
@@ -180,7 +210,7 @@ impl TrainArgs {
                 LossConfig::Triplet => self.margin.unwrap_or(TrainConfig::default().margin),
                 _ => TrainConfig::default().margin,
             },
-            distance: self.distance,
+            distance: self.distance.unwrap_or_default(),
             sampling,
             epochs: self.epochs,
             learning_rate: self.lr,
@@ -200,6 +230,10 @@ impl TrainArgs {
                 }),
                 None => None,
             },
+            xbm: self.xbm.map(|size| siamese::sampling::XbmConfig {
+                size,
+                start_iteration: self.xbm_start_iteration,
+            }),
             precision: crate::precision::usable(self.precision, "training"),
         };
         config.check()?;

@@ -255,7 +255,11 @@ pub fn train_run(
         &splits.val,
         &config,
         dir,
-        &TrainOptions { resume, progress },
+        &TrainOptions {
+            resume,
+            progress,
+            stop_after_epochs: None,
+        },
     )?;
     Ok(TrainedRun {
         action: if resumed {

@@ -225,3 +225,120 @@ fn loss_names_and_options_are_checked() {
         LossConfig::Contrastive(ContrastiveConfig::default())
     );
 }
+
+/// `rows` on the autodiff device, tracked.
+fn tracked(v: &[[f32; 2]]) -> Tensor<2> {
+    let flat: Vec<f32> = v.iter().flatten().copied().collect();
+    let device = Device::default().autodiff();
+    Tensor::<2>::from_data(TensorData::new(flat, [v.len(), 2]), &device).require_grad()
+}
+
+fn host_rows(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+#[test]
+fn pair_losses_against_a_memory_equal_the_whole_set_with_batch_anchors() {
+    // Batch: X's rows 0, 1; memory: rows 2, 3 (constants). Mined against the memory, the pairs
+    // are every pair with a batch anchor; on the four rows as one batch with the same pairs the
+    // loss is the same, and so is the gradient of the batch rows.
+    let pairs = siamese::loss::pairs::all_pairs_against(&LABELS, 2);
+    let mut full = all_pairs(&LABELS);
+    full.positives.retain(|p| p.0 < 2);
+    full.negatives.retain(|p| p.0 < 2);
+    assert_eq!(pairs, full);
+    type Loss = dyn Fn(siamese::loss::pairs::PairRows, &PairSet) -> Tensor<1>;
+    let t = TemperatureConfig { temperature: 0.5 };
+    let losses: [(&str, Box<Loss>); 5] = [
+        (
+            "contrastive",
+            Box::new(|r, p| {
+                contrastive_loss(&ContrastiveConfig::default(), Distance::Euclidean, r, p)
+            }),
+        ),
+        (
+            "multi-similarity",
+            Box::new(|r, p| multi_similarity_loss(&MultiSimilarityConfig::default(), r, p)),
+        ),
+        (
+            "circle",
+            Box::new(|r, p| {
+                circle_loss(
+                    &CircleConfig {
+                        margin: 0.25,
+                        scale: 4.0,
+                    },
+                    r,
+                    p,
+                )
+            }),
+        ),
+        ("nt-xent", Box::new(move |r, p| nt_xent_loss(&t, r, p))),
+        ("supcon", Box::new(move |r, p| supcon_loss(&t, r, p))),
+    ];
+    for (name, loss) in losses {
+        let whole = tracked(&X);
+        let l_whole = loss(whole.clone().into(), &full);
+        let g_whole = host_rows(whole.grad(&l_whole.clone().backward()).unwrap());
+        let batch = tracked(&X[..2]);
+        let memory = rows(&X[2..]);
+        let device = batch.device();
+        let rows_of = siamese::loss::pairs::PairRows {
+            batch: batch.clone(),
+            memory: Some(Tensor::from_data(memory.into_data(), &device)),
+        };
+        let l_mem = loss(rows_of, &pairs);
+        let g_mem = host_rows(batch.grad(&l_mem.clone().backward()).unwrap());
+        close(value(l_mem), value(l_whole) as f64);
+        for (a, b) in g_mem.iter().zip(&g_whole[..4]) {
+            assert!(
+                (a - b).abs() < 1e-5,
+                "{name}: gradient {g_mem:?} vs {g_whole:?}"
+            );
+        }
+        assert!(g_mem.iter().any(|g| g.abs() > 1e-4), "{name}: {g_mem:?}");
+    }
+}
+
+#[test]
+fn the_weighted_triplet_loss_equals_the_mean_hinge_of_its_triplets() {
+    use siamese::loss::TripletLossConfig;
+    use siamese::sampling::mining::{mine_triplets, triplet_pair_weights};
+    use siamese::sampling::MiningStrategy;
+    let loss = TripletLossConfig::new().with_margin(0.5).init().unwrap();
+    for strategy in [
+        MiningStrategy::BatchAll,
+        MiningStrategy::BatchHard,
+        MiningStrategy::SemiHard,
+    ] {
+        let triplets = mine_triplets(&host(), &LABELS, 2, Distance::Euclidean, 0.5, strategy);
+        let w = triplet_pair_weights(&host(), &LABELS, 4, 2, Distance::Euclidean, 0.5, strategy);
+        assert_eq!(w.triplets, triplets.len(), "{strategy}");
+        let x = tracked(&X);
+        let idx = |f: fn(&siamese::sampling::Triplet) -> usize| {
+            let v: Vec<i64> = triplets.iter().map(|t| f(t) as i64).collect();
+            let n = v.len();
+            Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(v, [n]), &x.device())
+        };
+        let gathered = loss.forward(
+            x.clone().select(0, idx(|t| t.anchor)),
+            x.clone().select(0, idx(|t| t.positive)),
+            x.clone().select(0, idx(|t| t.negative)),
+        );
+        let g1 = host_rows(x.grad(&gathered.clone().backward()).unwrap());
+        let y = tracked(&X);
+        let weighted = loss.forward_weighted(
+            y.clone(),
+            y.clone(),
+            &w.pairs,
+            &w.weights,
+            w.active,
+            w.triplets,
+        );
+        let g2 = host_rows(y.grad(&weighted.clone().backward()).unwrap());
+        close(value(weighted), value(gathered) as f64);
+        for (a, b) in g1.iter().zip(&g2) {
+            assert!((a - b).abs() < 1e-5, "{strategy}: {g1:?} vs {g2:?}");
+        }
+    }
+}

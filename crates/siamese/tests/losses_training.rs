@@ -1,5 +1,6 @@
 //! A short real run per loss on a 1,000-image MNIST subset (2 epochs): the validation loss
-//! falls and stays finite, and the class-vector losses leave their head in the checkpoint.
+//! falls and stays finite, and the class-vector losses leave their head in the checkpoint; and
+//! contrastive on the pair sampler's same/different pairs learns an embedding.
 //! Needs `siamese fetch mnist`.
 
 use siamese::loss::{LossConfig, LossOptions};
@@ -59,4 +60,41 @@ fn every_loss_lowers_its_validation_loss() {
 
 fn out_has_head(loss: &str) -> bool {
     matches!(loss, "proxy-anchor" | "arcface" | "cosface")
+}
+
+#[test]
+fn contrastive_learns_from_same_and_different_pairs() {
+    // The seeds' siamese setup: batches of 80 explicit pairs, half same, half different. On
+    // this subset the validation loss measured 0.151 → 0.134 over 4 epochs and P@1 0.84 (P×K
+    // batches of every pair: 0.145 → 0.119, 0.8725).
+    let source = DataSource::Mnist { limit: Some(2000) };
+    let splits = source.load(0.1, 11).unwrap();
+    let run = tempfile::tempdir().unwrap();
+    let config = TrainConfig {
+        sampling: siamese::train::Sampling::Pairs {
+            pairs_per_batch: 80,
+        },
+        ..config("contrastive", 4)
+    };
+    let out = train(
+        &splits.train,
+        &splits.val,
+        &config,
+        run.path(),
+        &TrainOptions::default(),
+    )
+    .unwrap();
+    let val = out.history.val_losses();
+    assert!(
+        val[3] < 0.92 * val[0] && val.iter().all(|v| v.is_finite()),
+        "validation loss should fall by 8 %: {val:?}"
+    );
+    let report_dir = run.path();
+    siamese::run::save_data_source(report_dir, &source).unwrap();
+    let report = siamese::run::evaluate(report_dir).unwrap();
+    assert!(
+        report.precision_at_1 > 0.8,
+        "P@1 {} after 4 epochs on 1,800 images",
+        report.precision_at_1
+    );
 }

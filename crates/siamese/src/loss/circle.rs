@@ -9,7 +9,7 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::pairs::{cosine_similarity_matrix, masked_logsumexp, pair_mask, softplus, PairSet};
+use super::pairs::{masked_logsumexp, softplus, PairRows, PairSet};
 use crate::{Error, Result};
 
 /// Configuration of [`circle_loss`].
@@ -56,12 +56,10 @@ pub fn check_scale(scale: f64) -> Result<()> {
 }
 
 /// The circle loss of `pairs` of `emb`'s rows: `[B, D] → [1]`.
-pub fn circle_loss(config: &CircleConfig, emb: Tensor<2>, pairs: &PairSet) -> Tensor<1> {
-    let device = emb.device();
-    let n = emb.dims()[0];
-    let s = cosine_similarity_matrix(emb);
-    let pos = pair_mask(n, &pairs.positives, &device);
-    let neg = pair_mask(n, &pairs.negatives, &device);
+pub fn circle_loss(config: &CircleConfig, rows: impl Into<PairRows>, pairs: &PairSet) -> Tensor<1> {
+    let rows = rows.into();
+    let s = rows.similarities();
+    let (pos, neg) = rows.masks(pairs);
     let (m, gamma) = (config.margin, config.scale);
     let alpha_p = s.clone().neg().add_scalar(1.0 + m).clamp_min(0.0).detach();
     let alpha_n = s.clone().add_scalar(m).clamp_min(0.0).detach();

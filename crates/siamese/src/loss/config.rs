@@ -13,6 +13,7 @@ use super::contrastive::ContrastiveConfig;
 use super::multi_similarity::MultiSimilarityConfig;
 use super::nt_xent::TemperatureConfig;
 use super::proxy_anchor::ProxyAnchorConfig;
+use crate::distance::Distance;
 use crate::{Error, Result};
 
 /// The loss of a training run. `Triplet` takes its margin from the run's `margin` and its
@@ -87,6 +88,27 @@ impl LossConfig {
             self,
             LossConfig::ProxyAnchor(_) | LossConfig::Arcface(_) | LossConfig::Cosface(_)
         )
+    }
+
+    /// Whether the loss compares embeddings with the run's `--distance` (triplet,
+    /// contrastive); the others work on cosine similarities of L2-normalised embeddings
+    /// whatever the distance (which then only serves evaluation).
+    pub fn uses_distance(&self) -> bool {
+        matches!(self, LossConfig::Triplet | LossConfig::Contrastive(_))
+    }
+
+    /// Refuses an explicitly given `--distance` for a loss that ignores it.
+    pub fn check_distance_option(&self, given: Option<Distance>) -> Result<()> {
+        match given {
+            Some(d) if !self.uses_distance() => Err(Error::config(
+                "--distance",
+                format!(
+                    "{d} does not apply to --loss {self}, which uses cosine similarity on \
+                     L2-normalised embeddings (--distance is for triplet and contrastive)"
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The loss `name` with `options` applied over its defaults; an unknown name, or an option

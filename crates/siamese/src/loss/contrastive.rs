@@ -11,7 +11,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::distance::row_distance;
-use super::pairs::PairSet;
+use super::pairs::{PairRows, PairSet};
 use crate::distance::Distance;
 use crate::Result;
 
@@ -52,17 +52,19 @@ impl ContrastiveConfig {
     }
 }
 
-/// The contrastive loss of `pairs` of rows of `emb` under `distance`: `[B, D] → [1]`.
+/// The contrastive loss of `pairs` of rows (the batch's, or the batch's against a memory's)
+/// under `distance`: `[B, D] → [1]`.
 pub fn contrastive_loss(
     config: &ContrastiveConfig,
     distance: Distance,
-    emb: Tensor<2>,
+    rows: impl Into<PairRows>,
     pairs: &PairSet,
 ) -> Tensor<1> {
-    let device = emb.device();
-    let pos = pair_terms(distance, emb.clone(), &pairs.positives, &device)
+    let rows = rows.into();
+    let device = rows.batch.device();
+    let pos = pair_terms(distance, &rows, &pairs.positives, &device)
         .map(|d| d.sub_scalar(config.pos_margin).clamp_min(0.0));
-    let neg = pair_terms(distance, emb, &pairs.negatives, &device)
+    let neg = pair_terms(distance, &rows, &pairs.negatives, &device)
         .map(|d| d.neg().add_scalar(config.neg_margin).clamp_min(0.0));
     let zero = Tensor::<1>::zeros([1], &device);
     [pos, neg]
@@ -72,10 +74,10 @@ pub fn contrastive_loss(
         .fold(zero, |acc, t| acc + t)
 }
 
-/// Distances of the listed row pairs, `None` for no pairs.
+/// Distances of the listed (batch row, reference row) pairs, `None` for no pairs.
 fn pair_terms(
     distance: Distance,
-    emb: Tensor<2>,
+    rows: &PairRows,
     pairs: &[(usize, usize)],
     device: &Device,
 ) -> Option<Tensor<1>> {
@@ -86,8 +88,8 @@ fn pair_terms(
         let v: Vec<i64> = pairs.iter().map(|p| f(p) as i64).collect();
         Tensor::<1, Int>::from_data(TensorData::new(v, [pairs.len()]), device)
     };
-    let a = emb.clone().select(0, index(|p| p.0));
-    let b = emb.select(0, index(|p| p.1));
+    let a = rows.batch.clone().select(0, index(|p| p.0));
+    let b = rows.reference_rows().select(0, index(|p| p.1));
     Some(row_distance(distance, a, b))
 }
 

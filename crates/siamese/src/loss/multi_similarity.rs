@@ -9,7 +9,7 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::pairs::{cosine_similarity_matrix, pair_mask, PairSet};
+use super::pairs::{PairRows, PairSet};
 use crate::{Error, Result};
 
 /// Configuration of [`multi_similarity_loss`] and its miner.
@@ -58,14 +58,12 @@ impl MultiSimilarityConfig {
 /// The multi-similarity loss of the mined `pairs` of `emb`'s rows: `[B, D] → [1]`.
 pub fn multi_similarity_loss(
     config: &MultiSimilarityConfig,
-    emb: Tensor<2>,
+    rows: impl Into<PairRows>,
     pairs: &PairSet,
 ) -> Tensor<1> {
-    let device = emb.device();
-    let n = emb.dims()[0];
-    let s = cosine_similarity_matrix(emb);
-    let pos = pair_mask(n, &pairs.positives, &device);
-    let neg = pair_mask(n, &pairs.negatives, &device);
+    let rows = rows.into();
+    let s = rows.similarities();
+    let (pos, neg) = rows.masks(pairs);
     let (a, b, l) = (config.alpha, config.beta, config.base);
     let pos_sum = (s.clone().sub_scalar(l).mul_scalar(-a).exp() * pos).sum_dim(1);
     let neg_sum = (s.sub_scalar(l).mul_scalar(b).exp() * neg).sum_dim(1);

@@ -8,13 +8,14 @@
 //!   `−1/|P_i| Σ_{p ∈ P_i} ln( e^{S_ip/t} / Σ_{a ≠ i} e^{S_ia/t} )`, averaged over the anchors
 //!   that have a positive.
 //!
-//! Shapes: embeddings `[B, D]` and a [`PairSet`] → `[1]`. Since `S ≤ 1`, every exponent is
+//! Shapes: embeddings `[B, D]` (or [`PairRows`]: the batch and a memory) and a [`PairSet`] →
+//! `[1]`. Since `S ≤ 1`, every exponent is
 //! shifted by `−1/t`, which cancels in the ratios and keeps `exp` finite.
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::pairs::{cosine_similarity_matrix, pair_mask, PairSet};
+use super::pairs::{PairRows, PairSet};
 use crate::{Error, Result};
 
 /// Configuration of [`nt_xent_loss`] and [`supcon_loss`].
@@ -46,22 +47,24 @@ impl TemperatureConfig {
 /// `e^{(S − 1)/τ}` of the batch and its positive / negative masks.
 fn scaled(
     config: &TemperatureConfig,
-    emb: Tensor<2>,
+    rows: PairRows,
     pairs: &PairSet,
 ) -> (Tensor<2>, Tensor<2>, Tensor<2>, Tensor<2>) {
-    let device = emb.device();
-    let n = emb.dims()[0];
-    let logits = cosine_similarity_matrix(emb)
+    let logits = rows
+        .similarities()
         .sub_scalar(1.0)
         .div_scalar(config.temperature);
-    let pos = pair_mask(n, &pairs.positives, &device);
-    let neg = pair_mask(n, &pairs.negatives, &device);
+    let (pos, neg) = rows.masks(pairs);
     (logits.clone().exp(), logits, pos, neg)
 }
 
 /// NT-Xent over the positive pairs of `pairs`: `[B, D] → [1]`.
-pub fn nt_xent_loss(config: &TemperatureConfig, emb: Tensor<2>, pairs: &PairSet) -> Tensor<1> {
-    let (exp, logits, pos, neg) = scaled(config, emb, pairs);
+pub fn nt_xent_loss(
+    config: &TemperatureConfig,
+    rows: impl Into<PairRows>,
+    pairs: &PairSet,
+) -> Tensor<1> {
+    let (exp, logits, pos, neg) = scaled(config, rows.into(), pairs);
     let neg_sum = (exp.clone() * neg).sum_dim(1);
     let per_pair = (exp + neg_sum).log() - logits;
     (per_pair * pos)
@@ -71,8 +74,12 @@ pub fn nt_xent_loss(config: &TemperatureConfig, emb: Tensor<2>, pairs: &PairSet)
 
 /// SupCon over the anchors of `pairs` (the denominator holds every other row in `pairs`):
 /// `[B, D] → [1]`.
-pub fn supcon_loss(config: &TemperatureConfig, emb: Tensor<2>, pairs: &PairSet) -> Tensor<1> {
-    let (exp, logits, pos, neg) = scaled(config, emb, pairs);
+pub fn supcon_loss(
+    config: &TemperatureConfig,
+    rows: impl Into<PairRows>,
+    pairs: &PairSet,
+) -> Tensor<1> {
+    let (exp, logits, pos, neg) = scaled(config, rows.into(), pairs);
     let others = pos.clone() + neg;
     let log_denominator = (exp * others).sum_dim(1).add_scalar(1e-30).log();
     let per_pair = (log_denominator - logits) * pos.clone();

@@ -1,8 +1,9 @@
 //! Pairs of batch rows that the pair-based losses consume, and the tensors they build from them.
 //!
 //! A miner (see [`crate::sampling::pair_mining`]) returns a [`PairSet`] of `(anchor, other)` row
-//! indices into a batch of `B` embeddings; the losses turn it into `[B, B]` 0/1 masks and work
-//! on the `[B, B]` cosine-similarity matrix of the batch ([`cosine_similarity_matrix`]).
+//! indices into a batch of `B` embeddings (or into the batch followed by a cross-batch memory,
+//! `R` rows: [`PairRows`]); the losses turn it into `[B, R]` 0/1 masks and work on the `[B, R]`
+//! cosine similarities of the batch to those rows ([`PairRows::similarities`]).
 
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -25,11 +26,83 @@ impl PairSet {
 
 /// A `[n, n]` 0/1 mask with ones at `pairs`.
 pub fn pair_mask(n: usize, pairs: &[(usize, usize)], device: &Device) -> Tensor<2> {
-    let mut values = vec![0.0f32; n * n];
+    pair_mask_of(n, n, pairs, device)
+}
+
+/// A `[rows, cols]` 0/1 mask with ones at `pairs`.
+pub fn pair_mask_of(
+    rows: usize,
+    cols: usize,
+    pairs: &[(usize, usize)],
+    device: &Device,
+) -> Tensor<2> {
+    let mut values = vec![0.0f32; rows * cols];
     for &(a, b) in pairs {
-        values[a * n + b] = 1.0;
+        values[a * cols + b] = 1.0;
     }
-    Tensor::from_data(TensorData::new(values, [n, n]), device)
+    Tensor::from_data(TensorData::new(values, [rows, cols]), device)
+}
+
+/// What a pair loss compares: the batch's embeddings `[B, D]` (the anchors, differentiable) with
+/// the reference rows `[R, D]`: the batch itself, then, with a cross-batch memory
+/// ([`crate::sampling::cross_batch_memory`]), the memory's rows `[M, D]` as constants. A
+/// [`PairSet`]'s pairs are `(batch row, reference row)`.
+#[derive(Debug, Clone)]
+pub struct PairRows {
+    pub batch: Tensor<2>,
+    pub memory: Option<Tensor<2>>,
+}
+
+impl From<Tensor<2>> for PairRows {
+    /// The batch alone.
+    fn from(batch: Tensor<2>) -> Self {
+        PairRows {
+            batch,
+            memory: None,
+        }
+    }
+}
+
+impl PairRows {
+    /// Anchors (batch rows) B.
+    pub fn anchors(&self) -> usize {
+        self.batch.dims()[0]
+    }
+
+    /// Reference rows R = B + M.
+    pub fn references(&self) -> usize {
+        self.anchors() + self.memory.as_ref().map_or(0, |m| m.dims()[0])
+    }
+
+    /// The reference rows `[R, D]`: the batch, then the memory.
+    pub fn reference_rows(&self) -> Tensor<2> {
+        match &self.memory {
+            None => self.batch.clone(),
+            Some(m) => Tensor::cat(vec![self.batch.clone(), m.clone()], 0),
+        }
+    }
+
+    /// Cosine similarities of the batch rows to the reference rows: `[B, R]` (without a memory,
+    /// [`cosine_similarity_matrix`] of the batch).
+    pub fn similarities(&self) -> Tensor<2> {
+        match &self.memory {
+            None => cosine_similarity_matrix(self.batch.clone()),
+            Some(m) => {
+                let u = unit_rows(self.batch.clone());
+                let refs = Tensor::cat(vec![u.clone(), unit_rows(m.clone())], 0);
+                u.matmul(refs.transpose())
+            }
+        }
+    }
+
+    /// The `[B, R]` masks of `pairs`' positives and negatives.
+    pub fn masks(&self, pairs: &PairSet) -> (Tensor<2>, Tensor<2>) {
+        let (b, r, device) = (self.anchors(), self.references(), self.batch.device());
+        (
+            pair_mask_of(b, r, &pairs.positives, &device),
+            pair_mask_of(b, r, &pairs.negatives, &device),
+        )
+    }
 }
 
 /// Rows scaled to unit length: `[N, D] → [N, D]`.
@@ -82,8 +155,14 @@ pub fn row_flags(n: usize, rows: impl IntoIterator<Item = usize>, device: &Devic
 
 /// Every pair of distinct rows: same label → positive, different → negative.
 pub fn all_pairs(labels: &[u32]) -> PairSet {
+    all_pairs_against(labels, labels.len())
+}
+
+/// Every pair of one of the first `anchors` rows (the batch) with another row of `labels` (the
+/// batch, then a cross-batch memory's rows): same label → positive, different → negative.
+pub fn all_pairs_against(labels: &[u32], anchors: usize) -> PairSet {
     let mut set = PairSet::default();
-    for (a, &la) in labels.iter().enumerate() {
+    for (a, &la) in labels.iter().enumerate().take(anchors) {
         for (b, &lb) in labels.iter().enumerate() {
             if a == b {
                 continue;

@@ -5,7 +5,7 @@
 //! Euclidean distance with α = 0.2 on unit-norm embeddings; the seeds use the Euclidean one.
 
 use burn::config::Config;
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::distance::row_distance;
 use crate::distance::Distance;
@@ -71,6 +71,36 @@ impl TripletLoss {
         negative: Tensor<2>,
     ) -> Tensor<1> {
         self.forward_no_reduction(anchor, positive, negative).mean()
+    }
+
+    /// The mean loss of `triplets` triplets written as weighted (anchor row, reference row)
+    /// distances (see [`crate::sampling::mining::TripletPairWeights`]):
+    /// `(Σ_k weights_k · d(anchors[i_k], references[j_k]) + α · active) / triplets`, anchors
+    /// `[B, D]`, references `[R, D]` (the batch, then a cross-batch memory) → `[1]`.
+    pub fn forward_weighted(
+        &self,
+        anchors: Tensor<2>,
+        references: Tensor<2>,
+        pairs: &[(usize, usize)],
+        weights: &[f32],
+        active: usize,
+        triplets: usize,
+    ) -> Tensor<1> {
+        let device = anchors.device();
+        let int = |v: Vec<i64>| {
+            let n = v.len();
+            Tensor::<1, Int>::from_data(TensorData::new(v, [n]), &device)
+        };
+        let d = row_distance(
+            self.distance,
+            anchors.select(0, int(pairs.iter().map(|p| p.0 as i64).collect())),
+            references.select(0, int(pairs.iter().map(|p| p.1 as i64).collect())),
+        );
+        let w = Tensor::<1>::from_data(TensorData::new(weights.to_vec(), [weights.len()]), &device);
+        (d * w)
+            .sum()
+            .add_scalar(self.margin * active as f64)
+            .div_scalar(triplets.max(1) as f64)
     }
 
     /// Loss of each triplet: `[N, D]` ×3 → `[N]`.

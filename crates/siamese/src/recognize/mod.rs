@@ -1,7 +1,7 @@
 //! Open-set recognition: a gallery of training embeddings (class prototypes or k-NN), thresholds
 //! calibrated from validation data and stored with the model, the seeds' Gini-of-softmax
 //! baseline, recognising new images as a known class or `unknown`, the open-set evaluation,
-//! embedding plots and the margin sweep.
+//! embedding plots, the margin sweep, and same/different verification of two images.
 
 pub mod calibration;
 pub mod ensemble;
@@ -14,6 +14,7 @@ pub mod recognizer;
 pub mod scores;
 pub mod sweep;
 pub mod unknown_sets;
+pub mod verify;
 
 pub use calibration::{Calibration, Thresholds, DEFAULT_TARGET_TPR};
 pub use gallery::{Gallery, GalleryMode, Match};

@@ -86,6 +86,7 @@ pub fn stage_train(ctx: &DemoContext, rec: &mut StageRecord) -> Result<PathBuf> 
         match config.sampling {
             crate::train::Sampling::Pk { mining, .. } => mining.name(),
             crate::train::Sampling::Random { .. } => "random-triplet",
+            crate::train::Sampling::Pairs { .. } => "pair",
         },
         (100.0 * config.val_fraction).round(),
         config.augment_shift,

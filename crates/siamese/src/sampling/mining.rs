@@ -89,7 +89,35 @@ pub fn mine_triplets(
     margin: f32,
     strategy: MiningStrategy,
 ) -> Vec<Triplet> {
-    let d = distance_matrix(embeddings, dim, distance);
+    mine_triplets_against(
+        embeddings,
+        labels,
+        labels.len(),
+        dim,
+        distance,
+        margin,
+        strategy,
+    )
+}
+
+/// [`mine_triplets`] for the first `anchors` rows of `references` (the batch) against every row
+/// of it (the batch, then a cross-batch memory's rows, see
+/// [`super::cross_batch_memory::CrossBatchMemory::references`]): anchors are batch rows,
+/// positives and negatives any reference row; indices are reference rows.
+pub fn mine_triplets_against(
+    references: &[f32],
+    labels: &[u32],
+    anchors: usize,
+    dim: usize,
+    distance: Distance,
+    margin: f32,
+    strategy: MiningStrategy,
+) -> Vec<Triplet> {
+    let rows: Vec<&[f32]> = references.chunks_exact(dim).collect();
+    let d: Vec<Vec<f32>> = rows[..anchors.min(rows.len())]
+        .iter()
+        .map(|a| rows.iter().map(|b| distance.between(a, b)).collect())
+        .collect();
     let mut out = Vec::new();
     for (a, da) in d.iter().enumerate().take(labels.len()) {
         let (positives, negatives) = partners(labels, a);
@@ -131,6 +159,81 @@ pub fn mine_triplets(
                     out.push(triplet(p, ng));
                 }
             }
+        }
+    }
+    out
+}
+
+/// A set of triplets' mean loss as a weighted sum of (anchor, reference) pair distances:
+/// `L = (Σ_k w_k · d(pairs_k) + α · active) / triplets`, where each triplet whose hinge is
+/// positive on the host adds 1 to its (anchor, positive) pair and −1 to its (anchor, negative)
+/// pair. Within the active set this is the mean hinge exactly, value and gradient; it lets a
+/// batch mined against a cross-batch memory (millions of triplets) cost one distance per pair.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TripletPairWeights {
+    pub pairs: Vec<(usize, usize)>,
+    pub weights: Vec<f32>,
+    /// Triplets with a positive hinge.
+    pub active: usize,
+    /// Triplets mined (the mean's denominator).
+    pub triplets: usize,
+}
+
+/// [`TripletPairWeights`] of the triplets `strategy` mines among the first `anchors` rows of
+/// `references` against all of them (batch-all without listing its triplets).
+pub fn triplet_pair_weights(
+    references: &[f32],
+    labels: &[u32],
+    anchors: usize,
+    dim: usize,
+    distance: Distance,
+    margin: f32,
+    strategy: MiningStrategy,
+) -> TripletPairWeights {
+    let rows: Vec<&[f32]> = references.chunks_exact(dim).collect();
+    let r = rows.len();
+    let anchors = anchors.min(r);
+    let d: Vec<Vec<f32>> = rows[..anchors]
+        .iter()
+        .map(|a| rows.iter().map(|b| distance.between(a, b)).collect())
+        .collect();
+    let mut w = vec![0.0f32; anchors * r];
+    let (mut active, mut triplets) = (0usize, 0usize);
+    if strategy == MiningStrategy::BatchAll {
+        for (a, da) in d.iter().enumerate() {
+            let (positives, negatives) = partners(labels, a);
+            for &p in &positives {
+                for &n in &negatives {
+                    if triplet_hinge(da[p], da[n], margin) > 0.0 {
+                        w[a * r + p] += 1.0;
+                        w[a * r + n] -= 1.0;
+                        active += 1;
+                    }
+                }
+            }
+        }
+        triplets = active;
+    } else {
+        for t in mine_triplets_against(references, labels, anchors, dim, distance, margin, strategy)
+        {
+            triplets += 1;
+            let da = &d[t.anchor];
+            if triplet_hinge(da[t.positive], da[t.negative], margin) > 0.0 {
+                w[t.anchor * r + t.positive] += 1.0;
+                w[t.anchor * r + t.negative] -= 1.0;
+                active += 1;
+            }
+        }
+    }
+    let mut out = TripletPairWeights {
+        active,
+        triplets,
+        ..TripletPairWeights::default()
+    };
+    for (k, &weight) in w.iter().enumerate() {
+        if weight != 0.0 {
+            out.pairs.push((k / r, k % r));
+            out.weights.push(weight);
         }
     }
     out

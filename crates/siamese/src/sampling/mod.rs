@@ -1,12 +1,17 @@
 //! Which images go into a training step: the seeds' random triplet stream, P×K class-balanced
-//! batches, and online mining of triplets (and of pairs, for the pair losses) inside a batch.
+//! batches, same/different pair batches, and online mining of triplets (and of pairs, for the
+//! pair losses) inside a batch and against a cross-batch memory.
 
+pub mod cross_batch_memory;
 pub mod mining;
+pub mod pair_batch;
 pub mod pair_mining;
 pub mod pk_batch;
 pub mod random_triplets;
 
+pub use cross_batch_memory::{CrossBatchMemory, XbmConfig};
 pub use mining::{batch_triplet_stats, mine_triplets, BatchTripletStats, MiningStrategy, Triplet};
+pub use pair_batch::PairSampler;
 pub use pk_batch::PkBatchSampler;
 pub use random_triplets::RandomTriplets;
 

@@ -1,12 +1,12 @@
-//! Online pair mining inside a batch for the pair-based losses: every pair, or the
-//! multi-similarity miner (Wang et al. 2019).
+//! Online pair mining inside a batch (and against a cross-batch memory) for the pair-based
+//! losses: every pair, or the multi-similarity miner (Wang et al. 2019).
 //!
 //! Input: the batch's host embeddings `[B, D]` (no gradient) and labels; output: a
 //! [`PairSet`] of `(anchor, other)` row indices that the loss consumes.
 
 use crate::loss::pairs::PairSet;
 
-pub use crate::loss::pairs::all_pairs;
+pub use crate::loss::pairs::{all_pairs, all_pairs_against};
 
 /// Cosine similarity of two rows (0 when either is all zero).
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -29,10 +29,22 @@ pub fn multi_similarity_pairs(
     dim: usize,
     epsilon: f32,
 ) -> PairSet {
-    let rows: Vec<&[f32]> = embeddings.chunks_exact(dim).collect();
+    multi_similarity_pairs_against(embeddings, labels, labels.len(), dim, epsilon)
+}
+
+/// The multi-similarity miner for the first `anchors` rows of `references` (the batch) against
+/// all of them (the batch, then a cross-batch memory's rows): pairs `(anchor, reference row)`.
+pub fn multi_similarity_pairs_against(
+    references: &[f32],
+    labels: &[u32],
+    anchors: usize,
+    dim: usize,
+    epsilon: f32,
+) -> PairSet {
+    let rows: Vec<&[f32]> = references.chunks_exact(dim).collect();
     let n = labels.len();
     let mut set = PairSet::default();
-    for a in 0..n {
+    for a in 0..anchors.min(n) {
         let sim: Vec<f32> = (0..n).map(|j| cosine(rows[a], rows[j])).collect();
         let (positives, negatives) = super::mining::partners(labels, a);
         if positives.is_empty() || negatives.is_empty() {

@@ -5,7 +5,8 @@
 //! `param_ids.json`: burn keys Adam's state by parameter id, and safetensors keep no ids, so the
 //! ids of the trained weights are saved beside them and given back to the parameters on resume
 //! (without them the resumed run would start Adam's moments from zero). A loss with learnable
-//! class vectors adds `head.safetensors` and `head.json` (their count and parameter id).
+//! class vectors adds `head.safetensors` and `head.json` (their count and parameter id); a run
+//! with a cross-batch memory adds `xbm.safetensors` (the queue, oldest row first).
 //!
 //! A checkpoint is written whole into `checkpoint.tmp/` and then swapped in by renames, so an
 //! interrupted save never leaves a model from one epoch beside the history of another.
@@ -22,6 +23,7 @@ use super::config::TrainConfig;
 use super::history::History;
 use crate::loss::ClassWeights;
 use crate::model::embedding_cnn::EmbeddingCnn;
+use crate::sampling::CrossBatchMemory;
 use crate::{Error, Result};
 
 const MODEL_FILE: &str = "model.safetensors";
@@ -31,6 +33,7 @@ const STATE_FILE: &str = "state.json";
 const PARAM_IDS_FILE: &str = "param_ids.json";
 const HEAD_FILE: &str = "head.safetensors";
 const HEAD_INFO_FILE: &str = "head.json";
+const MEMORY_FILE: &str = "xbm.safetensors";
 
 /// What `head.json` records: the shape of the class vectors and their parameter ids.
 #[derive(Debug, Serialize, Deserialize)]
@@ -114,6 +117,7 @@ pub fn save_checkpoint(
     model: &EmbeddingCnn,
     averaged: Option<&EmbeddingCnn>,
     head: Option<&ClassWeights>,
+    memory: Option<&CrossBatchMemory>,
     optimizer: &ModuleOptimizer,
     state: &RunState,
 ) -> Result<()> {
@@ -139,6 +143,9 @@ pub fn save_checkpoint(
         let path = tmp.join(HEAD_INFO_FILE);
         let text = serde_json::to_string(&info).map_err(|e| Error::Other(e.to_string()))?;
         std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    }
+    if let Some(memory) = memory {
+        memory.save(&tmp.join(MEMORY_FILE))?;
     }
     let optim_path = tmp.join(OPTIMIZER_FILE);
     optimizer
@@ -291,4 +298,11 @@ pub fn load_head(run: &Path, device: &Device) -> Result<ClassWeights> {
         ));
     }
     Ok(with_param_ids(head, &info.ids))
+}
+
+/// Loads the latest checkpoint's cross-batch memory (`capacity` rows of `dim` floats).
+pub fn load_memory(run: &Path, capacity: usize, dim: usize) -> Result<CrossBatchMemory> {
+    let dir = latest_checkpoint(run)
+        .ok_or_else(|| Error::format(run, "no checkpoint in this run folder"))?;
+    CrossBatchMemory::load(&dir.join(MEMORY_FILE), capacity, dim)
 }

@@ -21,6 +21,9 @@ pub enum Sampling {
         images_per_class: usize,
         mining: MiningStrategy,
     },
+    /// Explicit same / different pairs, half each, for the contrastive loss (`--sampler pairs`,
+    /// [`crate::sampling::pair_batch`]).
+    Pairs { pairs_per_batch: usize },
 }
 
 /// Everything that defines a training run.
@@ -63,6 +66,11 @@ pub struct TrainConfig {
     /// [`crate::train::outliers`]); `None` trains on the classes alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outliers: Option<crate::train::outliers::OutlierExposure>,
+    /// Cross-batch memory (`--xbm SIZE`): pair and triplet losses mine the batch against the
+    /// most recent batches' embeddings too (see [`crate::sampling::cross_batch_memory`]);
+    /// `None` mines inside the batch alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xbm: Option<crate::sampling::XbmConfig>,
     /// Arithmetic of the convolutions' products: fp32 (default) or bf16 inputs with fp32 sums
     /// on AMX (see [`crate::kernels::Precision`]); weights and optimiser state stay fp32.
     #[serde(default)]
@@ -98,6 +106,7 @@ impl Default for TrainConfig {
             augment_scale: 0.1,
             ema_decay: 0.998,
             outliers: None,
+            xbm: None,
             precision: crate::kernels::Precision::F32,
         }
     }
@@ -144,6 +153,43 @@ impl TrainConfig {
                     self.loss
                 ),
             ));
+        }
+        if let Sampling::Pairs { pairs_per_batch } = self.sampling {
+            if !matches!(self.loss, LossConfig::Contrastive(_)) {
+                return Err(Error::config(
+                    "--sampler",
+                    format!(
+                        "pairs is for --loss contrastive, not --loss {} (it trains on P×K batches)",
+                        self.loss
+                    ),
+                ));
+            }
+            if pairs_per_batch < 2 {
+                return Err(Error::config(
+                    "--pairs-per-batch",
+                    format!("{pairs_per_batch}: need at least one same and one different pair"),
+                ));
+            }
+        }
+        if let Some(xbm) = &self.xbm {
+            xbm.check()?;
+            if self.loss.has_class_head() {
+                return Err(Error::config(
+                    "--xbm",
+                    format!(
+                        "a cross-batch memory is for the pair and triplet losses; --loss {} \
+                         learns class vectors and mines nothing",
+                        self.loss
+                    ),
+                ));
+            }
+            if !matches!(self.sampling, Sampling::Pk { .. }) {
+                return Err(Error::config(
+                    "--xbm",
+                    "a cross-batch memory mines P×K batches against it, not the fixed triplets \
+                     of `--mining random` or the fixed pairs of `--sampler pairs`",
+                ));
+            }
         }
         if self.augment_shift * 4 > self.model.image_size {
             return Err(Error::config(
@@ -239,6 +285,7 @@ impl TrainConfig {
                 images_per_class,
                 ..
             } => classes_per_batch * images_per_class,
+            Sampling::Pairs { pairs_per_batch } => 2 * pairs_per_batch,
         }
     }
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::image_folder::{load_omniglot_alphabet, load_unknown_images};
 use crate::data::LabelledImages;
 use crate::recognize::unknown_sets::{concat_sets, omniglot_alphabets, UnknownSource};
+use crate::train::TrainConfig;
 use crate::{Error, Result};
 
 /// Default outlier images added to each training batch.
@@ -170,4 +171,33 @@ pub fn epoch_outliers(
     (0..steps)
         .map(|_| sample(&mut rng, outliers, take).into_vec())
         .collect()
+}
+
+/// The outlier images of the run's exposure (`None` without one), loaded before the run folder
+/// is touched; they must have the training images' shape.
+pub(crate) fn load_outliers(
+    config: &TrainConfig,
+    train: &LabelledImages,
+) -> Result<Option<LabelledImages>> {
+    let Some(exposure) = &config.outliers else {
+        return Ok(None);
+    };
+    let images = exposure.source.load()?;
+    if (images.channels, images.height, images.width) != (train.channels, train.height, train.width)
+    {
+        return Err(Error::config(
+            "outliers",
+            format!(
+                "{} gives {}x{}x{} images, the training images are {}x{}x{}",
+                exposure.source.label(),
+                images.channels,
+                images.height,
+                images.width,
+                train.channels,
+                train.height,
+                train.width
+            ),
+        ));
+    }
+    Ok(Some(images))
 }

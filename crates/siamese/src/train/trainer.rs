@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -20,15 +20,13 @@ use super::average::WeightAverage;
 use super::checkpoint::{self, RunState};
 use super::config::{Sampling, TrainConfig};
 use super::history::{EpochRecord, History};
+use super::objective::{batch_objective, Objective};
 use super::schedule::{cosine_lr, progress_bar};
 use crate::data::LabelledImages;
 use crate::embed::{batch_tensor, to_host};
-use crate::loss::triplet::triplet_hinge;
-use crate::loss::{ClassWeights, LossConfig, TripletLossConfig};
+use crate::loss::{ClassWeights, LossConfig};
 use crate::model::embedding_cnn::EmbeddingCnn;
-use crate::sampling::{
-    batch_triplet_stats, mine_triplets, BatchTripletStats, PkBatchSampler, RandomTriplets, Triplet,
-};
+use crate::sampling::{CrossBatchMemory, PairSampler, PkBatchSampler, RandomTriplets};
 use crate::{Error, Result};
 
 /// How a run is driven (not part of the model's identity).
@@ -38,6 +36,9 @@ pub struct TrainOptions {
     pub resume: bool,
     /// Show a progress bar with the live loss.
     pub progress: bool,
+    /// End after this many epochs (checkpoint written) as an interrupted run would, so that
+    /// `resume` can continue it; `None` runs every epoch of the config.
+    pub stop_after_epochs: Option<usize>,
 }
 
 /// What a finished run reports.
@@ -95,8 +96,12 @@ pub fn train(
         )
         .map_err(|e| Error::Other(format!("training data: {e}")))?;
     }
+    if let Sampling::Pairs { pairs_per_batch } = config.sampling {
+        PairSampler::new(&train.labels, train.class_names.len(), pairs_per_batch, 0)
+            .map_err(|e| Error::Other(format!("training data: {e}")))?;
+    }
     let val_batches = fixed_val_batches(val, config)?;
-    let outliers = load_outliers(config, train)?;
+    let outliers = super::outliers::load_outliers(config, train)?;
     let _precision = crate::kernels::PrecisionScope::set(config.precision)
         .map_err(|m| Error::config("--precision", m))?;
     std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
@@ -127,10 +132,6 @@ pub fn train(
             (model, AdamConfig::new().init(), state)
         };
 
-    let loss_fn = TripletLossConfig::new()
-        .with_margin(config.margin)
-        .with_distance(config.distance)
-        .init()?;
     let num_classes = train.class_names.len();
     // The class vectors of Proxy-Anchor / ArcFace / CosFace, trained by the same optimizer.
     let mut head = match config.loss.has_class_head() {
@@ -141,6 +142,14 @@ pub fn train(
     if let Some(h) = &head {
         h.check_labels(config.loss.name(), &train.labels)?;
     }
+    // The cross-batch memory continues from the checkpoint's queue.
+    let mut memory = match config.xbm {
+        None => None,
+        Some(x) if state.epochs_done > 0 => {
+            Some(checkpoint::load_memory(run_dir, x.size, config.model.dim)?)
+        }
+        Some(x) => Some(CrossBatchMemory::new(x.size, config.model.dim)?),
+    };
     let steps_per_epoch = (train.len() / config.images_per_step()).max(1);
     let total_steps = steps_per_epoch * config.epochs;
     // A resumed run continues the average saved as its model.
@@ -155,7 +164,10 @@ pub fn train(
         None
     };
 
-    while state.epochs_done < config.epochs {
+    let last_epoch = options
+        .stop_after_epochs
+        .map_or(config.epochs, |n| n.min(config.epochs));
+    while state.epochs_done < last_epoch {
         let epoch = state.epochs_done + 1;
         device.seed(config.seed.wrapping_add(epoch as u64 * 7919));
         let batches = epoch_batches(train, num_classes, config, epoch, steps_per_epoch)?;
@@ -196,31 +208,25 @@ pub fn train(
                 .map(|&i| train.labels[i])
                 .chain((0..exposed.len()).map(|j| (num_classes + j) as u32))
                 .collect();
-            let loss = if config.loss == LossConfig::Triplet {
-                let triplets = batch.select_triplets(&host, &labels, config);
-                let stats = batch.stats(&host, &labels, config);
-                active_sum += stats.active_fraction;
-                loss_sum += stats.mean_loss;
-                (!triplets.is_empty()).then(|| {
-                    let (a, p, n) = gather(emb, &triplets, &device);
-                    loss_fn.forward(a, p, n)
-                })
-            } else {
-                let loss = super::objective::batch_loss(
-                    &config.loss,
-                    config.distance,
-                    emb,
-                    &host,
-                    &labels,
-                    head.as_ref(),
-                )?;
-                if let Some(l) = &loss {
-                    loss_sum += l.clone().into_scalar::<f32>() as f64;
-                    active_sum += 1.0;
-                }
-                loss
+            let active = config
+                .xbm
+                .is_some_and(|x| x.active_at(global_step, steps_per_epoch));
+            let objective = Objective {
+                config,
+                head: head.as_ref(),
+                memory: memory.as_ref().filter(|_| active),
+                backward: true,
             };
-            let Some(loss) = loss else {
+            let objective = batch_objective(&objective, emb, &host, &labels)?;
+            loss_sum += objective.reported;
+            active_sum += objective.active;
+            // The batch's class images join the memory after being mined against it (outlier
+            // images, whose labels are per batch, never do).
+            if let (Some(m), true) = (&mut memory, active) {
+                let rows = batch.indices.len();
+                m.enqueue(&host[..rows * config.model.dim], &labels[..rows])?;
+            }
+            let Some(loss) = objective.loss else {
                 bar.inc(1);
                 continue;
             };
@@ -266,6 +272,7 @@ pub fn train(
             &model,
             averaged.as_ref(),
             head.as_ref(),
+            memory.as_ref(),
             &optimizer,
             &state,
         )?;
@@ -297,51 +304,6 @@ pub fn train(
 /// One training (or validation) step's images; random batches are `[anchors; positives; negatives]`.
 struct Batch {
     indices: Vec<usize>,
-}
-
-impl Batch {
-    /// The triplets to train on, from the batch's host embeddings and labels.
-    fn select_triplets(&self, host: &[f32], labels: &[u32], config: &TrainConfig) -> Vec<Triplet> {
-        match config.sampling {
-            Sampling::Random { .. } => {
-                let t = self.indices.len() / 3;
-                (0..t)
-                    .map(|i| Triplet {
-                        anchor: i,
-                        positive: t + i,
-                        negative: 2 * t + i,
-                    })
-                    .collect()
-            }
-            Sampling::Pk { mining, .. } => mine_triplets(
-                host,
-                labels,
-                config.model.dim,
-                config.distance,
-                config.margin as f32,
-                mining,
-            ),
-        }
-    }
-
-    /// Loss statistics over every valid triplet of the batch (for random batches: over the
-    /// batch's fixed triplets).
-    fn stats(&self, host: &[f32], labels: &[u32], config: &TrainConfig) -> BatchTripletStats {
-        let dim = config.model.dim;
-        let margin = config.margin as f32;
-        match config.sampling {
-            Sampling::Random { .. } => {
-                let t = self.indices.len() / 3;
-                let row = |i: usize| &host[i * dim..(i + 1) * dim];
-                BatchTripletStats::from_losses((0..t).map(|i| {
-                    let dp = config.distance.between(row(i), row(t + i));
-                    let dn = config.distance.between(row(i), row(2 * t + i));
-                    triplet_hinge(dp, dn, margin)
-                }))
-            }
-            Sampling::Pk { .. } => batch_triplet_stats(host, labels, dim, config.distance, margin),
-        }
-    }
 }
 
 fn epoch_batches(
@@ -376,6 +338,14 @@ fn sample_batches(
                         .collect();
                     Batch { indices }
                 })
+                .collect())
+        }
+        Sampling::Pairs { pairs_per_batch } => {
+            let mut sampler = PairSampler::new(&data.labels, num_classes, pairs_per_batch, seed)?;
+            Ok(sampler
+                .batches(steps)
+                .into_iter()
+                .map(|indices| Batch { indices })
                 .collect())
         }
         Sampling::Pk {
@@ -449,24 +419,18 @@ fn validate(
     let head = head.map(|h| h.valid());
     let device = Device::default();
     let dim = config.model.dim;
+    let objective = Objective {
+        config,
+        head: head.as_ref(),
+        memory: None,
+        backward: false,
+    };
     let (mut loss_sum, mut dist_sum, mut dist_n) = (0.0, 0.0, 0usize);
     for batch in batches {
         let emb = inference.forward(batch_tensor(val, &batch.indices, &device));
         let host = to_host(emb.clone())?;
         let labels: Vec<u32> = batch.indices.iter().map(|&i| val.labels[i]).collect();
-        loss_sum += if config.loss == LossConfig::Triplet {
-            batch.stats(&host, &labels, config).mean_loss
-        } else {
-            super::objective::batch_loss(
-                &config.loss,
-                config.distance,
-                emb,
-                &host,
-                &labels,
-                head.as_ref(),
-            )?
-            .map_or(0.0, |l| l.into_scalar::<f32>() as f64)
-        };
+        loss_sum += batch_objective(&objective, emb, &host, &labels)?.reported;
         let rows: Vec<&[f32]> = host.chunks_exact(dim).collect();
         for w in rows.windows(2) {
             dist_sum += config.distance.between(w[0], w[1]) as f64;
@@ -477,32 +441,6 @@ fn validate(
         loss_sum / batches.len().max(1) as f64,
         dist_sum / dist_n.max(1) as f64,
     ))
-}
-
-/// The outlier images of the run's exposure (`None` without one), loaded before the run folder
-/// is touched; they must have the training images' shape.
-fn load_outliers(config: &TrainConfig, train: &LabelledImages) -> Result<Option<LabelledImages>> {
-    let Some(exposure) = &config.outliers else {
-        return Ok(None);
-    };
-    let images = exposure.source.load()?;
-    if (images.channels, images.height, images.width) != (train.channels, train.height, train.width)
-    {
-        return Err(Error::config(
-            "outliers",
-            format!(
-                "{} gives {}x{}x{} images, the training images are {}x{}x{}",
-                exposure.source.label(),
-                images.channels,
-                images.height,
-                images.width,
-                train.channels,
-                train.height,
-                train.width
-            ),
-        ));
-    }
-    Ok(Some(images))
 }
 
 /// The images of each `(data, indices)` part, in order, as one tensor, each randomly distorted
@@ -530,22 +468,6 @@ fn augmented_batch(
         }
     }
     Tensor::<4>::from_data(TensorData::new(pixels, [n, c, h, w]), device)
-}
-
-/// Rows of `emb` for the anchors, positives and negatives of `triplets`.
-fn gather(
-    emb: Tensor<2>,
-    triplets: &[Triplet],
-    device: &Device,
-) -> (Tensor<2>, Tensor<2>, Tensor<2>) {
-    let idx = |f: fn(&Triplet) -> usize| {
-        let v: Vec<i64> = triplets.iter().map(|t| f(t) as i64).collect();
-        Tensor::<1, Int>::from_data(TensorData::new(v, [triplets.len()]), device)
-    };
-    let a = emb.clone().select(0, idx(|t| t.anchor));
-    let p = emb.clone().select(0, idx(|t| t.positive));
-    let n = emb.select(0, idx(|t| t.negative));
-    (a, p, n)
 }
 
 /// An optimizer of the kind `train` uses; exposed for benchmarks.
