@@ -7,11 +7,12 @@
 use siamese::distance::Distance;
 use siamese::embed::Embeddings;
 use siamese::eval::openset::aupr;
+use siamese::recognize::calibration::calibrate_ensemble;
 use siamese::recognize::calibration::Calibration;
 use siamese::recognize::ensemble::ProbedEmbeddings;
 use siamese::recognize::gini::SoftmaxLayer;
 use siamese::recognize::openset::{check_disjoint, parse_unknown_list, NoiseKind, UnknownSource};
-use siamese::recognize::recognizer::{calibrate_embeddings, calibrate_ensemble};
+use siamese::recognize::recognizer::calibrate_embeddings;
 use siamese::recognize::scores::{knn_kth, MahalanobisFit, Score, Scorer};
 use siamese::recognize::{CalibrateOptions, Gallery};
 use siamese::train::outliers::OutlierSource;

@@ -14,9 +14,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::ensemble::EnsembleFit;
+use super::ensemble::{EnsembleFit, ProbedEmbeddings};
+use super::gallery::Gallery;
 use super::gallery::GalleryMode;
 use super::gini::SoftmaxLayer;
+use super::scores::Scorer;
 use super::scores::{MahalanobisFit, Score};
 use crate::distance::Distance;
 use crate::eval::openset::threshold_for_tpr;
@@ -108,6 +110,56 @@ pub fn calibrate_thresholds(
         })
         .collect();
     Ok(Thresholds { global, per_class })
+}
+
+/// Adds the `ensemble` score to a calibration made by [`super::recognizer::calibrate_embeddings`] from the same
+/// images: the conv1 fits on the training images, each component's validation scores, and the
+/// score's thresholds.
+pub fn calibrate_ensemble(
+    calibration: &mut Calibration,
+    gallery: &Gallery,
+    train: &ProbedEmbeddings,
+    train_labels: &[u32],
+    val: &ProbedEmbeddings,
+    val_labels: &[u32],
+) -> Result<()> {
+    let classes = calibration.class_names.len();
+    let fit = EnsembleFit::fit_conv1(train, train_labels, classes)?;
+    let scorer = Scorer {
+        gallery,
+        k: calibration.k,
+        softmax: &calibration.gini.softmax,
+        mahalanobis: calibration.mahalanobis.as_ref(),
+        ensemble: None,
+    };
+    let component = |score: Score| -> Result<Vec<f32>> {
+        Ok(scorer
+            .score(score, &val.embeddings.values)?
+            .into_iter()
+            .map(|p| p.1)
+            .collect())
+    };
+    let [means, stds] = fit.conv1_components(val);
+    let fit = fit.with_reference([
+        means,
+        stds,
+        component(Score::Mahalanobis)?,
+        component(Score::KnnKth)?,
+    ])?;
+    let scores: Vec<f32> = Scorer {
+        ensemble: Some(&fit),
+        ..scorer
+    }
+    .score_probed(Score::Ensemble, val)?
+    .into_iter()
+    .map(|p| p.1)
+    .collect();
+    calibration.score_thresholds.insert(
+        Score::Ensemble.name().to_string(),
+        calibrate_thresholds(&scores, val_labels, classes, calibration.target_tpr)?,
+    );
+    calibration.ensemble = Some(fit);
+    Ok(())
 }
 
 /// Checks a user-given distance threshold: finite and ≥ 0.

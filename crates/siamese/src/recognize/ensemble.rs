@@ -25,7 +25,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::gallery::class_prototypes;
-use super::scores::MahalanobisFit;
+use super::mahalanobis::MahalanobisFit;
 use crate::data::LabelledImages;
 use crate::embed::{batch_tensor, to_host, Embeddings};
 use crate::model::embedding_cnn::EmbeddingCnn;

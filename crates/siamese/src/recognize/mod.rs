@@ -8,6 +8,7 @@ pub mod ensemble;
 pub mod gallery;
 pub mod gini;
 pub mod image_index;
+pub mod mahalanobis;
 pub mod openset;
 pub mod plots;
 pub mod recognizer;

@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::calibration::{
-    calibrate_thresholds, check_distance_threshold, check_target_tpr, gallery_path,
-    model_fingerprint, Calibration, GiniCalibration, CALIBRATION_VERSION, DEFAULT_TARGET_TPR,
+    calibrate_ensemble, calibrate_thresholds, check_distance_threshold, check_target_tpr,
+    gallery_path, model_fingerprint, Calibration, GiniCalibration, CALIBRATION_VERSION,
+    DEFAULT_TARGET_TPR,
 };
-use super::ensemble::{embed_probed, EnsembleFit, ProbedEmbeddings};
+use super::ensemble::{embed_probed, ProbedEmbeddings};
 use super::gallery::{Gallery, GalleryMode, Match};
 use super::gini::{train_softmax, SoftmaxTrainConfig};
 use super::scores::{MahalanobisFit, Score, Scorer};
@@ -174,56 +175,6 @@ pub fn calibrate_embeddings(
         ensemble: None,
     };
     Ok((gallery, calibration))
-}
-
-/// Adds the `ensemble` score to a calibration made by [`calibrate_embeddings`] from the same
-/// images: the conv1 fits on the training images, each component's validation scores, and the
-/// score's thresholds.
-pub fn calibrate_ensemble(
-    calibration: &mut Calibration,
-    gallery: &Gallery,
-    train: &ProbedEmbeddings,
-    train_labels: &[u32],
-    val: &ProbedEmbeddings,
-    val_labels: &[u32],
-) -> Result<()> {
-    let classes = calibration.class_names.len();
-    let fit = EnsembleFit::fit_conv1(train, train_labels, classes)?;
-    let scorer = Scorer {
-        gallery,
-        k: calibration.k,
-        softmax: &calibration.gini.softmax,
-        mahalanobis: calibration.mahalanobis.as_ref(),
-        ensemble: None,
-    };
-    let component = |score: Score| -> Result<Vec<f32>> {
-        Ok(scorer
-            .score(score, &val.embeddings.values)?
-            .into_iter()
-            .map(|p| p.1)
-            .collect())
-    };
-    let [means, stds] = fit.conv1_components(val);
-    let fit = fit.with_reference([
-        means,
-        stds,
-        component(Score::Mahalanobis)?,
-        component(Score::KnnKth)?,
-    ])?;
-    let scores: Vec<f32> = Scorer {
-        ensemble: Some(&fit),
-        ..scorer
-    }
-    .score_probed(Score::Ensemble, val)?
-    .into_iter()
-    .map(|p| p.1)
-    .collect();
-    calibration.score_thresholds.insert(
-        Score::Ensemble.name().to_string(),
-        calibrate_thresholds(&scores, val_labels, classes, calibration.target_tpr)?,
-    );
-    calibration.ensemble = Some(fit);
-    Ok(())
 }
 
 /// Calibrates a run folder: embeds its training split (the gallery) and validation split (the
