@@ -6,34 +6,11 @@
 //! non-zero exit, no panic. Needs `siamese fetch mnist`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn siamese() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_siamese"))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("the binary starts")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "{}", stderr(out));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// Exit code 1, one `error:` line (the last) naming `needle`, no panic.
-fn assert_clean_failure(out: &Output, needle: &str) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
-    assert_eq!(errors.len(), 1, "one error line: {err}");
-    assert!(errors[0].contains(needle), "{needle}: {err}");
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{assert_clean_failure, copy_dir, json, run, siamese, stderr};
 
 /// MNIST test image `i` written as an 84 × 84 black-on-white PNG.
 fn write_digit(test: &siamese::data::LabelledImages, i: usize, path: &Path) {
@@ -42,19 +19,6 @@ fn write_digit(test: &siamese::data::LabelledImages, i: usize, path: &Path) {
         image::Luma([255 - (v * 255.0) as u8])
     });
     img.save(path).unwrap();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let p = entry.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
 }
 
 fn verify(model: &Path, a: &Path, b: &Path, extra: &[&str]) -> Output {
