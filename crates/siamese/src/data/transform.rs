@@ -16,10 +16,10 @@
 //! 5. **Stroke normalisation** (on by default, [`MnistStyle::normalise_strokes`]): the crop is
 //!    resampled to a working box (its own longer side, clamped to 40..160 px), rescaled to a
 //!    peak of 1, and its stroke width is estimated as `2·area / boundary edges` of the ink
-//!    above 0.5. Strokes below 85 % of [`THICKEN_TO`] (0.12 of the box) are thickened to it by
-//!    a soft grey dilation with a disc; that target is calibrated so converted thin-pen
-//!    drawings come out with MNIST's median stroke width ([`MNIST_STROKE_FRACTION`], measured
-//!    on MNIST itself with the same estimator). Thin-pen photos and Omniglot's 105-px drawings
+//!    above 0.5. Strokes below 85 % of MNIST's median stroke width ([`MNIST_STROKE_FRACTION`],
+//!    0.10 of the box, measured on MNIST itself with the same estimator) are thickened to it by
+//!    a soft grey dilation with a disc (the final 20-px downscale softens edges, so converted
+//!    Omniglot Latin letters measure 0.088 at the output). Thin-pen photos and Omniglot's 105-px drawings
 //!    then have digit-like strokes, so distances compare shapes, not pens. MNIST digits pass
 //!    through nearly unchanged (median stroke 0.105 after conversion). Never thins a stroke.
 //! 6. **Size normalisation**: the longer side becomes 20 px, aspect ratio kept, with a triangle
@@ -52,12 +52,7 @@ fn work_side(w: usize, h: usize) -> usize {
 /// Median stroke width of MNIST digits as a fraction of their box's longer side, measured with
 /// [`stroke_fraction`] on the 60,000 training digits (median 0.0995; quartiles 0.084, 0.118).
 pub const MNIST_STROKE_FRACTION: f32 = 0.10;
-/// Stroke width (fraction of the working box) that thin strokes are dilated to. Wider than
-/// [`MNIST_STROKE_FRACTION`] because the final 20-px downscale softens edges: 0.12 makes the
-/// converted Omniglot Latin letters (thin pen, 105 px) measure 0.101 at the output, MNIST's
-/// median (0.10 gave 0.088, 0.13 gave 0.109).
-pub const THICKEN_TO: f32 = 0.12;
-/// Strokes within this factor of [`THICKEN_TO`] are left alone.
+/// Strokes within this factor of [`MNIST_STROKE_FRACTION`] are left alone.
 const THICKEN_BELOW: f32 = 0.85;
 
 /// Images whose longer side exceeds this are first shrunk to it (aspect kept).
@@ -204,11 +199,7 @@ pub fn ink_to_mnist(ink: &[f32], w: usize, h: usize, opts: MnistStyle) -> Vec<f3
     if opts.normalise_strokes {
         let side = work_side(cw, ch);
         let (work, ww, wh) = work_map(&cur, cw, ch, side);
-        let target = std::env::var("TMP_T")
-            .ok()
-            .and_then(|v| v.parse::<f32>().ok())
-            .unwrap_or(MNIST_STROKE_FRACTION)
-            * side as f32;
+        let target = MNIST_STROKE_FRACTION * side as f32;
         let width = stroke_width(&work, ww, wh);
         if width < THICKEN_BELOW * target {
             let (thick, tw, th) = dilate_disc(&work, ww, wh, (target - width) / 2.0);
