@@ -140,20 +140,16 @@ pub fn calibrate_ensemble(
             .collect())
     };
     let [means, stds] = fit.conv1_components(val);
-    let fit = fit.with_reference([
+    let components = [
         means,
         stds,
         component(Score::Mahalanobis)?,
         component(Score::KnnKth)?,
-    ])?;
-    let scores: Vec<f32> = Scorer {
-        ensemble: Some(&fit),
-        ..scorer
-    }
-    .score_probed(Score::Ensemble, val)?
-    .into_iter()
-    .map(|p| p.1)
-    .collect();
+    ];
+    // The validation digits' own scores, from the components just computed (the scorer would
+    // compute them again).
+    let fit = fit.with_reference(components.clone())?;
+    let scores = fit.combine(&components)?;
     calibration.score_thresholds.insert(
         Score::Ensemble.name().to_string(),
         calibrate_thresholds(&scores, val_labels, classes, calibration.target_tpr)?,

@@ -356,10 +356,7 @@ impl KnownSide {
             seed: config.seed,
             exposure: config.outliers.map(|e| e.source),
         };
-        side.known = Score::ALL
-            .iter()
-            .map(|&s| Ok((s, side.scorer().score_probed(s, &known_emb)?)))
-            .collect::<Result<_>>()?;
+        side.known = side.scorer().score_all(&known_emb)?;
         Ok(side)
     }
 
@@ -387,12 +384,13 @@ impl KnownSide {
         let unknown = exclude_classes(unknown, &set.exclude, &set.source)?;
         let unknown_emb = embed_probed(&self.model, &unknown)?;
         let mut runs = Vec::new();
-        for (score, known) in &self.known {
+        let unknown_scores = self.scorer().score_all(&unknown_emb)?;
+        for ((score, known), (_, unknown)) in self.known.iter().zip(&unknown_scores) {
             runs.push(method_scores(
                 score.name(),
                 known,
                 &self.labels,
-                &self.scorer().score_probed(*score, &unknown_emb)?,
+                unknown,
                 self.thresholds(*score),
                 options.per_class,
             ));

@@ -174,6 +174,9 @@ pub fn energy_score(logits: &[f32]) -> f32 {
     -(max + logits.iter().map(|&z| (z - max).exp()).sum::<f32>().ln())
 }
 
+/// `(class, score)` of each image.
+pub type ScoredRows = Vec<(u32, f32)>;
+
 /// Everything the scores are computed from.
 pub struct Scorer<'a> {
     /// Training embeddings (for `knn`, `knn-kth`; prototypes only is enough for the others).
@@ -191,6 +194,44 @@ impl Scorer<'_> {
         if score != Score::Ensemble {
             return self.score(score, &probed.embeddings.values);
         }
+        let values =
+            |s: Score| -> Result<Vec<(u32, f32)>> { self.score(s, &probed.embeddings.values) };
+        self.ensemble_of(
+            probed,
+            &values(Score::KnnKth)?,
+            &values(Score::Mahalanobis)?,
+        )
+    }
+
+    /// Every score of [`Score::ALL`], in that order, of each image; `ensemble` reuses the
+    /// `knn-kth` and `mahalanobis` values computed for their own entries.
+    pub fn score_all(&self, probed: &ProbedEmbeddings) -> Result<Vec<(Score, ScoredRows)>> {
+        let mut out = Vec::with_capacity(Score::ALL.len());
+        for score in Score::ALL {
+            let values = if score == Score::Ensemble {
+                let of = |s: Score| {
+                    &out.iter()
+                        .find(|(done, _): &&(Score, ScoredRows)| *done == s)
+                        .expect("knn-kth and mahalanobis come before ensemble in ALL")
+                        .1
+                };
+                self.ensemble_of(probed, of(Score::KnnKth), of(Score::Mahalanobis))?
+            } else {
+                self.score(score, &probed.embeddings.values)?
+            };
+            out.push((score, values));
+        }
+        Ok(out)
+    }
+
+    /// `ensemble` from conv1's summaries and the images' `knn-kth` and `mahalanobis` values;
+    /// the class is `knn-kth`'s.
+    fn ensemble_of(
+        &self,
+        probed: &ProbedEmbeddings,
+        kth: &[(u32, f32)],
+        maha: &[(u32, f32)],
+    ) -> Result<Vec<(u32, f32)>> {
         let fit = self.ensemble.ok_or_else(|| {
             Error::config(
                 "score",
@@ -198,15 +239,8 @@ impl Scorer<'_> {
             )
         })?;
         let [means, stds] = fit.conv1_components(probed);
-        let values =
-            |s: Score| -> Result<Vec<(u32, f32)>> { self.score(s, &probed.embeddings.values) };
-        let kth = values(Score::KnnKth)?;
-        let maha = values(Score::Mahalanobis)?
-            .into_iter()
-            .map(|p| p.1)
-            .collect();
-        let components = [means, stds, maha, kth.iter().map(|p| p.1).collect()];
-        let combined = fit.combine(&components)?;
+        let values = |v: &[(u32, f32)]| v.iter().map(|p| p.1).collect();
+        let combined = fit.combine(&[means, stds, values(maha), values(kth)])?;
         Ok(kth.iter().zip(combined).map(|(p, s)| (p.0, s)).collect())
     }
 

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::calibration::model_fingerprint;
-use crate::data::transform::{load_image_mnist_style, MNIST_SIDE};
-use crate::data::LabelledImages;
+use super::recognizer::load_images_mnist_style;
+use crate::data::transform::MNIST_SIDE;
 use crate::distance::Distance;
 use crate::faces::verify::{accuracy, best_threshold, verdict};
 use crate::run::{embed, load_data_source, load_inference_model};
@@ -166,16 +166,8 @@ pub fn verify_images(
             ),
         ));
     }
-    let (pa, pb) = (load_image_mnist_style(a)?, load_image_mnist_style(b)?);
+    let images = load_images_mnist_style(&[a.to_path_buf(), b.to_path_buf()])?;
     let model = load_inference_model(run)?;
-    let images = LabelledImages {
-        pixels: [pa, pb].concat(),
-        labels: vec![0, 0],
-        class_names: vec!["query".into()],
-        channels: 1,
-        height: MNIST_SIDE,
-        width: MNIST_SIDE,
-    };
     let emb = embed(&model, &images)?;
     let distance = config.distance.between(emb.row(0), emb.row(1));
     let (threshold, calibration) = match threshold {
