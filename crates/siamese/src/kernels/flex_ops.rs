@@ -390,6 +390,18 @@ pub(super) fn depthwise_infer(
     Tensor::from_primitive::<Flex>(flex_tensor(y, vec![d[0], d[1], s.out_h(), s.out_w()]))
 }
 
+/// MobileNetV2's pooled features `[N, F]` of flex images `[N, C, H, W]` through the fused
+/// per-image pass ([`super::inverted_residual`]), inference only.
+pub(super) fn mobilenet_features(
+    net: &super::inverted_residual::FusedMobileNet,
+    images: Tensor<4>,
+) -> Tensor<2> {
+    let x = images.try_into_primitive::<Flex>().expect("checked: flex");
+    let d = dims(&x);
+    let y = net.features(&values(&x), d[0], (d[2], d[3]));
+    Tensor::from_primitive::<Flex>(flex_tensor(y, vec![d[0], net.feature_dim()]))
+}
+
 /// 2x2 stride-2 max-pool on a flex tensor, with or without autodiff.
 pub(super) fn max_pool2x2(x: Tensor<4>, autodiff: bool) -> Tensor<4> {
     if !autodiff {

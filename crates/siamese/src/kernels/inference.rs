@@ -155,6 +155,26 @@ pub fn conv2d_bias_add_relu(
     relu(burn::tensor::module::conv2d(x, weight, Some(bias), options) + residual)
 }
 
+/// MobileNetV2's pooled features of `images [N, C, H, W]` through the fused per-image pass
+/// ([`super::inverted_residual`]) when the fast kernels are on and the images are flex f32
+/// without autodiff; `None` otherwise (the caller runs its layers one by one).
+pub fn fused_mobilenet_features(
+    net: &super::inverted_residual::FusedMobileNet,
+    images: &Tensor<4>,
+) -> Option<Tensor<2>> {
+    let [_, c, h, w] = images.dims();
+    if !(fast_kernels()
+        && fast_context(&[images]) == Some(false)
+        && c == net.in_channels()
+        && h > 0
+        && w > 0)
+    {
+        return None;
+    }
+    FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+    Some(flex_ops::mobilenet_features(net, images.clone()))
+}
+
 /// `k × k` max-pool with stride `stride`, no padding (floor mode), for inference: our
 /// vectorised kernel on flex tensors without autodiff when the fast kernels are on, else burn's
 /// `max_pool2d`.

@@ -27,6 +27,7 @@ mod flex_ops;
 mod gemm;
 pub mod gemm_bf16;
 mod inference;
+pub mod inverted_residual;
 pub use gemm::{precision, set_precision, Precision, PrecisionScope};
 pub mod pool;
 #[cfg(target_arch = "x86_64")]
@@ -46,8 +47,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
 
 pub use inference::{
-    conv2d_bias, conv2d_bias_add_relu, conv2d_bias_then, depthwise_conv2d_bias, max_pool2d_infer,
-    Activation,
+    conv2d_bias, conv2d_bias_add_relu, conv2d_bias_then, depthwise_conv2d_bias,
+    fused_mobilenet_features, max_pool2d_infer, Activation,
 };
 
 /// Calls that took a fast kernel (lets tests and the benchmark check that the fast path ran).

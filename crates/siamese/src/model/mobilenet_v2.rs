@@ -14,7 +14,11 @@
 //! on the block's first repeat), projects with a linear 1x1, and adds its input when the stride
 //! is 1 and the channel count is unchanged. Every BatchNorm is folded into its convolution.
 
+use std::sync::Arc;
+
 use burn::tensor::{Device, Tensor};
+
+use crate::kernels::inverted_residual::{self as fused, FusedMobileNet};
 
 use super::frozen::{global_avg_pool, ConvSpec, ExportedConv, FoldedConv, FrozenLinear};
 use super::weights::Weights;
@@ -85,6 +89,8 @@ pub struct MobileNetV2 {
     blocks: Vec<InvertedResidual>,
     head: FoldedConv,
     classifier: FrozenLinear,
+    /// The same folded weights, laid out for the fused per-image CPU pass.
+    fused: Arc<FusedMobileNet>,
 }
 
 impl MobileNetV2 {
@@ -170,34 +176,34 @@ impl MobileNetV2 {
                 ),
             ));
         }
+        let fused = Arc::new(fused_layout(&export(&stem, &blocks, &head)));
         Ok(MobileNetV2 {
             stem,
             blocks,
             head,
             classifier,
+            fused,
         })
     }
 
     /// The folded layers of [`MobileNetV2::features`], for another runtime.
     pub fn export(&self) -> ExportedMobileNetV2 {
-        ExportedMobileNetV2 {
-            stem: self.stem.export(),
-            blocks: self
-                .blocks
-                .iter()
-                .map(|b| ExportedBlock {
-                    expand: b.expand.as_ref().map(FoldedConv::export),
-                    depthwise: b.depthwise.export(),
-                    project: b.project.export(),
-                    residual: b.residual,
-                })
-                .collect(),
-            head: self.head.export(),
-        }
+        export(&self.stem, &self.blocks, &self.head)
     }
 
-    /// Pooled 1280-d features: `[B, 3, H, W] → [B, 1280]` (normalised ImageNet input).
+    /// Pooled 1280-d features: `[B, 3, H, W] → [B, 1280]` (normalised ImageNet input). On the
+    /// CPU kernels each image runs through all layers in one fused pass
+    /// ([`crate::kernels::inverted_residual`]); elsewhere layer by layer.
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
+        if let Some(features) = crate::kernels::fused_mobilenet_features(&self.fused, &images) {
+            return features;
+        }
+        self.features_layer_by_layer(images)
+    }
+
+    /// [`MobileNetV2::features`] one layer at a time over the whole batch (the path of other
+    /// backends, and the reference the fused pass is tested against).
+    pub fn features_layer_by_layer(&self, images: Tensor<4>) -> Tensor<2> {
         let mut x = self.stem.forward_relu6(images);
         for block in &self.blocks {
             x = block.forward(x);
@@ -213,5 +219,54 @@ impl MobileNetV2 {
     /// ImageNet logits: `[B, 3, H, W] → [B, 1000]`.
     pub fn logits(&self, images: Tensor<4>) -> Tensor<2> {
         self.classify_features(self.features(images))
+    }
+}
+
+fn export(
+    stem: &FoldedConv,
+    blocks: &[InvertedResidual],
+    head: &FoldedConv,
+) -> ExportedMobileNetV2 {
+    ExportedMobileNetV2 {
+        stem: stem.export(),
+        blocks: blocks
+            .iter()
+            .map(|b| ExportedBlock {
+                expand: b.expand.as_ref().map(FoldedConv::export),
+                depthwise: b.depthwise.export(),
+                project: b.project.export(),
+                residual: b.residual,
+            })
+            .collect(),
+        head: head.export(),
+    }
+}
+
+/// The exported layers in the fused pass's layout (channels-last, transposed 1x1 weights).
+fn fused_layout(e: &ExportedMobileNetV2) -> FusedMobileNet {
+    let pointwise = |c: &ExportedConv| fused::Pointwise::from_oihw(&c.weight, &c.bias);
+    FusedMobileNet {
+        stem: fused::Stem::new(
+            &e.stem.weight,
+            e.stem.shape,
+            &e.stem.bias,
+            e.stem.stride,
+            e.stem.padding,
+        ),
+        blocks: e
+            .blocks
+            .iter()
+            .map(|b| fused::Block {
+                expand: b.expand.as_ref().map(pointwise),
+                depthwise: fused::Depthwise3x3::from_c1kk(
+                    &b.depthwise.weight,
+                    &b.depthwise.bias,
+                    b.depthwise.stride,
+                ),
+                project: pointwise(&b.project),
+                residual: b.residual,
+            })
+            .collect(),
+        head: pointwise(&e.head),
     }
 }
