@@ -1,6 +1,7 @@
 //! `siamese bench backbone` without its peer: ours is timed, the report says why the peer is
 //! missing, bad counts are refused; and the exported layers the ONNX peer is built from compute
-//! the same features as the network itself (replayed here with burn's plain convolution).
+//! the same features as the network itself (replayed here with burn's plain convolution), as
+//! do its fused per-image pass and its layer-by-layer one.
 
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -37,6 +38,19 @@ fn the_exported_layers_compute_the_networks_features() {
         .into_data()
         .try_to_vec()
         .unwrap();
+    // `features` takes the fused per-image pass on the CPU kernels; the layer-by-layer one
+    // must agree with it.
+    let by_layer: Vec<f32> = net
+        .features_layer_by_layer(images.clone())
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    let apart = by_layer
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0f32, f32::max);
+    assert!(apart < 1e-4, "fused and layer-by-layer passes differ by {apart}");
     let layers = net.export();
     assert_eq!(layers.blocks.len(), 17);
     assert_eq!(layers.blocks.iter().filter(|b| b.residual).count(), 10);

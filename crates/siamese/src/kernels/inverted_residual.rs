@@ -136,6 +136,7 @@ impl Depthwise3x3 {
     ) {
         let (c, s) = (self.channels, self.stride);
         let out_w = self.out_len(in_w);
+        let fma = super::simd::level() >= super::simd::SimdLevel::Avx2;
         // The taps that land inside the image, with where their input pixel starts in `src`.
         let mut valid = [(0usize, 0usize); 9];
         for (r, oy) in rows.clone().enumerate() {
@@ -157,7 +158,7 @@ impl Depthwise3x3 {
                     }
                 }
                 let out = &mut dst[(r * out_w + ox) * c..][..c];
-                depthwise_pixel(&self.taps, &self.bias, src, &valid[..n], out);
+                depthwise_pixel(&self.taps, &self.bias, src, &valid[..n], out, fma);
             }
         }
     }
@@ -165,7 +166,9 @@ impl Depthwise3x3 {
 
 /// One output pixel of the depthwise filter over all `out.len()` channels: the bias plus each
 /// valid tap's weights times its input pixel, then ReLU6. Channels go 64, then 16, at a time in
-/// registers (four or one vector of independent sums), the rest one by one.
+/// registers (four or one vector of independent sums), the rest one by one. With `fma` (the
+/// AVX2 and AVX-512 paths) each tap is one fused multiply-add; without, `mul_add` would be a
+/// library call, so it is a multiply and an add.
 #[inline(always)]
 fn depthwise_pixel(
     taps: &[f32],
@@ -173,9 +176,10 @@ fn depthwise_pixel(
     src: &[f32],
     valid: &[(usize, usize)],
     out: &mut [f32],
+    fma: bool,
 ) {
     #[inline(always)]
-    fn chunk<const N: usize>(
+    fn chunk<const N: usize, const FMA: bool>(
         c0: usize,
         taps: &[f32],
         bias: &[f32],
@@ -189,26 +193,44 @@ fn depthwise_pixel(
             let w: &[f32; N] = taps[t * c + c0..][..N].try_into().unwrap();
             let x: &[f32; N] = src[at + c0..][..N].try_into().unwrap();
             for j in 0..N {
-                acc[j] += w[j] * x[j];
+                acc[j] = if FMA {
+                    w[j].mul_add(x[j], acc[j])
+                } else {
+                    acc[j] + w[j] * x[j]
+                };
             }
         }
         for j in 0..N {
             out[c0 + j] = acc[j].clamp(0.0, 6.0);
         }
     }
-    let c = out.len();
-    let mut c0 = 0;
-    while c0 + 64 <= c {
-        chunk::<64>(c0, taps, bias, src, valid, out);
-        c0 += 64;
+    #[inline(always)]
+    fn all<const FMA: bool>(
+        taps: &[f32],
+        bias: &[f32],
+        src: &[f32],
+        valid: &[(usize, usize)],
+        out: &mut [f32],
+    ) {
+        let c = out.len();
+        let mut c0 = 0;
+        while c0 + 64 <= c {
+            chunk::<64, FMA>(c0, taps, bias, src, valid, out);
+            c0 += 64;
+        }
+        while c0 + 16 <= c {
+            chunk::<16, FMA>(c0, taps, bias, src, valid, out);
+            c0 += 16;
+        }
+        while c0 < c {
+            chunk::<1, FMA>(c0, taps, bias, src, valid, out);
+            c0 += 1;
+        }
     }
-    while c0 + 16 <= c {
-        chunk::<16>(c0, taps, bias, src, valid, out);
-        c0 += 16;
-    }
-    while c0 < c {
-        chunk::<1>(c0, taps, bias, src, valid, out);
-        c0 += 1;
+    if fma {
+        all::<true>(taps, bias, src, valid, out)
+    } else {
+        all::<false>(taps, bias, src, valid, out)
     }
 }
 
