@@ -50,7 +50,10 @@ fn the_exported_layers_compute_the_networks_features() {
         .zip(&want)
         .map(|(g, w)| (g - w).abs())
         .fold(0.0f32, f32::max);
-    assert!(apart < 1e-4, "fused and layer-by-layer passes differ by {apart}");
+    assert!(
+        apart < 1e-4,
+        "fused and layer-by-layer passes differ by {apart}"
+    );
     let layers = net.export();
     assert_eq!(layers.blocks.len(), 17);
     assert_eq!(layers.blocks.iter().filter(|b| b.residual).count(), 10);
