@@ -223,11 +223,44 @@ impl Depthwise3x3 {
                 let w: [[f32; L]; 9] =
                     std::array::from_fn(|t| self.taps[t * c + c0..][..L].try_into().unwrap());
                 let b: [f32; L] = self.bias[c0..c0 + L].try_into().unwrap();
+                #[inline(always)]
+                fn madd<const L: usize, const FMA: bool>(
+                    acc: &mut [f32; L],
+                    w: &[f32; L],
+                    x: &[f32],
+                ) {
+                    let x: &[f32; L] = x[..L].try_into().unwrap();
+                    for j in 0..L {
+                        acc[j] = if FMA {
+                            w[j].mul_add(x[j], acc[j])
+                        } else {
+                            acc[j] + w[j] * x[j]
+                        };
+                    }
+                }
                 for ox in 0..out_w {
                     let mut acc = b;
                     // Input column of tap kx: ox·s + kx − 1; all three inside away from the edges.
                     let x0 = (ox * s) as isize - 1;
                     let interior = x0 >= 0 && (x0 as usize) + 2 < in_w;
+                    if interior && n == 3 {
+                        // Most pixels: all nine taps, straight-line.
+                        let at = x0 as usize * c + c0;
+                        let r0 = &src[ky_rows[0].1 + at..][..2 * c + L];
+                        let r1 = &src[ky_rows[1].1 + at..][..2 * c + L];
+                        let r2 = &src[ky_rows[2].1 + at..][..2 * c + L];
+                        for kx in 0..3 {
+                            madd::<L, FMA>(&mut acc, &w[kx], &r0[kx * c..]);
+                            madd::<L, FMA>(&mut acc, &w[3 + kx], &r1[kx * c..]);
+                            madd::<L, FMA>(&mut acc, &w[6 + kx], &r2[kx * c..]);
+                        }
+                        let out: &mut [f32; L] =
+                            (&mut out_row[ox * c + c0..][..L]).try_into().unwrap();
+                        for j in 0..L {
+                            out[j] = acc[j].clamp(0.0, 6.0);
+                        }
+                        continue;
+                    }
                     for &(ky, base) in ky_rows {
                         for kx in 0..3 {
                             let ix = x0 + kx as isize;
