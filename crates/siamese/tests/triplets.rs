@@ -44,6 +44,10 @@ fn error_of(dir: &Path, name: &str, text: &[u8]) -> String {
     err
 }
 
+/// burn's random generator is per device, shared by the threads of this test binary: runs
+/// that must be reproducible take turns.
+static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn bad_triplet_files_are_errors_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -209,6 +213,7 @@ fn head_config(input_dim: usize, epochs: usize) -> HeadRunConfig {
 
 #[test]
 fn head_learns_clusters_and_its_checkpoint_reloads() {
+    let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let data = clustered_features(12, 10, 48, 600, 1);
     let run = tempfile::tempdir().unwrap();
     let config = head_config(48, 12);
@@ -307,6 +312,7 @@ fn lfw_subset(lfw: &Path, dir: &Path, people: usize, per_person: usize) -> usize
 
 #[test]
 fn lfw_people_triplets_with_frozen_mobilenet_v2() {
+    let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let Some(lfw) = locate(TestData::Lfw) else {
         return;
     };
@@ -355,6 +361,7 @@ fn lfw_people_triplets_with_frozen_mobilenet_v2() {
 /// which of two images is closer for triplets of digits it has never seen.
 #[test]
 fn mnist_digit_triplets_with_frozen_mobilenet_v2() {
+    let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let work = tempfile::tempdir().unwrap();
     let images = work.path().join("digits");
     let test = siamese::data::load_mnist(siamese::data::MnistSplit::Test)
