@@ -177,6 +177,20 @@ impl Depthwise3x3 {
     }
 }
 
+/// `acc += w · x[..L]`, lane by lane: a fused multiply-add when `FMA` (the AVX2 and AVX-512
+/// paths), else a multiply and an add (`mul_add` without the instruction is a library call).
+#[inline(always)]
+fn madd<const L: usize, const FMA: bool>(acc: &mut [f32; L], w: &[f32; L], x: &[f32]) {
+    let x: &[f32; L] = x[..L].try_into().unwrap();
+    for j in 0..L {
+        acc[j] = if FMA {
+            w[j].mul_add(x[j], acc[j])
+        } else {
+            acc[j] + w[j] * x[j]
+        };
+    }
+}
+
 /// Where a strip's rows sit: `src` holds input rows `first..` of an `in_h × in_w` activation,
 /// and the output is `out_w` wide.
 #[derive(Debug, Clone, Copy)]
@@ -223,21 +237,6 @@ impl Depthwise3x3 {
                 let w: [[f32; L]; 9] =
                     std::array::from_fn(|t| self.taps[t * c + c0..][..L].try_into().unwrap());
                 let b: [f32; L] = self.bias[c0..c0 + L].try_into().unwrap();
-                #[inline(always)]
-                fn madd<const L: usize, const FMA: bool>(
-                    acc: &mut [f32; L],
-                    w: &[f32; L],
-                    x: &[f32],
-                ) {
-                    let x: &[f32; L] = x[..L].try_into().unwrap();
-                    for j in 0..L {
-                        acc[j] = if FMA {
-                            w[j].mul_add(x[j], acc[j])
-                        } else {
-                            acc[j] + w[j] * x[j]
-                        };
-                    }
-                }
                 for ox in 0..out_w {
                     let mut acc = b;
                     // Input column of tap kx: ox·s + kx − 1; all three inside away from the edges.
@@ -267,16 +266,8 @@ impl Depthwise3x3 {
                             if !interior && (ix < 0 || ix as usize >= in_w) {
                                 continue;
                             }
-                            let x: &[f32; L] =
-                                src[base + ix as usize * c + c0..][..L].try_into().unwrap();
-                            let wt = &w[ky * 3 + kx];
-                            for j in 0..L {
-                                acc[j] = if FMA {
-                                    wt[j].mul_add(x[j], acc[j])
-                                } else {
-                                    acc[j] + wt[j] * x[j]
-                                };
-                            }
+                            let x = &src[base + ix as usize * c + c0..];
+                            madd::<L, FMA>(&mut acc, &w[ky * 3 + kx], x);
                         }
                     }
                     let out: &mut [f32; L] = (&mut out_row[ox * c + c0..][..L]).try_into().unwrap();
@@ -316,14 +307,7 @@ fn depthwise_pixel(
         let mut acc: [f32; N] = bias[c0..c0 + N].try_into().unwrap();
         for &(t, at) in valid {
             let w: &[f32; N] = taps[t * c + c0..][..N].try_into().unwrap();
-            let x: &[f32; N] = src[at + c0..][..N].try_into().unwrap();
-            for j in 0..N {
-                acc[j] = if FMA {
-                    w[j].mul_add(x[j], acc[j])
-                } else {
-                    acc[j] + w[j] * x[j]
-                };
-            }
+            madd::<N, FMA>(&mut acc, w, &src[at + c0..]);
         }
         for j in 0..N {
             out[c0 + j] = acc[j].clamp(0.0, 6.0);
