@@ -13,7 +13,8 @@ use siamese::train::{Sampling, TrainConfig};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// `mnist`, or a folder of class folders (`class_name/*.png|jpg`).
+    /// `mnist`, `omniglot:ZIP[,ZIP…]` (Omniglot background zips) or a folder of class folders
+    /// (`class_name/*.png|jpg`).
     #[arg(long, default_value = "mnist")]
     pub data: String,
     /// Run folder for checkpoints, config, history and loss.png.
@@ -111,6 +112,15 @@ pub struct TrainArgs {
     /// Train on a stratified subset of this many MNIST images.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// With `--data omniglot:…`: convert the drawings into N × N fields instead of MNIST's
+    /// 28 × 28 (28..=112; the ink's box stays 20/28 of the field). Saved in the run, so
+    /// `oneshot` and `eval` convert their drawings the same way.
+    #[arg(long, value_name = "N")]
+    pub side: Option<usize>,
+    /// With `--data omniglot:…`: also train on every character turned by 90°, 180° and 270°,
+    /// each turn a class of its own (four times the classes; an epoch is four times as long).
+    #[arg(long)]
+    pub rotated_classes: bool,
     /// Randomly shift training images by up to this many pixels (0 turns augmentation off).
     #[arg(long, default_value_t = TrainConfig::default().augment_shift)]
     pub augment_shift: usize,
@@ -243,7 +253,9 @@ impl TrainArgs {
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let config = args.config()?;
-    let source = DataSource::parse(&args.data, args.limit)?;
+    let source = DataSource::parse(&args.data, args.limit)?
+        .with_side(args.side)?
+        .with_rotated_classes(args.rotated_classes)?;
     let existing = if args.resume {
         Existing::Resume
     } else {

@@ -37,8 +37,23 @@ pub enum DataSource {
     Folder { path: PathBuf },
     /// Omniglot background zips (`omniglot:ZIP[,ZIP…]`): their characters are the classes, a
     /// held-out split the test set (one-shot learning is evaluated on other alphabets by
-    /// `siamese oneshot`).
-    Omniglot { zips: Vec<PathBuf> },
+    /// `siamese oneshot`, at the same side).
+    Omniglot {
+        zips: Vec<PathBuf>,
+        /// Side of the square field the drawings are converted to (`--side`; 28 in runs
+        /// written before the option).
+        #[serde(default = "mnist_side")]
+        side: usize,
+        /// Every character also turned by 90°, 180° and 270°, each turn a class of its own
+        /// (`--rotated-classes`, [`crate::data::omniglot::with_rotated_classes`]), in each
+        /// split after splitting.
+        #[serde(default)]
+        rotated_classes: bool,
+    },
+}
+
+fn mnist_side() -> usize {
+    crate::data::transform::MNIST_SIDE
 }
 
 /// The splits a run uses.
@@ -58,12 +73,26 @@ impl DataSource {
             DataSource::Mnist { limit: None } => "MNIST".to_string(),
             DataSource::Mnist { limit: Some(n) } => format!("MNIST (a {n}-image subset)"),
             DataSource::Folder { path } => format!("the folder {}", path.display()),
-            DataSource::Omniglot { zips } => format!(
-                "Omniglot {}",
+            DataSource::Omniglot {
+                zips,
+                side,
+                rotated_classes,
+            } => format!(
+                "Omniglot {}{}{}",
                 zips.iter()
                     .map(|z| z.display().to_string())
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                if *side == mnist_side() {
+                    String::new()
+                } else {
+                    format!(" at {side} × {side}")
+                },
+                if *rotated_classes {
+                    " with rotated classes"
+                } else {
+                    ""
+                }
             ),
         }
     }
@@ -80,7 +109,11 @@ impl DataSource {
                     return Err(Error::io(zip, std::io::ErrorKind::NotFound.into()));
                 }
             }
-            return Ok(DataSource::Omniglot { zips });
+            return Ok(DataSource::Omniglot {
+                zips,
+                side: mnist_side(),
+                rotated_classes: false,
+            });
         }
         let path = PathBuf::from(spec);
         if !path.is_dir() {
@@ -90,6 +123,59 @@ impl DataSource {
             ));
         }
         Ok(DataSource::Folder { path })
+    }
+
+    /// The source with its images converted into `side × side` fields (`--side`; `None` keeps
+    /// it). Only Omniglot's drawings are converted at other sides: MNIST is 28 × 28 and folders
+    /// are read MNIST-style at 28, so a side for them is an error, as is a side outside
+    /// [`crate::data::transform::MIN_SIDE`]..=[`crate::data::transform::MAX_SIDE`].
+    pub fn with_side(self, side: Option<usize>) -> Result<Self> {
+        let Some(new) = side else {
+            return Ok(self);
+        };
+        crate::data::transform::check_side(new)?;
+        match self {
+            DataSource::Omniglot {
+                zips,
+                rotated_classes,
+                ..
+            } => Ok(DataSource::Omniglot {
+                zips,
+                side: new,
+                rotated_classes,
+            }),
+            other => Err(Error::config(
+                "--side",
+                format!(
+                    "{new} applies only to omniglot: data; {} is read at {s} × {s}",
+                    other.describe(),
+                    s = mnist_side()
+                ),
+            )),
+        }
+    }
+
+    /// The source with every Omniglot character also turned by 90°, 180° and 270° as classes
+    /// of their own (`--rotated-classes`; `false` keeps it). Only Omniglot's characters are
+    /// turned (a turned digit is often another digit): for other data it is an error.
+    pub fn with_rotated_classes(self, rotated: bool) -> Result<Self> {
+        if !rotated {
+            return Ok(self);
+        }
+        match self {
+            DataSource::Omniglot { zips, side, .. } => Ok(DataSource::Omniglot {
+                zips,
+                side,
+                rotated_classes: true,
+            }),
+            other => Err(Error::config(
+                "--rotated-classes",
+                format!(
+                    "applies only to omniglot: data, not to {}",
+                    other.describe()
+                ),
+            )),
+        }
     }
 
     /// Loads and splits the data deterministically under `seed`.
@@ -113,8 +199,8 @@ impl DataSource {
             }
             DataSource::Folder { .. } | DataSource::Omniglot { .. } => {
                 let all = match self {
-                    DataSource::Omniglot { zips } => {
-                        crate::data::omniglot::load_omniglot_background(zips)?
+                    DataSource::Omniglot { zips, side, .. } => {
+                        crate::data::omniglot::load_omniglot_background_at(zips, *side)?
                     }
                     DataSource::Folder { path } => crate::data::image_folder::load_image_folder(
                         path,
@@ -138,12 +224,25 @@ impl DataSource {
                     }
                     seen[class] += 1;
                 }
-                let train = all.subset(&train_idx);
+                let (mut train, mut val, mut test) = (
+                    all.subset(&train_idx),
+                    all.subset(&val_idx),
+                    all.subset(&test_idx),
+                );
+                if let DataSource::Omniglot {
+                    rotated_classes: true,
+                    ..
+                } = self
+                {
+                    // After the split, so a drawing and its turns fall in the same split.
+                    let turn = crate::data::omniglot::with_rotated_classes;
+                    (train, val, test) = (turn(&train)?, turn(&val)?, turn(&test)?);
+                }
                 Ok(Splits {
                     gallery: train.clone(),
                     train,
-                    val: all.subset(&val_idx),
-                    test: all.subset(&test_idx),
+                    val,
+                    test,
                 })
             }
         }
@@ -346,13 +445,25 @@ pub fn evaluate(run: &Path) -> Result<EvalReport> {
 }
 
 /// `siamese oneshot`: the run's model on the one-shot runs of `runs_zip` (Lake's
-/// `all_runs.zip` layout), nearest training drawing under the run's distance.
+/// `all_runs.zip` layout), nearest training drawing under the run's distance. The drawings are
+/// converted at the side the model was trained at (`--side`); a model of other than one
+/// channel is an error.
 pub fn evaluate_oneshot_run(
     run: &Path,
     runs_zip: &Path,
 ) -> Result<crate::eval::oneshot::OneShotReport> {
     let config = checkpoint::load_config(run)?;
-    let runs = crate::data::omniglot::load_oneshot_runs(runs_zip)?;
+    if config.model.channels != 1 {
+        return Err(Error::config(
+            "--model",
+            format!(
+                "{}: the model reads {} channels; one-shot drawings have one",
+                run.display(),
+                config.model.channels
+            ),
+        ));
+    }
+    let runs = crate::data::omniglot::load_oneshot_runs_at(runs_zip, config.model.image_size)?;
     let model = load_inference_model(run)?;
     crate::eval::oneshot::evaluate_oneshot(&model, &runs, config.distance)
 }

@@ -330,6 +330,7 @@ fn transform_thickens_thin_strokes_and_survives_blank_images() {
         &img,
         MnistStyle {
             normalise_strokes: false,
+            ..MnistStyle::default()
         },
     );
     let thick = mnist_style(&img);

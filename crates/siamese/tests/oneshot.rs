@@ -1,6 +1,7 @@
 //! Omniglot: one-shot evaluation on hand-made runs whose answers are known, the refusal of zips
-//! of another layout, and (when the Omniglot zips are around) a short training run on the small
-//! background sets evaluated on Lake's 20 runs.
+//! of another layout, drawings converted at a larger side, the turned classes (alone and through
+//! `DataSource` with `--side`), a model refusing images of another side, and (when the Omniglot
+//! zips are around) the small background sets and Lake's 20 runs read as they should be.
 
 #[path = "common/test_data.rs"]
 mod test_data;
@@ -9,11 +10,16 @@ use std::io::Write;
 use std::path::Path;
 
 use burn::tensor::Device;
-use image::{GrayImage, Luma};
-use siamese::data::omniglot::{load_omniglot_background, load_oneshot_runs};
+use image::imageops::{rotate180, rotate270, rotate90};
+use image::{GrayImage, ImageBuffer, Luma};
+use siamese::data::omniglot::{
+    load_omniglot_background, load_oneshot_runs, load_oneshot_runs_at, with_rotated_classes,
+};
+use siamese::data::LabelledImages;
 use siamese::distance::Distance;
 use siamese::eval::oneshot::evaluate_oneshot;
 use siamese::model::embedding_cnn::EmbeddingCnnConfig;
+use siamese::run::DataSource;
 
 /// A 105 × 105 drawing, black ink on white: shape 0 a horizontal bar, 1 a vertical bar, 2 a
 /// cross, 3 an L (distinct after the MNIST-style crop and rescale).
@@ -160,4 +166,144 @@ fn small_background_sets_are_read_with_shared_alphabets_once() {
     assert!(runs
         .iter()
         .all(|r| r.training.len() == 20 && r.test.len() == 20));
+}
+
+/// Bounding box `(width, height)` of the values above 0.2 of a `side × side` field.
+fn ink_box(v: &[f32], side: usize) -> (usize, usize) {
+    let on: Vec<(usize, usize)> = (0..side * side)
+        .filter(|&p| v[p] > 0.2)
+        .map(|p| (p % side, p / side))
+        .collect();
+    let span = |f: fn(&(usize, usize)) -> usize| {
+        on.iter().map(f).max().unwrap() + 1 - on.iter().map(f).min().unwrap()
+    };
+    (span(|p| p.0), span(|p| p.1))
+}
+
+#[test]
+fn runs_at_side_40_hold_the_drawing_in_a_29_pixel_box() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = hand_made_runs(dir.path(), true);
+    let small = load_oneshot_runs(&zip).unwrap();
+    let large = load_oneshot_runs_at(&zip, 40).unwrap();
+    assert_eq!((large[0].test.height, large[0].test.width), (40, 40));
+    assert_eq!(large[0].test.pixels.len(), 4 * 40 * 40);
+    assert_eq!(large[0].test.labels, small[0].test.labels);
+    // Shape 0, a horizontal bar: its longer side is MNIST's 20 px at 28, round(40·20/28) = 29
+    // at 40 (the thickened stroke makes the height).
+    let bar = small[0].training.image(0);
+    let bar40 = large[0].training.image(0);
+    assert_eq!(ink_box(bar, 28).0, 20);
+    assert_eq!(ink_box(bar40, 40).0, 29);
+    for side in [27, 113] {
+        let err = load_oneshot_runs_at(&zip, side).unwrap_err().to_string();
+        assert_eq!(err, format!("invalid --side: {side} is not in 28..=112"));
+    }
+}
+
+#[test]
+fn rotated_classes_are_exact_quarter_turns_with_labels_of_their_own() {
+    // Two 3 × 3 images of classes 1 and 0: pixel values 0..9 and 10..19.
+    let images = LabelledImages {
+        pixels: (0..9).chain(10..19).map(|v| v as f32).collect(),
+        labels: vec![1, 0],
+        class_names: vec!["A/character01".into(), "A/character02".into()],
+        channels: 1,
+        height: 3,
+        width: 3,
+    };
+    let turned = with_rotated_classes(&images).unwrap();
+    assert_eq!(turned.len(), 8);
+    assert_eq!(turned.labels, vec![1, 0, 3, 2, 5, 4, 7, 6]);
+    assert_eq!(turned.class_names.len(), 8);
+    assert_eq!(turned.class_names[3], "A/character02 rotated 90°");
+    assert_eq!(turned.class_names[7], "A/character02 rotated 270°");
+    // 0 1 2 / 3 4 5 / 6 7 8 turned clockwise is 6 3 0 / 7 4 1 / 8 5 2.
+    let row = |i: usize| -> Vec<f32> { turned.image(i).to_vec() };
+    assert_eq!(row(0), (0..9).map(|v| v as f32).collect::<Vec<_>>());
+    assert_eq!(row(2), [6., 3., 0., 7., 4., 1., 8., 5., 2.]);
+    assert_eq!(row(4), [8., 7., 6., 5., 4., 3., 2., 1., 0.]);
+    assert_eq!(row(6), [2., 5., 8., 1., 4., 7., 0., 3., 6.]);
+    assert_eq!(row(3), [16., 13., 10., 17., 14., 11., 18., 15., 12.]);
+    let mut wide = images.clone();
+    (wide.height, wide.width) = (1, 9);
+    let err = with_rotated_classes(&wide).unwrap_err().to_string();
+    assert_eq!(err, "invalid rotated classes: images are 1x9, not square");
+}
+
+#[test]
+fn rotated_classes_quadruple_a_background_set_turning_each_split_exactly() {
+    // One alphabet of the four shapes, ten drawings each.
+    let dir = tempfile::tempdir().unwrap();
+    let mut entries = Vec::new();
+    for c in 0..4 {
+        for i in 0..10 {
+            let name = format!("back/Alpha/character0{}/{i:02}.png", c + 1);
+            entries.push((name, drawing(c)));
+        }
+    }
+    let zip = dir.path().join("background.zip");
+    write_zip(&zip, &entries);
+    let source = DataSource::parse(&format!("omniglot:{}", zip.display()), None)
+        .unwrap()
+        .with_side(Some(40))
+        .unwrap();
+    let plain = source.clone().load(0.1, 42).unwrap();
+    let turned = source
+        .with_rotated_classes(true)
+        .unwrap()
+        .load(0.1, 42)
+        .unwrap();
+    // 20 % held out per class, halved: 8 / 1 / 1 drawings of each of the 4 characters.
+    assert_eq!(
+        (plain.train.len(), plain.val.len(), plain.test.len()),
+        (32, 4, 4)
+    );
+    assert_eq!(plain.train.class_names.len(), 4);
+    assert_eq!(turned.train.class_names.len(), 16);
+    assert_eq!(turned.train.class_names[5], "Alpha/character02 rotated 90°");
+    for (p, t) in [
+        (&plain.train, &turned.train),
+        (&plain.val, &turned.val),
+        (&plain.test, &turned.test),
+    ] {
+        assert_eq!(t.len(), 4 * p.len());
+        assert_eq!((t.height, t.width), (40, 40));
+        for i in 0..p.len() {
+            let img = ImageBuffer::<Luma<f32>, _>::from_raw(40, 40, p.image(i).to_vec()).unwrap();
+            assert_eq!(t.image(i), p.image(i));
+            // The image crate's clockwise turns, an independent reference.
+            for (k, r) in [rotate90(&img), rotate180(&img), rotate270(&img)]
+                .iter()
+                .enumerate()
+            {
+                let j = (k + 1) * p.len() + i;
+                assert_eq!(t.image(j), r.as_raw().as_slice(), "turn {k} of {i}");
+                assert_eq!(t.labels[j], p.labels[i] + 4 * (k as u32 + 1));
+            }
+        }
+    }
+    // A bar is not its own quarter turn: the turned classes are other pictures.
+    assert_ne!(turned.train.image(0), turned.train.image(32));
+}
+
+#[test]
+fn a_model_of_another_side_refuses_the_images_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = load_oneshot_runs(&hand_made_runs(dir.path(), true)).unwrap();
+    let model = EmbeddingCnnConfig::new()
+        .with_image_size(40)
+        .init(&Device::default())
+        .unwrap();
+    let err = evaluate_oneshot(&model, &runs, Distance::Euclidean)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("invalid --model: the model reads 1×40×40 images, these are 1×28×28"),
+        "{err}"
+    );
+    assert!(!err.contains('\n'), "{err}");
+    let at_40 = load_oneshot_runs_at(&dir.path().join("runs.zip"), 40).unwrap();
+    let report = evaluate_oneshot(&model, &at_40, Distance::Euclidean).unwrap();
+    assert!((report.mean_accuracy - 0.75).abs() < 1e-12);
 }

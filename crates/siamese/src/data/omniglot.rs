@@ -5,7 +5,9 @@
 //! Every drawing (105 × 105, one bit, black ink on white) is converted MNIST-style to
 //! `1 × 28 × 28` ([`super::transform`]: inverted to white ink, cropped to the ink, the longer
 //! side scaled to 20 px with an anti-aliasing filter, thin strokes thickened to MNIST's width,
-//! centred by mass), so the seeds' CNN reads it as it reads a digit.
+//! centred by mass), so the seeds' CNN reads it as it reads a digit. The `*_at` loaders take
+//! a larger field side (e.g. 40: the 105-px drawing keeps more of its detail in a 29-px box);
+//! a run trained at a side is evaluated at the same side.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::image_folder::read_zip_images;
-use super::transform::{decode_image, mnist_style, MNIST_SIDE};
+use super::transform::{decode_image, mnist_style_with, MnistStyle, MNIST_SIDE};
 use super::LabelledImages;
 use crate::{Error, Result};
 
@@ -29,6 +31,12 @@ fn alphabet_and_character(name: &str) -> Option<(&str, &str)> {
 /// zip is skipped (the small background sets share Greek and Latin). A zip with an image
 /// outside that layout, or without any, is an error naming it.
 pub fn load_omniglot_background(zips: &[PathBuf]) -> Result<LabelledImages> {
+    load_omniglot_background_at(zips, MNIST_SIDE)
+}
+
+/// [`load_omniglot_background`] into `side × side` fields ([`MnistStyle::with_side`]).
+pub fn load_omniglot_background_at(zips: &[PathBuf], side: usize) -> Result<LabelledImages> {
+    let style = MnistStyle::with_side(side)?;
     let mut seen: Vec<String> = Vec::new();
     let mut class_names: Vec<String> = Vec::new();
     let mut labels = Vec::new();
@@ -71,7 +79,12 @@ pub fn load_omniglot_background(zips: &[PathBuf]) -> Result<LabelledImages> {
         }
         let images: Vec<Vec<f32>> = new_here
             .par_iter()
-            .map(|(name, bytes)| Ok(mnist_style(&decode_image(bytes, &zip.join(name))?)))
+            .map(|(name, bytes)| {
+                Ok(mnist_style_with(
+                    &decode_image(bytes, &zip.join(name))?,
+                    style,
+                ))
+            })
             .collect::<Result<_>>()?;
         pixels.extend(images.concat());
         for (name, _) in &entries {
@@ -86,8 +99,8 @@ pub fn load_omniglot_background(zips: &[PathBuf]) -> Result<LabelledImages> {
         labels,
         class_names,
         channels: 1,
-        height: MNIST_SIDE,
-        width: MNIST_SIDE,
+        height: side,
+        width: side,
     })
 }
 
@@ -96,7 +109,7 @@ pub fn load_omniglot_background(zips: &[PathBuf]) -> Result<LabelledImages> {
 pub struct OneShotRun {
     /// `runNN`.
     pub name: String,
-    /// The one training drawing of each class, `[classes, 1, 28, 28]`.
+    /// The one training drawing of each class, `[classes, 1, side, side]`.
     pub training: LabelledImages,
     /// The test drawings, labelled with the index of their class's training drawing.
     pub test: LabelledImages,
@@ -107,6 +120,12 @@ pub struct OneShotRun {
 /// folder without it, a line naming a missing drawing, or a zip without any run is an error
 /// naming the file.
 pub fn load_oneshot_runs(zip_path: &Path) -> Result<Vec<OneShotRun>> {
+    load_oneshot_runs_at(zip_path, MNIST_SIDE)
+}
+
+/// [`load_oneshot_runs`] into `side × side` fields ([`MnistStyle::with_side`]).
+pub fn load_oneshot_runs_at(zip_path: &Path, side: usize) -> Result<Vec<OneShotRun>> {
+    let style = MnistStyle::with_side(side)?;
     let file = std::fs::File::open(zip_path).map_err(|e| Error::io(zip_path, e))?;
     let bad =
         |e: zip::result::ZipError| Error::format(zip_path, format!("not a readable zip: {e}"));
@@ -165,7 +184,10 @@ pub fn load_oneshot_runs(zip_path: &Path) -> Result<Vec<OneShotRun>> {
         classes.dedup();
         let decode = |read: &mut dyn FnMut(&str) -> Result<Vec<u8>>, name: &str| {
             let bytes = read(name)?;
-            Ok::<_, Error>(mnist_style(&decode_image(&bytes, &zip_path.join(name))?))
+            Ok::<_, Error>(mnist_style_with(
+                &decode_image(&bytes, &zip_path.join(name))?,
+                style,
+            ))
         };
         let mut training = Vec::new();
         for c in &classes {
@@ -182,14 +204,59 @@ pub fn load_oneshot_runs(zip_path: &Path) -> Result<Vec<OneShotRun>> {
             labels,
             class_names: classes.clone(),
             channels: 1,
-            height: MNIST_SIDE,
-            width: MNIST_SIDE,
+            height: side,
+            width: side,
         };
         out.push(OneShotRun {
             name: run,
             training: set(training, (0..classes.len() as u32).collect()),
             test: set(test, answers),
         });
+    }
+    Ok(out)
+}
+
+/// `images` followed by three copies turned by 90°, 180° and 270°, each turn's characters new
+/// classes (`Alphabet/characterNN rotated 90°`, labels `turn · classes + label`): the class
+/// augmentation of Santoro et al. 2016 and Vinyals et al. 2016, four times the characters for a
+/// P×K batch to tell apart. A turned character is another shape, not the same one seen
+/// askew, so it is a class of its own. Images must be square; the turns are exact pixel
+/// permutations, so a field centred by mass stays centred.
+pub fn with_rotated_classes(images: &LabelledImages) -> Result<LabelledImages> {
+    let (c, n) = (images.channels, images.height);
+    if images.width != n {
+        return Err(Error::config(
+            "rotated classes",
+            format!("images are {}x{}, not square", images.height, images.width),
+        ));
+    }
+    let classes = images.class_names.len() as u32;
+    let mut out = images.clone();
+    for turn in 1..4u32 {
+        for i in 0..images.len() {
+            let image = images.image(i);
+            for plane in image.chunks_exact(n * n) {
+                // A quarter turn clockwise `turn` times: `(x, y)` of the output reads the
+                // input at the point that lands there.
+                out.pixels.extend((0..n * n).map(|p| {
+                    let (y, x) = (p / n, p % n);
+                    let (sy, sx) = match turn {
+                        1 => (n - 1 - x, y),
+                        2 => (n - 1 - y, n - 1 - x),
+                        _ => (x, n - 1 - y),
+                    };
+                    plane[sy * n + sx]
+                }));
+            }
+            debug_assert_eq!(out.pixels.len() % (c * n * n), 0);
+            out.labels.push(turn * classes + images.labels[i]);
+        }
+        out.class_names.extend(
+            images
+                .class_names
+                .iter()
+                .map(|name| format!("{name} rotated {}°", 90 * turn)),
+        );
     }
     Ok(out)
 }

@@ -27,6 +27,10 @@
 //! 7. **Centring by mass**: the 20-px box is placed in the 28 × 28 field with the integer shift
 //!    that brings its centre of mass closest to the field's centre (14, 14) in continuous
 //!    coordinates (pixel `i` spans `[i, i+1)`), clamped so that no ink leaves the field.
+//!
+//! [`MnistStyle::side`] asks for a larger field (e.g. 40 or 56 for Omniglot's 105-px drawings):
+//! the box then keeps MNIST's proportion of it (20/28), so steps 6–7 give the same picture with
+//! more pixels; steps 1–5 do not change.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -58,19 +62,56 @@ const THICKEN_BELOW: f32 = 0.85;
 /// Images whose longer side exceeds this are first shrunk to it (aspect kept).
 const MAX_INPUT_SIDE: u32 = 1024;
 
+/// Smallest and largest field side [`MnistStyle::side`] accepts.
+pub const MIN_SIDE: usize = MNIST_SIDE;
+pub const MAX_SIDE: usize = 112;
+
 /// Options of [`mnist_style_with`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MnistStyle {
     /// Thicken strokes thinner than MNIST's (step 5 of the module docs).
     pub normalise_strokes: bool,
+    /// Side of the square output field (MNIST's 28 by default). The ink's box keeps MNIST's
+    /// proportion of it, 20/28 ([`MnistStyle::box_side`]), so a larger field holds the same
+    /// picture in more pixels.
+    pub side: usize,
 }
 
 impl Default for MnistStyle {
     fn default() -> Self {
         MnistStyle {
             normalise_strokes: true,
+            side: MNIST_SIDE,
         }
     }
+}
+
+impl MnistStyle {
+    /// The default conversion into a `side × side` field; a side outside
+    /// [`MIN_SIDE`]..=[`MAX_SIDE`] is an error naming it.
+    pub fn with_side(side: usize) -> Result<Self> {
+        check_side(side)?;
+        Ok(MnistStyle {
+            side,
+            ..MnistStyle::default()
+        })
+    }
+
+    /// Longer side of the ink's box in the field: `side · 20 / 28`, rounded (20 at 28).
+    pub fn box_side(&self) -> usize {
+        (self.side * MNIST_BOX + MNIST_SIDE / 2) / MNIST_SIDE
+    }
+}
+
+/// Checks a field side for [`MnistStyle::side`].
+pub fn check_side(side: usize) -> Result<()> {
+    if !(MIN_SIDE..=MAX_SIDE).contains(&side) {
+        return Err(Error::config(
+            "--side",
+            format!("{side} is not in {MIN_SIDE}..={MAX_SIDE}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Opens and decodes an image file (format guessed from its bytes); errors name the file.
@@ -184,10 +225,11 @@ fn border_values(v: &[f32], w: usize, h: usize) -> Vec<f32> {
     out
 }
 
-/// Steps 4–7: an ink map (white on black, any size) to the 28 × 28 MNIST field.
-/// A map without ink gives 784 zeros.
+/// Steps 4–7: an ink map (white on black, any size) to the MNIST field (28 × 28 unless
+/// `opts.side` says otherwise). A map without ink gives a field of zeros.
 pub fn ink_to_mnist(ink: &[f32], w: usize, h: usize, opts: MnistStyle) -> Vec<f32> {
-    let blank = vec![0.0; MNIST_SIDE * MNIST_SIDE];
+    let field = opts.side;
+    let blank = vec![0.0; field * field];
     let Some((x0, y0, x1, y1)) = bounding_box(ink, w, h, 0.2) else {
         return blank;
     };
@@ -217,18 +259,18 @@ pub fn ink_to_mnist(ink: &[f32], w: usize, h: usize, opts: MnistStyle) -> Vec<f3
             (cur, cw, ch) = (work, ww, wh);
         }
     }
-    let (small, sw, sh) = resize_to_box(&cur, cw, ch, MNIST_BOX);
+    let (small, sw, sh) = resize_to_box(&cur, cw, ch, opts.box_side());
     let (cx, cy) = centre_of_mass(&small, sw, sh);
-    let centre = MNIST_SIDE as f32 / 2.0;
+    let centre = field as f32 / 2.0;
     let place = |c: f32, size: usize| -> usize {
         let ideal = (centre - c).round();
-        ideal.clamp(0.0, (MNIST_SIDE - size) as f32) as usize
+        ideal.clamp(0.0, (field - size) as f32) as usize
     };
     let (ox, oy) = (place(cx, sw), place(cy, sh));
     let mut out = blank;
     for y in 0..sh {
         for x in 0..sw {
-            out[(y + oy) * MNIST_SIDE + x + ox] = small[y * sw + x].clamp(0.0, 1.0);
+            out[(y + oy) * field + x + ox] = small[y * sw + x].clamp(0.0, 1.0);
         }
     }
     out

@@ -50,6 +50,24 @@ pub fn to_host(t: Tensor<2>) -> Result<Vec<f32>> {
         .map_err(|e| Error::Other(format!("cannot read tensor: {e:?}")))
 }
 
+/// Checks that `model` reads images of `data`'s shape ([`EmbeddingNet::input_shape`]): a run
+/// trained at another side (`train --side`) given MNIST-style 28 × 28 images is a one-line
+/// error, not a shape panic inside the network.
+pub fn check_input_shape<M: EmbeddingNet>(model: &M, data: &LabelledImages) -> Result<()> {
+    let given = [data.channels, data.height, data.width];
+    match model.input_shape() {
+        Some(want) if want != given => Err(Error::config(
+            "--model",
+            format!(
+                "the model reads {}×{}×{} images, these are {}×{}×{} (a run trained with \
+                 --side reads only drawings converted at its side: eval, embed, oneshot)",
+                want[0], want[1], want[2], given[0], given[1], given[2]
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Embeds every image of `data` in batches of `batch_size` with `model` (which must already be
 /// in inference mode, e.g. `model.valid()`), on `device`.
 pub fn embed_images<M: EmbeddingNet>(
@@ -58,6 +76,7 @@ pub fn embed_images<M: EmbeddingNet>(
     batch_size: usize,
     device: &Device,
 ) -> Result<Embeddings> {
+    check_input_shape(model, data)?;
     let dim = model.dim();
     let mut values = Vec::with_capacity(data.len() * dim);
     let all: Vec<usize> = (0..data.len()).collect();

@@ -1,4 +1,5 @@
-//! The seeds' embedding CNN: `[B, C, 28, 28] → [B, D]`.
+//! The seeds' embedding CNN: `[B, C, S, S] → [B, D]` (S = 28 for MNIST; any square side ≥ 6, the
+//! dense layer sized by it: a network reads only the side it was built for).
 //!
 //! ```text
 //! conv 3x3, 32, ReLU   [B, C, 28, 28] → [B, 32, 26, 26]
@@ -89,6 +90,8 @@ impl EmbeddingCnnConfig {
             activation: Relu::new(),
             dim: self.dim,
             l2_normalize: self.l2_normalize,
+            channels: self.channels,
+            image_size: self.image_size,
         })
     }
 }
@@ -106,6 +109,8 @@ pub struct EmbeddingCnn {
     activation: Relu,
     dim: usize,
     l2_normalize: bool,
+    channels: usize,
+    image_size: usize,
 }
 
 impl EmbeddingCnn {
@@ -183,6 +188,10 @@ impl EmbeddingNet for EmbeddingCnn {
 
     fn dim(&self) -> usize {
         self.dim
+    }
+
+    fn input_shape(&self) -> Option<[usize; 3]> {
+        Some([self.channels, self.image_size, self.image_size])
     }
 }
 

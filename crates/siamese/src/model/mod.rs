@@ -22,4 +22,9 @@ pub trait EmbeddingNet {
     fn embed(&self, images: Tensor<4>) -> Tensor<2>;
     /// Length of one embedding.
     fn dim(&self) -> usize;
+    /// `[channels, height, width]` of the images the network reads, where it reads only one
+    /// size (the seeds' CNN: its dense layer is sized by the side it was trained at).
+    fn input_shape(&self) -> Option<[usize; 3]> {
+        None
+    }
 }

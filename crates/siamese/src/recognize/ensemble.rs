@@ -58,6 +58,7 @@ impl ProbedEmbeddings {
 /// Embeds `data` with `model` (in inference mode), keeping conv1's summaries, in batches of
 /// [`crate::run::INFERENCE_BATCH`].
 pub fn embed_probed(model: &EmbeddingCnn, data: &LabelledImages) -> Result<ProbedEmbeddings> {
+    crate::embed::check_input_shape(model, data)?;
     let device = burn::tensor::Device::default();
     let (mut values, mut means, mut stds) = (Vec::new(), Vec::new(), Vec::new());
     let (mut dim, mut channels) = (crate::model::EmbeddingNet::dim(model), 0);
