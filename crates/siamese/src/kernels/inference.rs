@@ -195,3 +195,22 @@ pub fn max_pool2d_infer(x: Tensor<4>, k: usize, stride: usize) -> Tensor<4> {
         burn::tensor::ops::MaxPoolOptions::new([k, k]).with_stride([stride, stride]),
     )
 }
+
+/// dlib's face ResNet on `chips` (`side·side·3` RGB bytes each, HWC) in one channels-last pass
+/// per chip ([`super::face_resnet_hwc`]) when the fast kernels are on and `device` is the CPU
+/// backend; `None` otherwise (the caller runs the network layer by layer).
+pub fn fused_face_embeddings(
+    net: &super::face_resnet_hwc::FusedFaceResNet,
+    device: &burn::tensor::Device,
+    chips: &[u8],
+) -> Option<Vec<f32>> {
+    let probe = Tensor::<1>::zeros([1], device);
+    if !(fast_kernels() && fast_context(&[&probe]) == Some(false)) {
+        return None;
+    }
+    FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+    let n = chips.len() / (net.side * net.side * 3).max(1);
+    let mut out = vec![0.0; n * net.dim()];
+    net.embed_chips(chips, &mut out);
+    Some(out)
+}

@@ -23,6 +23,7 @@ pub mod conv_pool;
 pub mod conv_pool_hwc;
 pub mod depthwise;
 pub mod dropout;
+pub mod face_resnet_hwc;
 mod flex_ops;
 mod gemm;
 pub mod gemm_bf16;
@@ -48,7 +49,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 
 pub use inference::{
     conv2d_bias, conv2d_bias_add_relu, conv2d_bias_then, depthwise_conv2d_bias,
-    fused_mobilenet_features, max_pool2d_infer, Activation,
+    fused_face_embeddings, fused_mobilenet_features, max_pool2d_infer, Activation,
 };
 
 /// Calls that took a fast kernel (lets tests and the benchmark check that the fast path ran).

@@ -32,6 +32,7 @@ use burn::tensor::ops::{AvgPoolOptions, PadMode};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::EmbeddingNet;
+use crate::kernels::face_resnet_hwc::{ConvHwc, FusedFaceResNet, ResidualHwc};
 use crate::{Error, Result};
 
 /// Side of the square input chip.
@@ -120,6 +121,8 @@ pub struct FaceResNet {
     device: Device,
     /// The weights file, named when the network's output is not finite.
     source: Option<std::path::PathBuf>,
+    /// The same weights for the channels-last pass per chip (CPU kernels).
+    fused: std::sync::Arc<FusedFaceResNet>,
 }
 
 /// Reads float32 values from the weight file in order, checking that none is missing.
@@ -144,7 +147,7 @@ impl WeightReader<'_> {
         stride: usize,
         padding: usize,
         device: &Device,
-    ) -> FoldedConv {
+    ) -> (FoldedConv, ConvHwc) {
         let filters = self.take(outputs * inputs * k * k).to_vec();
         let bias = self.take(outputs).to_vec();
         let scale = self.take(outputs).to_vec();
@@ -157,21 +160,34 @@ impl WeightReader<'_> {
         let bias: Vec<f32> = (0..outputs)
             .map(|o| bias[o] * scale[o] + shift[o])
             .collect();
-        FoldedConv {
+        let hwc = ConvHwc::from_oihw(&weight, &bias, k);
+        let folded = FoldedConv {
             weight: Tensor::from_data(TensorData::new(weight, [outputs, inputs, k, k]), device),
             bias: Tensor::from_data(TensorData::new(bias, [outputs]), device),
             stride,
             padding,
-        }
+        };
+        (folded, hwc)
     }
 
-    fn residual(&mut self, inputs: usize, outputs: usize, down: bool, device: &Device) -> Residual {
+    fn residual(
+        &mut self,
+        inputs: usize,
+        outputs: usize,
+        down: bool,
+        device: &Device,
+    ) -> (Residual, ResidualHwc) {
         let (stride, padding) = if down { (2, 0) } else { (1, 1) };
-        Residual {
-            conv1: self.conv(inputs, outputs, 3, stride, padding, device),
-            conv2: self.conv(outputs, outputs, 3, 1, 1, device),
-            down,
-        }
+        let (conv1, hwc1) = self.conv(inputs, outputs, 3, stride, padding, device);
+        let (conv2, hwc2) = self.conv(outputs, outputs, 3, 1, 1, device);
+        (
+            Residual { conv1, conv2, down },
+            ResidualHwc {
+                conv1: hwc1,
+                conv2: hwc2,
+                down,
+            },
+        )
     }
 }
 
@@ -207,8 +223,8 @@ impl FaceResNet {
     pub fn from_values(values: &[f32], device: &Device) -> Self {
         assert_eq!(values.len(), WEIGHT_COUNT, "face ResNet weight count");
         let mut r = WeightReader { values, at: 0 };
-        let stem = r.conv(3, 32, 7, 2, 0, device);
-        let mut blocks = Vec::new();
+        let (stem, stem_hwc) = r.conv(3, 32, 7, 2, 0, device);
+        let (mut blocks, mut blocks_hwc) = (Vec::new(), Vec::new());
         // (inputs, outputs, down) in file order.
         let plan: [(usize, usize, bool); 14] = [
             (32, 32, false),
@@ -227,17 +243,27 @@ impl FaceResNet {
             (256, 256, true),
         ];
         for (i, o, down) in plan {
-            blocks.push(r.residual(i, o, down, device));
+            let (block, hwc) = r.residual(i, o, down, device);
+            blocks.push(block);
+            blocks_hwc.push(hwc);
         }
         // Stored [128, 256] row-major (out × in): transpose for `x.matmul(fc)`.
         let fc_rows = r.take(EMBEDDING_DIM * 256).to_vec();
         debug_assert_eq!(r.at, WEIGHT_COUNT);
+        let fused = std::sync::Arc::new(FusedFaceResNet {
+            stem: stem_hwc,
+            blocks: blocks_hwc,
+            fc: fc_rows.clone(),
+            rgb_mean: RGB_MEAN,
+            side: CHIP_SIZE,
+        });
         let fc = Tensor::<2>::from_data(TensorData::new(fc_rows, [EMBEDDING_DIM, 256]), device)
             .transpose();
         FaceResNet {
             stem,
             blocks,
             fc,
+            fused,
             device: device.clone(),
             source: None,
         }
@@ -282,7 +308,22 @@ impl FaceResNet {
         Ok(out)
     }
 
-    fn embed_batch(&self, batch: &[u8], b: usize) -> Result<Vec<f32>> {
+    /// [`FaceResNet::embed_rgb_chips`] through burn's tensors layer by layer, whatever the
+    /// device (the reference the channels-last pass per chip is tested against).
+    pub fn embed_rgb_chips_layer_by_layer(
+        &self,
+        chips: &[u8],
+        batch_size: usize,
+    ) -> Result<Vec<f32>> {
+        let per_chip = CHIP_SIZE * CHIP_SIZE * 3;
+        let mut out = Vec::new();
+        for batch in chips.chunks(per_chip * batch_size.max(1)) {
+            out.extend(self.layer_by_layer(batch, batch.len() / per_chip)?);
+        }
+        Ok(out)
+    }
+
+    fn layer_by_layer(&self, batch: &[u8], b: usize) -> Result<Vec<f32>> {
         let plane = CHIP_SIZE * CHIP_SIZE;
         let mut nchw = vec![0f32; b * 3 * plane];
         for (i, chip) in batch.chunks_exact(plane * 3).enumerate() {
@@ -297,11 +338,18 @@ impl FaceResNet {
             TensorData::new(nchw, [b, 3, CHIP_SIZE, CHIP_SIZE]),
             &self.device,
         );
-        let out = self
-            .forward(x)
+        self.forward(x)
             .into_data()
             .try_to_vec::<f32>()
-            .map_err(|e| Error::Other(format!("cannot read face embeddings: {e:?}")))?;
+            .map_err(|e| Error::Other(format!("cannot read face embeddings: {e:?}")))
+    }
+
+    fn embed_batch(&self, batch: &[u8], b: usize) -> Result<Vec<f32>> {
+        // One channels-last pass per chip on the CPU kernels; burn's layers elsewhere.
+        let out = match crate::kernels::fused_face_embeddings(&self.fused, &self.device, batch) {
+            Some(out) => out,
+            None => self.layer_by_layer(batch, b)?,
+        };
         // Finite weights can still overflow (a corrupted file): never hand on a NaN distance.
         if out.iter().any(|v| !v.is_finite()) {
             let what = "the face network's embeddings are not finite: its weights are corrupt; \
