@@ -1,5 +1,5 @@
 //! `siamese demo`: runs every stage (fetch, MNIST training, evaluation, open-set, margin sweep,
-//! faces, triplet files) and writes `OUT/report/index.html` + `OUT/report/report.json`.
+//! faces, triplet files, Omniglot one-shot) and writes `OUT/report/index.html` + `OUT/report/report.json`.
 
 use std::path::PathBuf;
 
@@ -18,11 +18,16 @@ pub struct DemoArgs {
     /// triplet stages. Without it: the sample photo from the face packages and MNIST digits.
     #[arg(long)]
     pub lfw: Option<PathBuf>,
+    /// Omniglot: a folder holding images_background_small1.zip, images_background_small2.zip
+    /// and all_runs.zip (Brenden Lake's omniglot repository), for the one-shot stage and the
+    /// open-set alphabets; else `SIAMESE_OMNIGLOT`. Without it the one-shot stage is skipped.
+    #[arg(long)]
+    pub omniglot: Option<PathBuf>,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Run only these stages (comma-separated): fetch, train-mnist, evaluate, openset, sweep,
-    /// faces, triplets.
+    /// faces, triplets, oneshot.
     #[arg(long, value_delimiter = ',')]
     pub stages: Option<Vec<String>>,
     /// Seconds-scale stages for testing the report itself (numbers are not meaningful).
@@ -46,6 +51,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         DemoSize::Full
     };
     options.lfw = args.lfw.clone();
+    options.omniglot = args.omniglot.clone();
     options.seed = args.seed;
     options.stages = args.stages.clone();
     options.progress = !args.quiet && !args.json;

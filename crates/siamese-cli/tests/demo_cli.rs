@@ -11,6 +11,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+#[path = "../../siamese/tests/common/test_data.rs"]
+mod test_data;
+use test_data::{locate, TestData};
+
 fn siamese() -> Command {
     Command::new(env!("CARGO_BIN_EXE_siamese"))
 }
@@ -41,10 +45,17 @@ fn stage<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
 fn tiny_demo_writes_a_full_report_that_renders_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
+    // The one-shot stage runs on Omniglot when the test data has it, and is skipped otherwise.
+    let omniglot = locate(TestData::Omniglot);
     let started = std::time::Instant::now();
-    let result = run(siamese()
-        .args(["demo", "--tiny", "--seed", "3", "--out"])
-        .arg(&out));
+    let mut demo = siamese();
+    demo.args(["demo", "--tiny", "--seed", "3", "--out"])
+        .arg(&out);
+    match &omniglot {
+        Some(dir) => demo.arg("--omniglot").arg(dir),
+        None => demo.env_remove("SIAMESE_OMNIGLOT"),
+    };
+    let result = run(&mut demo);
     let seconds = started.elapsed().as_secs_f64();
     eprintln!("tiny demo: {seconds:.0} s\n{}", text(&result.stderr));
     assert!(result.status.success(), "{}", text(&result.stderr));
@@ -65,12 +76,26 @@ fn tiny_demo_writes_a_full_report_that_renders_in_chromium() {
             "openset",
             "sweep",
             "faces",
-            "triplets"
+            "triplets",
+            "oneshot"
         ]
     );
     for s in report["stages"].as_array().unwrap() {
+        if s["id"] == "oneshot" && omniglot.is_none() {
+            assert_eq!(s["status"], "skipped", "{s}");
+            assert!(s["error"].as_str().unwrap().contains("--omniglot"), "{s}");
+            continue;
+        }
         assert_eq!(s["status"], "ok", "{}: {}", s["id"], s["error"]);
         assert!(s["seconds"].as_f64().unwrap() > 0.0);
+    }
+    if omniglot.is_some() {
+        // One tiny epoch on the background sets already beats chance (5 %) by far on the 20
+        // one-shot runs of unseen alphabets.
+        let oneshot = &stage(&report, "oneshot")["metrics"];
+        let mean = oneshot["mean_accuracy"].as_f64().unwrap();
+        assert_eq!(oneshot["runs"], 20, "{oneshot}");
+        assert!(mean > 0.3 && mean <= 1.0, "one-shot accuracy {mean}");
     }
     let sum: f64 = report["stages"]
         .as_array()

@@ -43,6 +43,8 @@ pub struct DemoPlan {
     pub head_epochs: usize,
     /// Points in t-SNE plots of digit embeddings.
     pub plot_points: usize,
+    /// Epochs of the Omniglot one-shot run (the README's recipe: 40).
+    pub oneshot_epochs: usize,
 }
 
 impl DemoPlan {
@@ -66,6 +68,7 @@ impl DemoPlan {
                 triplet_digits_per_class: 100,
                 head_epochs: 40,
                 plot_points: 3_000,
+                oneshot_epochs: 40,
             },
             DemoSize::Quick => DemoPlan {
                 suffix: "-quick",
@@ -86,6 +89,7 @@ impl DemoPlan {
                 triplet_digits_per_class: 20,
                 head_epochs: 30,
                 plot_points: 1_500,
+                oneshot_epochs: 10,
             },
             DemoSize::Tiny => DemoPlan {
                 suffix: "-tiny",
@@ -105,6 +109,7 @@ impl DemoPlan {
                 triplet_digits_per_class: 8,
                 head_epochs: 5,
                 plot_points: 300,
+                oneshot_epochs: 1,
             },
         }
     }
@@ -120,11 +125,12 @@ pub enum Stage {
     Sweep,
     Faces,
     Triplets,
+    Oneshot,
 }
 
 impl Stage {
     /// Every stage, in order.
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; 8] = [
         Stage::Fetch,
         Stage::TrainMnist,
         Stage::Evaluate,
@@ -132,6 +138,7 @@ impl Stage {
         Stage::Sweep,
         Stage::Faces,
         Stage::Triplets,
+        Stage::Oneshot,
     ];
 
     /// The id used by `--stages` and in `report.json`.
@@ -144,6 +151,7 @@ impl Stage {
             Stage::Sweep => "sweep",
             Stage::Faces => "faces",
             Stage::Triplets => "triplets",
+            Stage::Oneshot => "oneshot",
         }
     }
 
@@ -157,6 +165,7 @@ impl Stage {
             Stage::Sweep => "Margin sweep",
             Stage::Faces => "Faces: detect, align, embed, verify, cluster, search",
             Stage::Triplets => "Triplet files on a frozen MobileNetV2",
+            Stage::Oneshot => "Omniglot: 20-way one-shot learning of unseen characters",
         }
     }
 
@@ -183,6 +192,9 @@ pub struct DemoContext {
     pub seed: u64,
     pub progress: bool,
     pub lfw: Option<PathBuf>,
+    /// The Omniglot folder (or one of its zips) for the one-shot stage and the open-set
+    /// stage's alphabets.
+    pub omniglot: Option<PathBuf>,
 }
 
 impl DemoContext {

@@ -1,6 +1,6 @@
 //! `siamese demo`: every stage of the product in one run — fetch, train on MNIST (or reuse the
 //! run in the output folder), evaluate, open-set on real letters, the margin sweep, faces, the
-//! triplet-file task — then `report/index.html` + `report/report.json` in the output folder.
+//! triplet-file task, Omniglot one-shot (when its zips are given) — then `report/index.html` + `report/report.json` in the output folder.
 //! A failed stage is recorded with its message and the rest still runs; the report is rewritten
 //! after every stage, so an interrupted demo leaves a readable (partial) report.
 
@@ -12,7 +12,9 @@ use super::document::{command_line, now_utc, Report, StageRecord, Table, Version
 use super::files::write_report;
 use super::headlines::{headlines, StageResults};
 use super::runner::StageRunner;
-use super::{stage_faces, stage_lfw, stage_mnist, stage_openset, stage_sweep, stage_triplets};
+use super::{
+    stage_faces, stage_lfw, stage_mnist, stage_oneshot, stage_openset, stage_sweep, stage_triplets,
+};
 use crate::train::checkpoint::has_checkpoint;
 use crate::{Error, Result};
 
@@ -24,6 +26,9 @@ pub struct DemoOptions {
     pub out: PathBuf,
     /// LFW (tarball or folder) for the face and triplet stages.
     pub lfw: Option<PathBuf>,
+    /// Omniglot (a folder with the small background sets and `all_runs.zip`, or one of those
+    /// zips) for the one-shot stage and the open-set alphabets; else `SIAMESE_OMNIGLOT`.
+    pub omniglot: Option<PathBuf>,
     pub seed: u64,
     /// Only these stage ids (all when `None`).
     pub stages: Option<Vec<String>>,
@@ -39,6 +44,7 @@ impl DemoOptions {
             size: DemoSize::Full,
             out: out.into(),
             lfw: None,
+            omniglot: None,
             seed: 42,
             stages: None,
             progress: false,
@@ -58,6 +64,17 @@ impl DemoOptions {
                     std::io::Error::new(
                         std::io::ErrorKind::NotFound,
                         "no such LFW folder or tarball",
+                    ),
+                ));
+            }
+        }
+        if let Some(dir) = &self.omniglot {
+            if !dir.exists() {
+                return Err(Error::io(
+                    dir,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no such Omniglot folder or zip",
                     ),
                 ));
             }
@@ -130,6 +147,9 @@ pub fn run_demo(options: &DemoOptions) -> Result<Report> {
         seed: options.seed,
         progress: options.progress,
         lfw: options.lfw.clone(),
+        omniglot: options.omniglot.clone().or_else(|| {
+            std::env::var_os(crate::recognize::unknown_sets::OMNIGLOT_ENV).map(PathBuf::from)
+        }),
     };
     std::fs::create_dir_all(&ctx.report_dir).map_err(|e| Error::io(&ctx.report_dir, e))?;
     let mut report = Report {
@@ -187,6 +207,25 @@ pub fn run_demo(options: &DemoOptions) -> Result<Report> {
             Stage::Triplets => {
                 results.triplets =
                     runner.run(id, title, |rec| stage_triplets::stage_triplets(&ctx, rec));
+            }
+            Stage::Oneshot => {
+                let files = match &ctx.omniglot {
+                    Some(given) => stage_oneshot::omniglot_files(given),
+                    None => Err(format!(
+                        "no Omniglot zips: pass --omniglot DIR (with {} and {}) or set {}",
+                        stage_oneshot::BACKGROUND_ZIPS.join(", "),
+                        stage_oneshot::RUNS_ZIP,
+                        crate::recognize::unknown_sets::OMNIGLOT_ENV
+                    )),
+                };
+                match files {
+                    Ok((background, runs)) => {
+                        results.oneshot = runner.run(id, title, |rec| {
+                            stage_oneshot::stage_oneshot(&ctx, &background, &runs, rec)
+                        });
+                    }
+                    Err(reason) => runner.skip(id, title, &reason),
+                }
             }
         }
         flush(&runner, &mut report, &results)?;

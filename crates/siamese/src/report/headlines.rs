@@ -2,6 +2,7 @@
 
 use super::document::Headline;
 use super::stage_faces::FacesResult;
+use crate::eval::oneshot::OneShotReport;
 use crate::recognize::openset::OpensetReport;
 use crate::recognize::sweep::SweepReport;
 use crate::run::EvalReport;
@@ -15,6 +16,7 @@ pub struct StageResults {
     pub sweep: Option<SweepReport>,
     pub faces: Option<FacesResult>,
     pub triplets: Option<PredictOutcome>,
+    pub oneshot: Option<OneShotReport>,
 }
 
 fn percent(v: f64) -> String {
@@ -96,6 +98,16 @@ pub fn headlines(results: &StageResults) -> Vec<Headline> {
             format!(
                 "raw MobileNetV2 features: {}",
                 percent(t.raw_feature_accuracy_euclidean)
+            ),
+        );
+    }
+    if let Some(o) = &results.oneshot {
+        push(
+            "Omniglot 20-way one-shot",
+            percent(o.mean_accuracy),
+            format!(
+                "mean of {} runs on unseen alphabets (Koch et al. 2015: 92.0 %)",
+                o.runs.len()
             ),
         );
     }

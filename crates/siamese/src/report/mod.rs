@@ -19,6 +19,7 @@ pub mod runner;
 pub mod stage_faces;
 pub mod stage_lfw;
 pub mod stage_mnist;
+pub mod stage_oneshot;
 pub mod stage_openset;
 pub mod stage_sweep;
 pub mod stage_triplets;

@@ -106,7 +106,7 @@ fn demo_sets(rec: &mut StageRecord, options: &mut OpensetOptions) -> Vec<Unknown
             "Fashion-MNIST left out: it could not be fetched ({e})."
         )),
     }
-    if let Ok(zip) = omniglot_zip(None) {
+    if let Ok(zip) = omniglot_zip(ctx.omniglot.as_deref()) {
         options.omniglot = Some(zip);
         sets.push(UnknownSet::new(UnknownSource::Omniglot {
             alphabet: "Latin".into(),
