@@ -108,10 +108,18 @@ fn tiny_demo_writes_a_full_report_that_renders_in_chromium() {
         total >= sum && total <= seconds + 1.0,
         "total {total}, stages {sum}"
     );
-    assert!(report["command_line"]
-        .as_str()
-        .unwrap()
-        .ends_with(&format!("demo --tiny --seed 3 --out {}", out.display())));
+    let line = report["command_line"].as_str().unwrap();
+    let given = match &omniglot {
+        Some(dir) => format!(" --omniglot {}", dir.display()),
+        None => String::new(),
+    };
+    assert!(
+        line.ends_with(&format!(
+            "demo --tiny --seed 3 --out {}{given}",
+            out.display()
+        )),
+        "{line}"
+    );
     assert_eq!(report["seed"], 3);
     assert_eq!(report["versions"]["burn"], "0.22.1");
 

@@ -92,7 +92,11 @@ pub fn sets_table(reports: &[OpensetReport]) -> Table {
 
 /// The sets the demo tests: those whose data is at hand (Fashion-MNIST is fetched here, its
 /// failure is said and the rest go on; Omniglot Latin only with a zip named).
-fn demo_sets(rec: &mut StageRecord, options: &mut OpensetOptions) -> Vec<UnknownSet> {
+fn demo_sets(
+    ctx: &DemoContext,
+    rec: &mut StageRecord,
+    options: &mut OpensetOptions,
+) -> Vec<UnknownSet> {
     let mut sets = vec![
         UnknownSet::new(UnknownSource::Letters),
         UnknownSet {
@@ -130,7 +134,7 @@ pub fn stage_openset(
     let mut options = OpensetOptions::new(UnknownSource::Letters);
     options.max_unknown = ctx.plan.max_unknown;
     options.score = Some(Score::Ensemble);
-    let sets = demo_sets(rec, &mut options);
+    let sets = demo_sets(ctx, rec, &mut options);
     let result = evaluate_openset_sets(run, &sets, &options)?;
     let report = &result.report;
     rec.summary.push(format!(
