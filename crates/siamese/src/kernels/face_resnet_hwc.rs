@@ -121,6 +121,24 @@ impl<'a> Padded<'a> {
         let i = self.at(y, x);
         &self.data[i..i + self.c]
     }
+
+    /// Writes every interior pixel `(y, x)` with `f(y, x, channels)`, in code compiled for our
+    /// SIMD level ([`vectorize`]).
+    #[inline(always)]
+    fn fill_interior(&mut self, f: impl Fn(usize, usize, &mut [f32])) {
+        let (h, w, c) = (self.h, self.w, self.c);
+        vectorize(
+            #[inline(always)]
+            || {
+                for y in 0..h {
+                    for x in 0..w {
+                        let i = self.at(y, x);
+                        f(y, x, &mut self.data[i..i + c]);
+                    }
+                }
+            },
+        );
+    }
 }
 
 /// Where a convolution's outputs sit in its grid buffer: pixel `(y, x)` at row `y·pitch + x`.
@@ -218,24 +236,14 @@ fn conv3x3_same(
     g
 }
 
-/// `dst`'s interior pixel `(y, x)` = ReLU(`grid`'s), for every pixel of `g`.
+/// `dst`'s interior pixel `(y, x)` = ReLU(`grid`'s); `dst` is `g`'s size.
 fn relu_into(grid: &[f32], g: Grid, dst: &mut Padded) {
+    debug_assert_eq!((dst.h, dst.w), (g.h, g.w));
     let c = dst.c;
-    vectorize(
-        #[inline(always)]
-        || {
-            for y in 0..g.h {
-                for x in 0..g.w {
-                    let from = &grid[(y * g.pitch + x) * c..][..c];
-                    let i = dst.at(y, x);
-                    dst.data[i..i + c]
-                        .iter_mut()
-                        .zip(from)
-                        .for_each(|(d, v)| *d = v.max(0.0));
-                }
-            }
-        },
-    );
+    dst.fill_interior(|y, x, out| {
+        let from = &grid[(y * g.pitch + x) * c..][..c];
+        out.iter_mut().zip(from).for_each(|(d, v)| *d = v.max(0.0));
+    });
 }
 
 /// A residual block: `conv2(relu(conv1(x)))` plus `x`, ReLU; `down` blocks start with a 3x3/2
@@ -332,24 +340,15 @@ impl FusedFaceResNet {
         let ph = (so - 3) / 2 + 1;
         let (mut cur_buf, mut next_buf) =
             (std::mem::take(&mut s.current), std::mem::take(&mut s.next));
-        let current = Padded::zeroed(&mut cur_buf, ph, ph, sc);
-        vectorize(
-            #[inline(always)]
-            || {
-                for y in 0..ph {
-                    for x in 0..ph {
-                        let i = current.at(y, x);
-                        let dst = &mut current.data[i..i + sc];
-                        dst.copy_from_slice(&stem_out[((2 * y) * so + 2 * x) * sc..][..sc]);
-                        for t in 1..9 {
-                            let (dy, dx) = (t / 3, t % 3);
-                            let src = &stem_out[((2 * y + dy) * so + 2 * x + dx) * sc..][..sc];
-                            dst.iter_mut().zip(src).for_each(|(d, v)| *d = d.max(*v));
-                        }
-                    }
-                }
-            },
-        );
+        let mut current = Padded::zeroed(&mut cur_buf, ph, ph, sc);
+        current.fill_interior(|y, x, dst| {
+            dst.copy_from_slice(&stem_out[((2 * y) * so + 2 * x) * sc..][..sc]);
+            for t in 1..9 {
+                let (dy, dx) = (t / 3, t % 3);
+                let src = &stem_out[((2 * y + dy) * so + 2 * x + dx) * sc..][..sc];
+                dst.iter_mut().zip(src).for_each(|(d, v)| *d = d.max(*v));
+            }
+        });
         let (mut h, mut c) = (ph, sc);
         for block in &self.blocks {
             let src = Padded {
@@ -458,32 +457,23 @@ impl FusedFaceResNet {
         });
         // The pooled input's side; the convolution branch is zero beyond its own.
         let hp = h / 2;
-        let out = Padded::zeroed(next, hp, hp, oc);
+        let mut out = Padded::zeroed(next, hp, hp, oc);
         let grid = &s.grid;
-        vectorize(
-            #[inline(always)]
-            || {
-                for y in 0..hp {
-                    for xx in 0..hp {
-                        let i = out.at(y, xx);
-                        let dst = &mut out.data[i..i + oc];
-                        if y < ho && xx < ho {
-                            dst.copy_from_slice(&grid[(y * g.pitch + xx) * oc..][..oc]);
-                        }
-                        let p = [
-                            x.pixel(2 * y, 2 * xx),
-                            x.pixel(2 * y, 2 * xx + 1),
-                            x.pixel(2 * y + 1, 2 * xx),
-                            x.pixel(2 * y + 1, 2 * xx + 1),
-                        ];
-                        for (ch, d) in dst[..c].iter_mut().enumerate() {
-                            *d += (p[0][ch] + p[1][ch] + p[2][ch] + p[3][ch]) * 0.25;
-                        }
-                        dst.iter_mut().for_each(|v| *v = v.max(0.0));
-                    }
-                }
-            },
-        );
+        out.fill_interior(|y, xx, dst| {
+            if y < ho && xx < ho {
+                dst.copy_from_slice(&grid[(y * g.pitch + xx) * oc..][..oc]);
+            }
+            let p = [
+                x.pixel(2 * y, 2 * xx),
+                x.pixel(2 * y, 2 * xx + 1),
+                x.pixel(2 * y + 1, 2 * xx),
+                x.pixel(2 * y + 1, 2 * xx + 1),
+            ];
+            for (ch, d) in dst[..c].iter_mut().enumerate() {
+                *d += (p[0][ch] + p[1][ch] + p[2][ch] + p[3][ch]) * 0.25;
+            }
+            dst.iter_mut().for_each(|v| *v = v.max(0.0));
+        });
         (hp, oc)
     }
 }
