@@ -3,7 +3,10 @@
 //! `oneshot` convert their drawings at the run's side, a command reading 28 × 28 images refuses
 //! the run in one line, and the options are refused in one line for data they do not apply to.
 
-use std::io::Write;
+#[path = "../../siamese/tests/common/zips.rs"]
+mod zips;
+use zips::{png, write_zip};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -32,22 +35,7 @@ fn drawing(c: usize, i: usize) -> Vec<u8> {
         };
         image::Luma([if on { 0 } else { 255 }])
     });
-    let mut png = Vec::new();
-    image::DynamicImage::ImageLuma8(img)
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .unwrap();
-    png
-}
-
-fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    let options =
-        zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (name, bytes) in entries {
-        zip.start_file(name.as_str(), options).unwrap();
-        zip.write_all(bytes).unwrap();
-    }
-    zip.finish().unwrap();
+    png(img)
 }
 
 /// A background zip of two alphabets × four characters × twenty drawings (Omniglot's count), and a runs zip of two

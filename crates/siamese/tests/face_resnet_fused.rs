@@ -5,7 +5,7 @@
 use burn::tensor::Device;
 use siamese::assets::face_models;
 use siamese::kernels::fast_kernel_calls;
-use siamese::kernels::simd::{cpu_level, set_level, SimdLevel};
+use siamese::kernels::simd::{cpu_level, cpu_levels, set_level};
 use siamese::model::face_resnet::{FaceResNet, CHIP_SIZE, EMBEDDING_DIM};
 
 /// Chips with structure at every scale: a smooth colour field, a face-sized bright disc, and
@@ -56,13 +56,7 @@ fn the_pass_per_chip_equals_the_network_layer_by_layer_on_every_simd_level() {
     assert_eq!(want.len(), 5 * EMBEDDING_DIM);
     // The chips differ, so their embeddings must too (a pass that ignored its input would not).
     assert!(want[..EMBEDDING_DIM] != want[EMBEDDING_DIM..2 * EMBEDDING_DIM]);
-    let mut levels = vec![SimdLevel::Portable];
-    levels.extend(
-        [SimdLevel::Avx2, SimdLevel::Avx512]
-            .into_iter()
-            .filter(|l| *l <= cpu_level()),
-    );
-    for level in levels {
+    for level in cpu_levels() {
         assert_eq!(set_level(level), level);
         let before = fast_kernel_calls();
         // Batches of 2 (2 + 2 + 1): the split into batches must not change the numbers.

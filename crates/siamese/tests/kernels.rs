@@ -296,7 +296,7 @@ fn conv_pool_run(
 
 #[test]
 fn fused_conv_pool_dropout_matches_the_separate_layers_on_every_simd_level() {
-    use siamese::kernels::simd::{cpu_level, set_level, SimdLevel};
+    use siamese::kernels::simd::{cpu_level, cpu_levels, set_level};
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::default().autodiff();
     let shapes = [
@@ -306,13 +306,7 @@ fn fused_conv_pool_dropout_matches_the_separate_layers_on_every_simd_level() {
         ([2, 2, 6, 7], 3, [2, 3]),
         ([1, 4, 3, 3], 2, [2, 2]),
     ];
-    let mut levels = vec![SimdLevel::Portable];
-    levels.extend(
-        [SimdLevel::Avx2, SimdLevel::Avx512]
-            .into_iter()
-            .filter(|l| *l <= cpu_level()),
-    );
-    for level in levels {
+    for level in cpu_levels() {
         assert_eq!(set_level(level), level);
         for (input, out_channels, kernel) in shapes {
             let conv = {

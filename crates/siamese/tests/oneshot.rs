@@ -3,10 +3,13 @@
 //! `DataSource` with `--side`), a model refusing images of another side, and (when the Omniglot
 //! zips are around) the small background sets and Lake's 20 runs read as they should be.
 
+#[path = "common/zips.rs"]
+mod zips;
+use zips::{png, write_zip};
+
 #[path = "common/test_data.rs"]
 mod test_data;
 
-use std::io::Write;
 use std::path::Path;
 
 use burn::tensor::Device;
@@ -36,22 +39,7 @@ fn drawing(shape: usize) -> Vec<u8> {
             *p = Luma([0]);
         }
     }
-    let mut png = Vec::new();
-    image::DynamicImage::ImageLuma8(img)
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .unwrap();
-    png
-}
-
-fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    let options =
-        zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (name, bytes) in entries {
-        zip.start_file(name.as_str(), options).unwrap();
-        zip.write_all(bytes).unwrap();
-    }
-    zip.finish().unwrap();
+    png(img)
 }
 
 /// Two runs of four classes; every test drawing is a copy of its class's training drawing.

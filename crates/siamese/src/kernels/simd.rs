@@ -44,6 +44,14 @@ impl SimdLevel {
     }
 }
 
+/// Every level this CPU runs, portable first (the paths tests compare one by one).
+pub fn cpu_levels() -> Vec<SimdLevel> {
+    [SimdLevel::Portable, SimdLevel::Avx2, SimdLevel::Avx512]
+        .into_iter()
+        .filter(|l| *l <= cpu_level())
+        .collect()
+}
+
 /// The best level this CPU runs.
 pub fn cpu_level() -> SimdLevel {
     #[cfg(target_arch = "x86_64")]
