@@ -297,6 +297,15 @@ fn bad_options_are_one_line_errors() {
     assert_eq!(r.status.code(), Some(1));
     let err = text(&r.stderr);
     assert!(err.contains("/nonexistent/lfw.tar"), "{err}");
+    let r = run(siamese()
+        .args(["demo", "--omniglot", "/nonexistent/omniglot", "--out"])
+        .arg(&out));
+    assert_eq!(r.status.code(), Some(1));
+    let err = text(&r.stderr);
+    assert!(
+        err.contains("/nonexistent/omniglot: no such Omniglot folder"),
+        "{err}"
+    );
     assert!(
         !out.join("report").exists(),
         "nothing written on bad options"

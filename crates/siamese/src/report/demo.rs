@@ -57,25 +57,15 @@ impl DemoOptions {
         for s in self.stages.iter().flatten() {
             Stage::parse(s)?;
         }
-        if let Some(lfw) = &self.lfw {
-            if !lfw.exists() {
+        let given = [
+            (&self.lfw, "no such LFW folder or tarball"),
+            (&self.omniglot, "no such Omniglot folder or zip"),
+        ];
+        for (path, what) in given {
+            if let Some(path) = path.as_ref().filter(|p| !p.exists()) {
                 return Err(Error::io(
-                    lfw,
-                    std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "no such LFW folder or tarball",
-                    ),
-                ));
-            }
-        }
-        if let Some(dir) = &self.omniglot {
-            if !dir.exists() {
-                return Err(Error::io(
-                    dir,
-                    std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "no such Omniglot folder or zip",
-                    ),
+                    path,
+                    std::io::Error::new(std::io::ErrorKind::NotFound, what),
                 ));
             }
         }
