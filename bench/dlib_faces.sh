@@ -6,7 +6,10 @@
 #
 # Environment: PHOTOS_DIR (photos to cut chips from; default: the unpacked LFW photos in the
 # cache), PHOTOS (how many, default 200), ROUNDS (default 3), BATCH (chips per forward pass,
-# default 32), THREADS (default 2: our rayon pool, and that many dlib processes side by side).
+# default 32), THREADS (default 2: our rayon pool, and that many dlib processes side by side),
+# SIAMESE_BIN (our binary; default: build target/release/siamese). For an AVX2-class comparison
+# on an AVX-512 machine: a binary built without gemm's `x86-v4` feature, SIAMESE_SIMD=avx2, and
+# OPENBLAS_CORETYPE=Haswell for dlib's OpenBLAS (bench/README.md).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -71,8 +74,12 @@ g++ -O2 -std=c++14 -o "$WORK/dlib_faces" bench/dlib_faces.cpp \
     -ldlib -l:libblas.so.3 -l:liblapack.so.3 -lpthread
 
 # 4. Ours: cut the chips (detection + landmarks + alignment), time the pipeline and the network.
-cargo build --release -q -p siamese-cli
-SIAMESE=target/release/siamese
+if [ -n "${SIAMESE_BIN:-}" ]; then
+    SIAMESE=$SIAMESE_BIN
+else
+    cargo build --release -q -p siamese-cli
+    SIAMESE=target/release/siamese
+fi
 $SIAMESE fetch face-models >&2
 say "ours: $PHOTOS photos of $PHOTOS_DIR, $THREADS threads, batch $BATCH"
 RAYON_NUM_THREADS="$THREADS" $SIAMESE faces bench "$PHOTOS_DIR" --photos "$PHOTOS" \
