@@ -8,6 +8,10 @@ use siamese::kernels::fast_kernel_calls;
 use siamese::kernels::simd::{cpu_level, cpu_levels, set_level};
 use siamese::model::face_resnet::{FaceResNet, CHIP_SIZE, EMBEDDING_DIM};
 
+/// The SIMD level and the precision are process-wide: the tests of this file take turns (under
+/// `cargo test` they share one process; a bf16 run beside the fp32 comparison broke it).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Chips with structure at every scale: a smooth colour field, a face-sized bright disc, and
 /// per-pixel noise (deterministic), so that every layer sees values of both signs after its
 /// batch-norm and no ReLU is idle.
@@ -48,6 +52,7 @@ fn relative_error(got: &[f32], want: &[f32]) -> f32 {
 
 #[test]
 fn the_pass_per_chip_equals_the_network_layer_by_layer_on_every_simd_level() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let paths = face_models::locate()
         .expect("face models in the cache: run `siamese fetch face-models` first");
     let net = FaceResNet::load(&paths.recognition, &Device::default()).unwrap();
@@ -75,6 +80,7 @@ fn the_pass_per_chip_equals_the_network_layer_by_layer_on_every_simd_level() {
 #[test]
 fn the_pass_per_chip_in_bf16_stays_within_bf16_rounding_of_fp32() {
     use siamese::kernels::{gemm_bf16, Precision, PrecisionScope};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !gemm_bf16::available() {
         eprintln!("no AMX on this CPU: bf16 not tested");
         return;
