@@ -69,10 +69,14 @@ pub fn run(args: FaceBenchArgs) -> anyhow::Result<()> {
         .map(|x| format!("{x:.1}"))
         .collect();
     println!(
-        "embedding alone: {:.1} faces/s (median of rounds {})",
+        "embedding alone: {:.1} faces/s (median of rounds {}); network: {}, {} loops, {}",
         r.embed_faces_per_s,
-        rounds.join(", ")
+        rounds.join(", "),
+        r.network_path,
+        r.simd_level,
+        r.precision
     );
+    println!("cpu flags: {}", r.cpu_flags.join(" "));
     for s in &r.skipped {
         eprintln!("skipped: {s}");
     }

@@ -232,6 +232,13 @@ fn bench_times_the_pipeline_and_writes_the_chips() {
     );
     assert_eq!(r["skipped"].as_array().unwrap().len(), 3, "{r}");
     assert_eq!(r["embed_rounds_faces_per_s"].as_array().unwrap().len(), 2);
+    // The report says which network path ran (the CPU kernels' pass per chip by default) and
+    // at which SIMD level.
+    assert_eq!(
+        r["network_path"], "channels-last pass per chip (CPU kernels)",
+        "{r}"
+    );
+    assert!(["portable", "avx2", "avx512"].contains(&r["simd_level"].as_str().unwrap()));
     let embed = r["embed_faces_per_s"].as_f64().unwrap();
     let pipeline = r["pipeline_faces_per_s"].as_f64().unwrap();
     assert!(

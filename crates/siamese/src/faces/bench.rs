@@ -40,6 +40,11 @@ pub struct FaceBenchReport {
     pub load_after: Option<f64>,
     /// Where the chips were written (`--save-chips`).
     pub chips_dir: Option<PathBuf>,
+    /// How the network ran ([`crate::model::face_resnet::FaceResNet::pass_name`]).
+    pub network_path: String,
+    /// The SIMD level our loops ran at, and the CPU's relevant flags.
+    pub simd_level: String,
+    pub cpu_flags: Vec<String>,
 }
 
 /// The 1-minute load average, where the system reports one (`None` serialises as `null`).
@@ -120,5 +125,11 @@ pub fn bench_faces(
         load_before,
         load_after: load_average(),
         chips_dir: chips_dir.map(Path::to_path_buf),
+        network_path: pipeline.network().pass_name().to_string(),
+        simd_level: crate::kernels::simd::level().name().to_string(),
+        cpu_flags: crate::kernels::simd::cpu_flags()
+            .into_iter()
+            .map(String::from)
+            .collect(),
     })
 }

@@ -196,6 +196,13 @@ pub fn max_pool2d_infer(x: Tensor<4>, k: usize, stride: usize) -> Tensor<4> {
     )
 }
 
+/// Whether [`fused_face_embeddings`] runs on `device`: the fast kernels are on and `device` is
+/// the CPU backend.
+pub fn fused_face_pass_on(device: &burn::tensor::Device) -> bool {
+    let probe = Tensor::<1>::zeros([1], device);
+    fast_kernels() && fast_context(&[&probe]) == Some(false)
+}
+
 /// dlib's face ResNet on `chips` (`side·side·3` RGB bytes each, HWC) in one channels-last pass
 /// per chip ([`super::face_resnet_hwc`]) when the fast kernels are on and `device` is the CPU
 /// backend; `None` otherwise (the caller runs the network layer by layer).
@@ -204,8 +211,7 @@ pub fn fused_face_embeddings(
     device: &burn::tensor::Device,
     chips: &[u8],
 ) -> Option<Vec<f32>> {
-    let probe = Tensor::<1>::zeros([1], device);
-    if !(fast_kernels() && fast_context(&[&probe]) == Some(false)) {
+    if !fused_face_pass_on(device) {
         return None;
     }
     FAST_CALLS.fetch_add(1, Ordering::Relaxed);

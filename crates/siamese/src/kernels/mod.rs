@@ -49,7 +49,8 @@ use burn::tensor::{Device, Distribution, Tensor};
 
 pub use inference::{
     conv2d_bias, conv2d_bias_add_relu, conv2d_bias_then, depthwise_conv2d_bias,
-    fused_face_embeddings, fused_mobilenet_features, max_pool2d_infer, Activation,
+    fused_face_embeddings, fused_face_pass_on, fused_mobilenet_features, max_pool2d_infer,
+    Activation,
 };
 
 /// Calls that took a fast kernel (lets tests and the benchmark check that the fast path ran).

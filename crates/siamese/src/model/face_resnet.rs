@@ -274,6 +274,16 @@ impl FaceResNet {
         &self.device
     }
 
+    /// How [`FaceResNet::embed_rgb_chips`] runs here, for reports: one channels-last pass per
+    /// chip on the CPU kernels, else burn's layers one by one.
+    pub fn pass_name(&self) -> &'static str {
+        if crate::kernels::fused_face_pass_on(&self.device) {
+            "channels-last pass per chip (CPU kernels)"
+        } else {
+            "layer by layer (burn)"
+        }
+    }
+
     /// Forward pass on raw RGB values in `[0, 255]`: `[B, 3, 150, 150] → [B, 128]`.
     pub fn forward(&self, rgb255: Tensor<4>) -> Tensor<2> {
         let mean = Tensor::<1>::from_data(TensorData::new(RGB_MEAN.to_vec(), [3]), &self.device)
