@@ -7,20 +7,11 @@
 mod zips;
 use zips::{png, write_zip};
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{json, run, siamese, stderr};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn siamese() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_siamese"))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("the binary starts")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// A 105 × 105 drawing, black ink on white: character `c` is a bar at one of four angles
 /// and heights, drawing `i` moves it by a few pixels.
@@ -71,11 +62,6 @@ fn hand_made_zips(dir: &Path) -> (PathBuf, PathBuf) {
     (back, all)
 }
 
-fn json_of(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "{}", stderr(out));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn file_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -113,12 +99,12 @@ fn a_run_at_side_32_with_rotated_classes_is_evaluated_at_its_side() {
     assert_eq!(config["model"]["image_size"], 32);
     // 8 characters × 20 drawings: 16 of each for training, two for validation, two for
     // test; each split holds the drawings and their three turns.
-    let eval = json_of(&run(siamese()
+    let eval = json(&run(siamese()
         .args(["eval", "--json", "--model"])
         .arg(&out)));
     assert_eq!(eval["gallery"], 4 * 8 * 16);
     assert_eq!(eval["queries"], 4 * 8 * 2);
-    let report = json_of(&run(siamese()
+    let report = json(&run(siamese()
         .args(["oneshot", "--json", "--model"])
         .arg(&out)
         .arg("--runs")
