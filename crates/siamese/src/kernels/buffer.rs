@@ -69,3 +69,22 @@ pub(super) unsafe fn assume_filled(v: Vec<MaybeUninit<f32>>) -> Vec<f32> {
     // SAFETY: same allocation, layout and length; initialised per the caller's promise.
     unsafe { Vec::from_raw_parts(ptr.cast::<f32>(), len, capacity) }
 }
+
+/// The first `n` floats of a worker's reusable buffer, grown with zeros when it is shorter
+/// (what it held before stays: callers write before they read).
+pub(super) fn at_least(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    &mut v[..n]
+}
+
+/// Copies `row` into every `row.len()`-long row of `dst` (the bias a GEMM then accumulates
+/// onto). A plain loop, not `copy_from_slice`: a `memmove` call per row of 16-320 floats costs
+/// more than the copy.
+#[inline(always)]
+pub(super) fn fill_rows(dst: &mut [f32], row: &[f32]) {
+    for d in dst.chunks_exact_mut(row.len()) {
+        d.iter_mut().zip(row).for_each(|(d, v)| *d = *v);
+    }
+}

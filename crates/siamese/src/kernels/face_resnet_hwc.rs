@@ -19,6 +19,7 @@
 
 use rayon::prelude::*;
 
+use super::buffer::{at_least, fill_rows};
 use super::gemm::gemm_strided;
 use super::simd::vectorize;
 
@@ -99,11 +100,7 @@ fn padded_len(h: usize, w: usize, c: usize) -> usize {
 impl<'a> Padded<'a> {
     /// Takes `buf` for an `h × w × c` activation and zeroes it (border included).
     fn zeroed(buf: &'a mut Vec<f32>, h: usize, w: usize, c: usize) -> Padded<'a> {
-        let n = padded_len(h, w, c);
-        if buf.len() < n {
-            buf.resize(n, 0.0);
-        }
-        let data = &mut buf[..n];
+        let data = at_least(buf, padded_len(h, w, c));
         vectorize(
             #[inline(always)]
             || data.iter_mut().for_each(|v| *v = 0.0),
@@ -169,13 +166,6 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
-}
-
-fn at_least(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
-    if v.len() < n {
-        v.resize(n, 0.0);
-    }
-    &mut v[..n]
 }
 
 /// A 3x3 "same" convolution (stride 1, padding 1) of `src` into `grid`, whose rows the caller
@@ -323,11 +313,7 @@ impl FusedFaceResNet {
             let dst = &mut stem_out[oy * so * sc..end * so * sc];
             vectorize(
                 #[inline(always)]
-                || {
-                    for row in dst.chunks_exact_mut(sc) {
-                        row.iter_mut().zip(&stem.bias).for_each(|(d, b)| *d = *b);
-                    }
-                },
+                || fill_rows(dst, &stem.bias),
             );
             stem.accumulate_im2col(col, m, dst);
             vectorize(
@@ -399,7 +385,7 @@ impl FusedFaceResNet {
         let (h, c) = (x.h, x.c);
         let (b1, b2) = (&block.conv1.bias, &block.conv2.bias);
         let g = conv3x3_same(&block.conv1, x, &mut s.col, &mut s.grid, |_, _, row| {
-            row.copy_from_slice(b1)
+            fill_rows(row, b1)
         });
         let mut mid = Padded::zeroed(&mut s.mid, h, h, c);
         relu_into(&s.grid, g, &mut mid);
@@ -437,9 +423,10 @@ impl FusedFaceResNet {
             }
         }
         let grid = at_least(&mut s.grid, ho * ho * oc);
-        for row in grid.chunks_exact_mut(oc) {
-            row.copy_from_slice(&c1.bias);
-        }
+        vectorize(
+            #[inline(always)]
+            || fill_rows(grid, &c1.bias),
+        );
         c1.accumulate_im2col(col, ho * ho, grid);
         let mut mid = Padded::zeroed(&mut s.mid, ho, ho, oc);
         relu_into(
@@ -453,7 +440,7 @@ impl FusedFaceResNet {
         );
         let b2 = &block.conv2.bias;
         let g = conv3x3_same(&block.conv2, &mid, &mut s.col, &mut s.grid, |_, _, row| {
-            row.copy_from_slice(b2)
+            fill_rows(row, b2)
         });
         // The pooled input's side; the convolution branch is zero beyond its own.
         let hp = h / 2;

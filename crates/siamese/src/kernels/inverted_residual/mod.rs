@@ -17,6 +17,7 @@
 
 use rayon::prelude::*;
 
+use super::buffer::{at_least, fill_rows};
 use super::gemm::gemm_strided;
 use super::simd::vectorize;
 
@@ -206,22 +207,6 @@ struct Scratch {
     next: Vec<f32>,
     hidden: Vec<f32>,
     filtered: Vec<f32>,
-}
-
-fn at_least(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
-    if v.len() < n {
-        v.resize(n, 0.0);
-    }
-    &mut v[..n]
-}
-
-#[inline(always)]
-fn fill_rows(dst: &mut [f32], row: &[f32]) {
-    // A plain loop, not `copy_from_slice`: a `memmove` call per row of 16-320 floats costs
-    // more than the copy.
-    for d in dst.chunks_exact_mut(row.len()) {
-        d.iter_mut().zip(row).for_each(|(d, v)| *d = *v);
-    }
 }
 
 #[inline(always)]
