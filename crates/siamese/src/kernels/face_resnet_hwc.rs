@@ -168,6 +168,28 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
+/// The im2col of a channels-last image, one copy per kernel row: row `y·ow + x` of `col`
+/// (`oh·ow` rows of `taps·run` floats) is the `taps` runs of `run` contiguous floats of `src`
+/// that start at `start(y, x, ky)`, side by side.
+fn gather_runs(
+    src: &[f32],
+    col: &mut [f32],
+    (oh, ow): (usize, usize),
+    (taps, run): (usize, usize),
+    start: impl Fn(usize, usize, usize) -> usize,
+) {
+    let patch = taps * run;
+    for y in 0..oh {
+        for x in 0..ow {
+            let dst = &mut col[(y * ow + x) * patch..][..patch];
+            for ky in 0..taps {
+                let from = start(y, x, ky);
+                dst[ky * run..(ky + 1) * run].copy_from_slice(&src[from..from + run]);
+            }
+        }
+    }
+}
+
 /// A 3x3 "same" convolution (stride 1, padding 1) of `src` into `grid`, whose rows the caller
 /// has prefilled (bias, plus the skip) through `prefill(y, x, row)`; returns where the outputs sit.
 fn conv3x3_same(
@@ -209,18 +231,10 @@ fn conv3x3_same(
             );
         }
     } else {
-        let kk = 9 * c;
-        let col = at_least(col, h * w * kk);
-        for y in 0..h {
-            for x in 0..w {
-                let dst = &mut col[(y * w + x) * kk..][..kk];
-                for ky in 0..3 {
-                    let from = ((y + ky) * (w + 2) + x) * c;
-                    dst[ky * 3 * c..(ky + 1) * 3 * c]
-                        .copy_from_slice(&src.data[from..from + 3 * c]);
-                }
-            }
-        }
+        let col = at_least(col, h * w * 9 * c);
+        gather_runs(src.data, col, (h, w), (3, 3 * c), |y, x, ky| {
+            ((y + ky) * (w + 2) + x) * c
+        });
         conv.accumulate_im2col(col, m, grid);
     }
     g
@@ -300,16 +314,9 @@ impl FusedFaceResNet {
             let end = (oy + STEM_STRIP_ROWS).min(so);
             let m = (end - oy) * so;
             let col = at_least(&mut s.col, m * kk);
-            for y in oy..end {
-                for x in 0..so {
-                    let dst = &mut col[((y - oy) * so + x) * kk..][..kk];
-                    for ky in 0..k {
-                        let from = ((2 * y + ky) * side + 2 * x) * 3;
-                        dst[ky * k * 3..(ky + 1) * k * 3]
-                            .copy_from_slice(&input[from..from + k * 3]);
-                    }
-                }
-            }
+            gather_runs(input, col, (end - oy, so), (k, k * 3), |y, x, ky| {
+                ((2 * (oy + y) + ky) * side + 2 * x) * 3
+            });
             let dst = &mut stem_out[oy * so * sc..end * so * sc];
             vectorize(
                 #[inline(always)]
@@ -411,17 +418,10 @@ impl FusedFaceResNet {
         let (c1, oc) = (&block.conv1, block.conv1.out_channels);
         let ho = (h - 3) / 2 + 1;
         // conv1 through a nine-tap copy: pixel (oy, ox) reads x's interior from (2·oy, 2·ox).
-        let kk = 9 * c;
-        let col = at_least(&mut s.col, ho * ho * kk);
-        for oy in 0..ho {
-            for ox in 0..ho {
-                let dst = &mut col[(oy * ho + ox) * kk..][..kk];
-                for ky in 0..3 {
-                    let from = x.at(2 * oy + ky, 2 * ox);
-                    dst[ky * 3 * c..(ky + 1) * 3 * c].copy_from_slice(&x.data[from..from + 3 * c]);
-                }
-            }
-        }
+        let col = at_least(&mut s.col, ho * ho * 9 * c);
+        gather_runs(x.data, col, (ho, ho), (3, 3 * c), |oy, ox, ky| {
+            x.at(2 * oy + ky, 2 * ox)
+        });
         let grid = at_least(&mut s.grid, ho * ho * oc);
         vectorize(
             #[inline(always)]
