@@ -350,11 +350,7 @@ impl FusedFaceResNet {
                 c,
                 data: &mut cur_buf[..padded_len(h, h, c)],
             };
-            let (oh, oc) = if block.down {
-                self.down_block(block, &src, s, &mut next_buf)
-            } else {
-                self.same_block(block, &src, s, &mut next_buf)
-            };
+            let (oh, oc) = block.forward(&src, s, &mut next_buf);
             std::mem::swap(&mut cur_buf, &mut next_buf);
             (h, c) = (oh, oc);
         }
@@ -380,23 +376,28 @@ impl FusedFaceResNet {
         s.current = cur_buf;
         s.next = next_buf;
     }
+}
+
+impl ResidualHwc {
+    /// The block on `x` into `next`; returns the output's side and channels.
+    fn forward(&self, x: &Padded, s: &mut Scratch, next: &mut Vec<f32>) -> (usize, usize) {
+        if self.down {
+            self.down_block(x, s, next)
+        } else {
+            self.same_block(x, s, next)
+        }
+    }
 
     /// `relu(conv2(relu(conv1(x))) + x)`; returns the output's side and channels.
-    fn same_block(
-        &self,
-        block: &ResidualHwc,
-        x: &Padded,
-        s: &mut Scratch,
-        next: &mut Vec<f32>,
-    ) -> (usize, usize) {
+    fn same_block(&self, x: &Padded, s: &mut Scratch, next: &mut Vec<f32>) -> (usize, usize) {
         let (h, c) = (x.h, x.c);
-        let (b1, b2) = (&block.conv1.bias, &block.conv2.bias);
-        let g = conv3x3_same(&block.conv1, x, &mut s.col, &mut s.grid, |_, _, row| {
+        let (b1, b2) = (&self.conv1.bias, &self.conv2.bias);
+        let g = conv3x3_same(&self.conv1, x, &mut s.col, &mut s.grid, |_, _, row| {
             fill_rows(row, b1)
         });
         let mut mid = Padded::zeroed(&mut s.mid, h, h, c);
         relu_into(&s.grid, g, &mut mid);
-        let g = conv3x3_same(&block.conv2, &mid, &mut s.col, &mut s.grid, |y, xx, row| {
+        let g = conv3x3_same(&self.conv2, &mid, &mut s.col, &mut s.grid, |y, xx, row| {
             row.iter_mut()
                 .zip(b2.iter().zip(x.pixel(y, xx)))
                 .for_each(|(d, (b, v))| *d = b + v)
@@ -407,15 +408,9 @@ impl FusedFaceResNet {
     }
 
     /// The down block (3x3/2 valid, then 3x3 same, plus the pooled input).
-    fn down_block(
-        &self,
-        block: &ResidualHwc,
-        x: &Padded,
-        s: &mut Scratch,
-        next: &mut Vec<f32>,
-    ) -> (usize, usize) {
+    fn down_block(&self, x: &Padded, s: &mut Scratch, next: &mut Vec<f32>) -> (usize, usize) {
         let (h, c) = (x.h, x.c);
-        let (c1, oc) = (&block.conv1, block.conv1.out_channels);
+        let (c1, oc) = (&self.conv1, self.conv1.out_channels);
         let ho = (h - 3) / 2 + 1;
         // conv1 through a nine-tap copy: pixel (oy, ox) reads x's interior from (2·oy, 2·ox).
         let col = at_least(&mut s.col, ho * ho * 9 * c);
@@ -438,8 +433,8 @@ impl FusedFaceResNet {
             },
             &mut mid,
         );
-        let b2 = &block.conv2.bias;
-        let g = conv3x3_same(&block.conv2, &mid, &mut s.col, &mut s.grid, |_, _, row| {
+        let b2 = &self.conv2.bias;
+        let g = conv3x3_same(&self.conv2, &mid, &mut s.col, &mut s.grid, |_, _, row| {
             fill_rows(row, b2)
         });
         // The pooled input's side; the convolution branch is zero beyond its own.
