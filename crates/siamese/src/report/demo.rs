@@ -1,6 +1,7 @@
 //! `siamese demo`: every stage of the product in one run — fetch, train on MNIST (or reuse the
 //! run in the output folder), evaluate, open-set on real letters, the margin sweep, faces, the
-//! triplet-file task, Omniglot one-shot (when its zips are given) — then `report/index.html` + `report/report.json` in the output folder.
+//! triplet-file task, Omniglot one-shot (when its zips are given) — then `report/index.html` +
+//! `report/report.json` in the output folder.
 //! A failed stage is recorded with its message and the rest still runs; the report is rewritten
 //! after every stage, so an interrupted demo leaves a readable (partial) report.
 
