@@ -174,8 +174,15 @@ pub fn save_checkpoint(
     Ok(())
 }
 
-fn save_weights<M: Module>(model: &M, path: &Path) -> Result<()> {
-    let mut store = SafetensorsStore::from_file(path).overwrite(true);
+/// Writes a module's weights. burn's store adds three `__metadata__` entries from a `HashMap`,
+/// so their order (and the file's bytes) changed from one save to the next; one entry keeps two
+/// trainings with the same seed byte-identical, as the SHA-256 keys of the index's collections
+/// and `verification.json` need.
+pub(crate) fn save_weights<M: Module>(model: &M, path: &Path) -> Result<()> {
+    let mut store = SafetensorsStore::from_file(path)
+        .overwrite(true)
+        .clear_metadata()
+        .metadata("producer", "siamese");
     model
         .valid()
         .save_into(&mut store)

@@ -372,9 +372,7 @@ fn evaluate(
 fn save_head(run: &Path, head: &TripletHead) -> Result<()> {
     let path = run.join(HEAD_FILE);
     let tmp = run.join(format!(".{HEAD_FILE}.tmp"));
-    let mut store = SafetensorsStore::from_file(&tmp).overwrite(true);
-    head.save_into(&mut store)
-        .map_err(|e| Error::format(&path, format!("cannot save weights: {e}")))?;
+    super::checkpoint::save_weights(head, &tmp)?;
     std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
 }
 
