@@ -339,6 +339,109 @@ fn fused_conv_pool_dropout_matches_the_separate_layers_on_every_simd_level() {
     set_level(cpu_level());
 }
 
+/// Output and gradients `(y, gx, gw, gb)` of dense + ReLU + dropout under one device seed,
+/// through the model's fused call or burn's `Linear` and ReLU, then the dropout kernel.
+fn dense_run(
+    dense: &burn::nn::Linear,
+    drop: &burn::nn::Dropout,
+    x: &Tensor<2>,
+    path: Option<Kernels>,
+    seed: u64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let x = x.clone().require_grad();
+    let y = {
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        x.device().seed(seed);
+        let before = fast_kernel_calls();
+        match path {
+            Some(path) => {
+                let y =
+                    with_kernel_path(path, || kernels::dense_relu_dropout(dense, drop, x.clone()));
+                if path != Kernels::Plain {
+                    assert!(
+                        fast_kernel_calls() > before,
+                        "the fused dense layer did not run"
+                    );
+                }
+                y
+            }
+            None => with_kernel_path(Kernels::Im2col, || {
+                kernels::dropout(drop, relu(dense.forward(x.clone())))
+            }),
+        }
+    };
+    let upstream = random(y.dims(), 97, &y.device());
+    let grads = (y.clone() * upstream).sum().backward();
+    let gx = host(x.grad(&grads).unwrap());
+    let gw = host(dense.weight.val().grad(&grads).unwrap());
+    let gb = host(dense.bias.as_ref().unwrap().val().grad(&grads).unwrap());
+    (host(y), gx, gw, gb)
+}
+
+#[test]
+fn fused_dense_relu_dropout_matches_burns_layer_and_the_dropout_kernel() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Device::default().autodiff();
+    // The model's shape at a small batch, and shapes that split unevenly across threads.
+    for (batch, inputs, outputs) in [(12, 9216, 128), (1, 5, 3), (7, 33, 17), (40, 300, 1)] {
+        let dense = {
+            let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+            device.seed(8);
+            burn::nn::LinearConfig::new(inputs, outputs).init(&device)
+        };
+        let x = random([batch, inputs], 4, &device);
+        for prob in [0.0, 0.5] {
+            let drop = burn::nn::DropoutConfig::new(prob).init();
+            let name = format!("[{batch}, {inputs}] -> {outputs}, dropout {prob}");
+            let fused = dense_run(&dense, &drop, &x, Some(Kernels::Im2col), 30);
+            let separate = dense_run(&dense, &drop, &x, None, 30);
+            let mut references = vec![("separate kernels", separate)];
+            if prob == 0.0 {
+                // burn's own dropout draws another mask: only without dropout.
+                references.push((
+                    "plain",
+                    dense_run(&dense, &drop, &x, Some(Kernels::Plain), 30),
+                ));
+            }
+            for (what, reference) in references {
+                let name = format!("{name} vs {what}");
+                max_error(&format!("{name}: output"), &fused.0, &reference.0);
+                max_error(&format!("{name}: input gradient"), &fused.1, &reference.1);
+                max_error(&format!("{name}: weight gradient"), &fused.2, &reference.2);
+                max_error(&format!("{name}: bias gradient"), &fused.3, &reference.3);
+            }
+            if fused.0.len() > 20 {
+                let zeros = fused.0.iter().filter(|v| **v == 0.0).count();
+                assert!(zeros > 0 && zeros < fused.0.len(), "{name}: {zeros} zeros");
+            }
+            if prob > 0.0 && fused.0.len() > 50 {
+                assert_ne!(
+                    dense_run(&dense, &drop, &x, Some(Kernels::Im2col), 31).0,
+                    fused.0
+                );
+            }
+        }
+    }
+    // Without autodiff (inference): the same values as burn's layer and ReLU.
+    let inner = Device::default();
+    let dense = {
+        let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        inner.seed(9);
+        burn::nn::LinearConfig::new(200, 64).init(&inner)
+    };
+    let drop = burn::nn::DropoutConfig::new(0.5).init();
+    let x = random([9, 200], 5, &inner);
+    let before = fast_kernel_calls();
+    let fused = host(with_kernel_path(Kernels::Im2col, || {
+        kernels::dense_relu_dropout(&dense, &drop, x.clone())
+    }));
+    assert!(
+        fast_kernel_calls() > before,
+        "the fused dense layer did not run"
+    );
+    max_error("inference dense", &fused, &host(relu(dense.forward(x))));
+}
+
 /// bf16 products (AMX) against fp32 on the model's shapes: the fused training op's output and
 /// gradients, and the inference pass, differ from fp32 by at most [`BF16_TOLERANCE`] (relative
 /// to max(1, |value|)) and the gradients by at most `BF16_RMS` of their RMS: bf16 keeps 8

@@ -48,6 +48,20 @@ pub(super) fn copied<'a>(chunk: &'a mut [MaybeUninit<f32>], src: &[f32]) -> &'a 
     unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
+/// Copies `row` into every `row.len()`-long row of `chunk` and returns it as floats (the bias of
+/// a row-major `[rows, row.len()]` output that a GEMM then accumulates onto).
+#[inline]
+pub(super) fn repeated<'a>(chunk: &'a mut [MaybeUninit<f32>], row: &[f32]) -> &'a mut [f32] {
+    assert_eq!(chunk.len() % row.len().max(1), 0);
+    for d in chunk.chunks_exact_mut(row.len().max(1)) {
+        d.iter_mut()
+            .zip(row)
+            .for_each(|(d, v)| *d = MaybeUninit::new(*v));
+    }
+    // SAFETY: every element was just initialised (the rows cover `chunk`, asserted above).
+    unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// `chunk` as floats.
 ///
 /// # Safety
@@ -58,8 +72,8 @@ pub(super) unsafe fn assume_init_mut(chunk: &mut [MaybeUninit<f32>]) -> &mut [f3
     unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
-/// The floats of a buffer every element of which went through [`zeroed`], [`filled_rows`] or
-/// [`copied`].
+/// The floats of a buffer every element of which went through [`zeroed`], [`filled_rows`],
+/// [`repeated`] or [`copied`].
 ///
 /// # Safety
 /// Every element of `v` must be initialised.

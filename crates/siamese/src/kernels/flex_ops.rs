@@ -18,6 +18,7 @@ use super::conv::{conv_relu_backward, conv_relu_forward, ConvReluGrads, ConvShap
 use super::conv_infer::{conv_forward, Epilogue, InferConvShape};
 use super::conv_pool::{conv_relu_pool_backward, conv_relu_pool_forward, DropMask};
 use super::conv_pool_hwc::two_conv_relu_pool_hwc;
+use super::dense::{dense_relu_backward, dense_relu_forward, DenseShape};
 use super::dropout::apply_mask;
 use super::pool::{max_pool2x2_backward, max_pool2x2_forward, max_pool_forward, PoolShape};
 use super::winograd;
@@ -419,6 +420,96 @@ pub(super) fn max_pool2x2(x: Tensor<4>, autodiff: bool) -> Tensor<4> {
     let out = match prep {
         OpsKind::Tracked(prep) => prep.finish(x.primitive().clone(), y),
         OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive::<AdFlex>(out)
+}
+
+/// Backward step of the fused dense layer + bias + ReLU (+ dropout).
+#[derive(Debug)]
+struct DenseBackward;
+
+impl Backward<Flex, 3> for DenseBackward {
+    /// Input, weight and output of the forward pass, and the dropout scale (1 without).
+    type State = (FlexTensor, FlexTensor, Vec<f32>, f32);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let gy = grads.consume::<Flex>(&ops.node);
+        let (x, w, y, scale) = ops.state;
+        let s = dense_shape(&x, &w);
+        let wanted = (node_x.is_some(), node_w.is_some(), node_b.is_some());
+        let g = dense_relu_backward(
+            &s,
+            &values(&x),
+            &values(&w),
+            &y,
+            scale,
+            &values(&gy),
+            wanted,
+        );
+        for (node, values, shape) in [
+            (node_x, g.x, dims(&x)),
+            (node_w, g.weight, dims(&w)),
+            (node_b, g.bias, vec![s.outputs]),
+        ] {
+            if let (Some(node), Some(values)) = (node, values) {
+                grads.register::<Flex>(node.id, flex_tensor(values, shape));
+            }
+        }
+    }
+}
+
+fn dense_shape(x: &FlexTensor, w: &FlexTensor) -> DenseShape {
+    let (xs, ws) = (dims(x), dims(w));
+    DenseShape {
+        batch: xs[0],
+        inputs: xs[1],
+        outputs: ws[1],
+    }
+}
+
+/// `dropout(relu(x · w + b))` on flex tensors in one pass (see [`super::dense`]); `drop` is
+/// `None` when dropout is off (inference, or probability 0).
+pub(super) fn dense_relu_dropout(
+    x: Tensor<2>,
+    w: Tensor<2>,
+    b: Tensor<1>,
+    autodiff: bool,
+    drop: Option<DropMask>,
+) -> Tensor<2> {
+    if !autodiff {
+        let x = x.try_into_primitive::<Flex>().expect("checked: flex");
+        let w = w.try_into_primitive::<Flex>().expect("checked: flex");
+        let b = b.try_into_primitive::<Flex>().expect("checked: flex");
+        let s = dense_shape(&x, &w);
+        let y = dense_relu_forward(&s, &values(&x), &values(&w), &values(&b), drop);
+        return Tensor::from_primitive::<Flex>(flex_tensor(y, vec![s.batch, s.outputs]));
+    }
+    let (x, w, b) = (autodiff_flex!(x), autodiff_flex!(w), autodiff_flex!(b));
+    let prep = DenseBackward
+        .prepare::<NoCheckpointing>([x.node(), w.node(), b.node()])
+        .compute_bound()
+        .stateful();
+    let s = dense_shape(x.primitive(), w.primitive());
+    let y = dense_relu_forward(
+        &s,
+        &values(x.primitive()),
+        &values(w.primitive()),
+        &values(b.primitive()),
+        drop,
+    );
+    let scale = drop.map_or(1.0, |mask| mask.scale);
+    let out = match prep {
+        OpsKind::Tracked(prep) => {
+            let state = (
+                x.primitive().clone(),
+                w.primitive().clone(),
+                y.clone(),
+                scale,
+            );
+            prep.finish(state, flex_tensor(y, vec![s.batch, s.outputs]))
+        }
+        OpsKind::UnTracked(prep) => prep.finish(flex_tensor(y, vec![s.batch, s.outputs])),
     };
     Tensor::from_primitive::<AdFlex>(out)
 }

@@ -125,6 +125,87 @@ pub(crate) fn gemm_strided(
     }
 }
 
+/// `dst [m, n] = accumulate·dst + lhs [m, k] · rhs [k, n]` in fp32 whatever the precision, with
+/// `dst`'s row stride `dst_row_stride` (≥ n). The dense layers' products, which
+/// `--precision bf16` leaves in fp32.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_f32_into(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_row_stride: usize,
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_strides: (usize, usize),
+    rhs: &[f32],
+    rhs_strides: (usize, usize),
+) {
+    assert!(dst_row_stride >= n);
+    assert!(m == 0 || n == 0 || dst.len() > max_index(m, n, (dst_row_stride, 1)));
+    // SAFETY: dst covers every element the stride reaches (asserted above), borrowed mutably.
+    unsafe {
+        gemm_f32_raw(
+            (m, n, k),
+            dst.as_mut_ptr(),
+            dst_row_stride,
+            accumulate,
+            (lhs, lhs_strides),
+            (rhs, rhs_strides),
+        )
+    }
+}
+
+/// The largest index a `rows × cols` matrix with `(row, column)` strides reaches.
+fn max_index(rows: usize, cols: usize, (rs, cs): (usize, usize)) -> usize {
+    (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs
+}
+
+/// [`gemm_f32_into`] on a raw `dst`, so that threads can each write a block of columns of one
+/// matrix (its rows interleave, so no `&mut` slice can hold one block alone).
+///
+/// # Safety
+/// `dst` must be valid for reads and writes at `r · dst_row_stride + c` for every `r < m`,
+/// `c < n`, `dst_row_stride ≥ n`, and nothing else may touch those elements during the call.
+pub(crate) unsafe fn gemm_f32_raw(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_row_stride: usize,
+    accumulate: bool,
+    (lhs, lhs_strides): (&[f32], (usize, usize)),
+    (rhs, rhs_strides): (&[f32], (usize, usize)),
+) {
+    assert!(dst_row_stride >= n);
+    assert!(m == 0 || k == 0 || lhs.len() > max_index(m, k, lhs_strides));
+    assert!(n == 0 || k == 0 || rhs.len() > max_index(k, n, rhs_strides));
+    // SAFETY: lhs and rhs reach only inside their slices (asserted above); dst per the caller's
+    // promise, rows apart (stride ≥ n), not aliasing lhs or rhs (they are shared borrows while
+    // dst's elements are the caller's alone). With alpha 0 `gemm` does not read dst.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_row_stride as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_strides.1 as isize,
+            lhs_strides.0 as isize,
+            rhs.as_ptr(),
+            rhs_strides.1 as isize,
+            rhs_strides.0 as isize,
+            if accumulate { 1.0f32 } else { 0.0f32 },
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 /// The 16 products `out[ξ] (m×n) = lhs[ξ] · rhs[ξ]` with per-ξ strides.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm16(

@@ -21,6 +21,7 @@ pub mod conv;
 pub mod conv_infer;
 pub mod conv_pool;
 pub mod conv_pool_hwc;
+pub mod dense;
 pub mod depthwise;
 pub mod dropout;
 pub mod face_resnet_hwc;
@@ -43,7 +44,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use burn::backend::{DispatchAutodiffContext, DispatchTensorKind, GradientCheckpointingStrategy};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
-use burn::nn::{Dropout, PaddingConfig2d};
+use burn::nn::{Dropout, Linear, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
 
@@ -199,7 +200,7 @@ pub fn embedding_cnn_paths() -> Vec<LayerPath> {
             row("conv1 + ReLU", format!("im2col + gemm, {loops} loops"), format!("im2col + gemm, {loops} loops")),
             row("conv2 + ReLU", "Winograd F(2x2,3x3) + gemm".into(), "Winograd F(2x2,3x3) + gemm".into()),
             row("max-pool, dropout", format!("own kernels, {loops} loops"), format!("own kernels, {loops} loops")),
-            row("dense + ReLU + dropout, output", format!("burn matmul, hashed dropout ({loops})"), "burn matmul".into()),
+            row("dense + ReLU + dropout, output", format!("fused dense + ReLU + hashed dropout, gemm split across threads ({loops})"), "fused dense + ReLU, gemm split across threads".into()),
         ],
         Kernels::Im2col => vec![
             row(
@@ -212,7 +213,7 @@ pub fn embedding_cnn_paths() -> Vec<LayerPath> {
                 format!("fused per image: im2col + gemm + pool + mask ({loops}); backward from index bytes"),
                 format!("fused with conv1, pixel-major im2col + gemm + pool ({loops})"),
             ),
-            row("dense + ReLU + dropout, output", format!("burn matmul, hashed dropout ({loops})"), "burn matmul".into()),
+            row("dense + ReLU + dropout, output", format!("fused dense + ReLU + hashed dropout, gemm split across threads ({loops})"), "fused dense + ReLU, gemm split across threads".into()),
         ],
     }
 }
@@ -397,6 +398,34 @@ fn draw_drop_mask(drop: &Dropout, device: &Device) -> Option<conv_pool::DropMask
         threshold: self::dropout::keep_threshold(keep),
         scale: (1.0 / keep) as f32,
     })
+}
+
+/// `drop.forward(relu(dense.forward(x)))` for `x [B, I]`: one fused pass ([`dense`]: each
+/// product split across the rayon pool, ReLU and the hashed mask on the output while it is in
+/// cache) when the fast kernels are on and `x`, the weight and the bias are f32 flex tensors in
+/// one autodiff context; otherwise [`dropout`] of burn's layer and ReLU. Both draw the dropout
+/// seed the same way, after reading the layer's parameters, so they give the same result within
+/// float rounding.
+pub fn dense_relu_dropout(dense: &Linear, drop: &Dropout, x: Tensor<2>) -> Tensor<2> {
+    if fast_kernels() {
+        if let Some(bias) = dense.bias.as_ref() {
+            let (w, b) = (dense.weight.val(), bias.val());
+            let context = fast_context(&[&x, &w])
+                .zip(fast_context(&[&b]))
+                .and_then(|(a, b)| (a == b).then_some(a));
+            let mask = context.and_then(|autodiff| match (dropout_trains(drop, &x), autodiff) {
+                (false, _) => Some(None),
+                (true, true) => draw_drop_mask(drop, &x.device()).map(Some),
+                // The separate dropout kernel masks only autodiff flex tensors: so does this.
+                (true, false) => None,
+            });
+            if let (Some(autodiff), Some(mask)) = (context, mask) {
+                FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+                return flex_ops::dense_relu_dropout(x, w, b, autodiff, mask);
+            }
+        }
+    }
+    dropout(drop, relu(dense.forward(x)))
 }
 
 /// `drop.forward(x)`; while training on an autodiff flex device, through the hashed-mask kernel

@@ -17,7 +17,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, Relu};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::EmbeddingNet;
@@ -87,7 +87,6 @@ impl EmbeddingCnnConfig {
             dense: LinearConfig::new(flat, 128).init(device),
             dropout_dense: DropoutConfig::new(self.dropout_dense).init(),
             output: LinearConfig::new(128, self.dim).init(device),
-            activation: Relu::new(),
             dim: self.dim,
             l2_normalize: self.l2_normalize,
             channels: self.channels,
@@ -106,7 +105,6 @@ pub struct EmbeddingCnn {
     dense: Linear,
     dropout_dense: Dropout,
     output: Linear,
-    activation: Relu,
     dim: usize,
     l2_normalize: bool,
     channels: usize,
@@ -127,10 +125,7 @@ impl EmbeddingCnn {
             images,
         );
         let x: Tensor<2> = x.flatten(1, 3);
-        let x = kernels::dropout(
-            &self.dropout_dense,
-            self.activation.forward(self.dense.forward(x)),
-        );
+        let x = kernels::dense_relu_dropout(&self.dense, &self.dropout_dense, x);
         let x = self.output.forward(x);
         if self.l2_normalize {
             l2_normalize_rows(x)
@@ -164,9 +159,9 @@ impl EmbeddingCnn {
             .sqrt();
         let pooled =
             kernels::conv2d_relu_pool_dropout(&self.conv2, &self.pool, &self.dropout_conv, h1);
-        let x = self
-            .activation
-            .forward(self.dense.forward(pooled.flatten(1, 3)));
+        // Inference: no dropout, whatever mode the layer is in.
+        let no_dropout = DropoutConfig::new(0.0).init();
+        let x = kernels::dense_relu_dropout(&self.dense, &no_dropout, pooled.flatten(1, 3));
         let x = self.output.forward(x);
         let embedding = if self.l2_normalize {
             l2_normalize_rows(x)

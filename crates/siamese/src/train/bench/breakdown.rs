@@ -15,7 +15,6 @@ use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{DropoutConfig, LinearConfig};
 use burn::optim::GradientsParams;
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -87,7 +86,7 @@ pub fn step_breakdown(config: &BenchConfig) -> Result<Vec<StageTiming>> {
             config,
             [b, 9216],
             &device,
-            |x| kernels::dropout(&drop_dense, relu(dense.forward(x))),
+            |x| kernels::dense_relu_dropout(&dense, &drop_dense, x),
         ),
         time_stage("dense 128->D", config, [b, 128], &device, |x| {
             output.forward(x)
