@@ -302,6 +302,9 @@ fn fused_conv_pool_dropout_matches_the_separate_layers_on_every_simd_level() {
     let shapes = [
         ([3, 32, 26, 26], 64, [3, 3]),
         ([24, 32, 26, 26], 64, [3, 3]),
+        // More input channels on odd sizes, and a 2x3 kernel.
+        ([2, 16, 9, 8], 5, [2, 3]),
+        ([3, 20, 7, 11], 17, [3, 3]),
         ([2, 3, 9, 7], 5, [3, 3]),
         ([2, 2, 6, 7], 3, [2, 3]),
         ([1, 4, 3, 3], 2, [2, 2]),
