@@ -445,6 +445,51 @@ fn fused_dense_relu_dropout_matches_burns_layer_and_the_dropout_kernel() {
     max_error("inference dense", &fused, &host(relu(dense.forward(x))));
 }
 
+#[test]
+fn fused_adam_equals_burns_adam_bit_for_bit() {
+    use burn::optim::{AdamConfig, Optimizer};
+    use siamese::kernels::adam::FusedAdam;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let device = Device::default();
+    let burn_adam = AdamConfig::new().build();
+    let fused = FusedAdam::default();
+    // Larger than one rayon task (16,384 values), and a small odd one.
+    for n in [40_000usize, 7] {
+        let (mut p_burn, mut p_fused) = (random([n], 1, &device), random([n], 1, &device));
+        let (mut s_burn, mut s_fused) = (None, None);
+        for step in 0..5u64 {
+            // Gradients with zeros and tiny values, where sqrt(v) + ε decides the step.
+            let g = random([n], 10 + step, &device).mul_scalar(10f32.powi(-(step as i32)));
+            let lr = 1e-3 * (1.0 + step as f64);
+            let before = host(p_fused.clone());
+            (p_burn, s_burn) = burn_adam.step(lr, p_burn, g.clone(), s_burn);
+            let calls = fast_kernel_calls();
+            (p_fused, s_fused) = with_kernel_path(Kernels::Im2col, || {
+                fused.step(lr, p_fused.clone(), g, s_fused.clone())
+            });
+            assert!(fast_kernel_calls() > calls, "the fused step did not run");
+            let (a, b) = (host(p_fused.clone()), host(p_burn.clone()));
+            assert_eq!(a, b, "n {n}, step {step}: parameters");
+            assert_ne!(a, before, "n {n}, step {step}: the step moved nothing");
+            let (mf, mb) = (
+                &s_fused.as_ref().unwrap().momentum,
+                &s_burn.as_ref().unwrap().momentum,
+            );
+            assert_eq!(mf.time, mb.time);
+            assert_eq!(
+                host(mf.moment_1.clone()),
+                host(mb.moment_1.clone()),
+                "first moment"
+            );
+            assert_eq!(
+                host(mf.moment_2.clone()),
+                host(mb.moment_2.clone()),
+                "second moment"
+            );
+        }
+    }
+}
+
 /// bf16 products (AMX) against fp32 on the model's shapes: the fused training op's output and
 /// gradients, and the inference pass, differ from fp32 by at most [`BF16_TOLERANCE`] (relative
 /// to max(1, |value|)) and the gradients by at most `BF16_RMS` of their RMS: bf16 keeps 8

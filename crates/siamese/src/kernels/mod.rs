@@ -16,6 +16,7 @@
 //! default, also `fast`: im2col + GEMM), `winograd` (Winograd F(2x2, 3x3) for 3x3 convolutions
 //! with 4+ input channels, im2col for the others) or `plain`.
 
+pub mod adam;
 mod buffer;
 pub mod conv;
 pub mod conv_infer;

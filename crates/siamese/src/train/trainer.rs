@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use rand::SeedableRng;
@@ -120,7 +120,7 @@ pub fn train(
             let model = checkpoint::load_training_model(run_dir, &device)?
                 .fork(&device)
                 .train();
-            let optimizer = checkpoint::load_optimizer(run_dir, AdamConfig::new().init())?;
+            let optimizer = checkpoint::load_optimizer(run_dir, new_optimizer())?;
             (model, optimizer, checkpoint::load_state(run_dir)?)
         } else {
             checkpoint::save_config(run_dir, config)?;
@@ -129,7 +129,7 @@ pub fn train(
                 epochs_done: 0,
                 history: History::default(),
             };
-            (model, AdamConfig::new().init(), state)
+            (model, new_optimizer(), state)
         };
 
     let num_classes = train.class_names.len();
@@ -472,5 +472,5 @@ fn augmented_batch(
 
 /// An optimizer of the kind `train` uses; exposed for benchmarks.
 pub fn new_optimizer() -> ModuleOptimizer {
-    AdamConfig::new().init()
+    ModuleOptimizer::from(crate::kernels::adam::FusedAdam::default())
 }
