@@ -583,6 +583,9 @@ fn two_convolutions_and_the_pool_in_one_inference_pass_match_burn() {
         ([3, 1, 28, 28], 32, 64, [3, 3], [3, 3]),
         ([2, 3, 11, 9], 4, 5, [3, 3], [2, 2]),
         ([1, 2, 8, 7], 3, 4, [2, 1], [3, 3]),
+        // A second kernel wider than tall and one taller than wide, on odd sizes.
+        ([2, 1, 10, 13], 6, 7, [3, 3], [2, 4]),
+        ([2, 1, 9, 9], 5, 3, [2, 2], [4, 1]),
     ] {
         let (conv1, conv2) = {
             let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());

@@ -212,7 +212,7 @@ pub fn embedding_cnn_paths() -> Vec<LayerPath> {
             row(
                 "conv2 + ReLU + max-pool + dropout",
                 format!("fused per image: im2col + gemm + pool + mask ({loops}); backward from index bytes"),
-                format!("fused with conv1, pixel-major im2col + gemm + pool ({loops})"),
+                format!("fused with conv1, pixel-major: gemm over shifted rows (no im2col) + pool ({loops})"),
             ),
             row("dense + ReLU + dropout, output", format!("fused dense + ReLU + hashed dropout, gemm split across threads ({loops})"), "fused dense + ReLU, gemm split across threads".into()),
         ],
