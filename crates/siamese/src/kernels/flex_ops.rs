@@ -100,14 +100,25 @@ macro_rules! autodiff_flex {
 /// Registers the gradients a convolution's backward computed for the parents that want them.
 fn register_conv_grads(
     grads: &mut Gradients,
-    [node_x, node_w, node_b]: [Option<NodeId>; 3],
+    nodes: [Option<NodeId>; 3],
     g: ConvReluGrads,
+    dims: [Vec<usize>; 3],
+) {
+    register_grads(grads, nodes, [g.x, g.weight, g.bias], dims);
+}
+
+/// Registers the gradients of input, weight and bias (each with its shape) for the parents that
+/// want them.
+fn register_grads(
+    grads: &mut Gradients,
+    [node_x, node_w, node_b]: [Option<NodeId>; 3],
+    [gx, gw, gb]: [Option<Vec<f32>>; 3],
     [x_dims, w_dims, b_dims]: [Vec<usize>; 3],
 ) {
     for (node, values, shape) in [
-        (node_x, g.x, x_dims),
-        (node_w, g.weight, w_dims),
-        (node_b, g.bias, b_dims),
+        (node_x, gx, x_dims),
+        (node_w, gw, w_dims),
+        (node_b, gb, b_dims),
     ] {
         if let (Some(node), Some(values)) = (node, values) {
             grads.register::<Flex>(node, flex_tensor(values, shape));
@@ -447,15 +458,12 @@ impl Backward<Flex, 3> for DenseBackward {
             &values(&gy),
             wanted,
         );
-        for (node, values, shape) in [
-            (node_x, g.x, dims(&x)),
-            (node_w, g.weight, dims(&w)),
-            (node_b, g.bias, vec![s.outputs]),
-        ] {
-            if let (Some(node), Some(values)) = (node, values) {
-                grads.register::<Flex>(node.id, flex_tensor(values, shape));
-            }
-        }
+        register_grads(
+            grads,
+            [node_x, node_w, node_b].map(|n| n.map(|n| n.id)),
+            [g.x, g.weight, g.bias],
+            [dims(&x), dims(&w), vec![s.outputs]],
+        );
     }
 }
 

@@ -87,9 +87,6 @@ pub(crate) fn gemm_strided(
     rhs: &[f32],
     rhs_strides: (usize, usize),
 ) {
-    let max_index = |rows: usize, cols: usize, (rs, cs): (usize, usize)| {
-        (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs
-    };
     assert!(dst.len() >= m * n);
     assert!(m == 0 || k == 0 || lhs.len() > max_index(m, k, lhs_strides));
     assert!(n == 0 || k == 0 || rhs.len() > max_index(k, n, rhs_strides));
@@ -97,31 +94,16 @@ pub(crate) fn gemm_strided(
         super::gemm_bf16::gemm(m, n, k, dst, accumulate, lhs, lhs_strides, rhs, rhs_strides);
         return;
     }
-    // SAFETY: every index the strides can reach is inside its slice (asserted above); dst is
-    // row-major [m, n] and does not alias lhs or rhs (distinct borrows). `gemm` computes
-    // dst = alpha·dst + beta·lhs·rhs and reads dst only when `accumulate` is set.
+    // SAFETY: dst is row-major [m, n] (asserted long enough), borrowed mutably.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        gemm_f32_raw(
+            (m, n, k),
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            n,
             accumulate,
-            lhs.as_ptr(),
-            lhs_strides.1 as isize,
-            lhs_strides.0 as isize,
-            rhs.as_ptr(),
-            rhs_strides.1 as isize,
-            rhs_strides.0 as isize,
-            if accumulate { 1.0f32 } else { 0.0f32 },
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+            (lhs, lhs_strides),
+            (rhs, rhs_strides),
+        )
     }
 }
 
