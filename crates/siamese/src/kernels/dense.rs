@@ -75,10 +75,6 @@ pub fn dense_relu_forward(
     if y.is_empty() {
         return Vec::new();
     }
-    let (seed, threshold, scale) = match drop {
-        Some(mask) => (mask.seed, mask.threshold, mask.scale),
-        None => (0, 1 << 32, 1.0),
-    };
     let rows = rows_per_task(s.batch);
     y.par_chunks_mut(rows * o)
         .enumerate()
@@ -90,10 +86,18 @@ pub fn dense_relu_forward(
             let e0 = (first * o) as u32;
             vectorize(
                 #[inline(always)]
-                || {
-                    for (k, v) in chunk.iter_mut().enumerate() {
-                        let kept = (hash(seed, e0.wrapping_add(k as u32)) as u64) < threshold;
-                        *v = if kept { v.max(0.0) * scale } else { 0.0 };
+                || match drop {
+                    // Without dropout (inference) no hash to compute: ReLU alone.
+                    None => chunk.iter_mut().for_each(|v| *v = v.max(0.0)),
+                    Some(DropMask {
+                        seed,
+                        threshold,
+                        scale,
+                    }) => {
+                        for (k, v) in chunk.iter_mut().enumerate() {
+                            let kept = (hash(seed, e0.wrapping_add(k as u32)) as u64) < threshold;
+                            *v = if kept { v.max(0.0) * scale } else { 0.0 };
+                        }
                     }
                 },
             );

@@ -308,14 +308,7 @@ pub fn conv2d_relu_pool_dropout(
 ) -> Tensor<4> {
     let fused = kernels() == Kernels::Im2col && pool_is_2x2(pool);
     if let (true, Some(autodiff)) = (fused, fast_conv_context(conv, &x)) {
-        let trains = dropout_trains(drop, &x);
-        // The separate dropout kernel masks only autodiff flex tensors: fuse where it would run.
-        let drop_mask = match (trains, autodiff) {
-            (false, _) => Some(None),
-            (true, true) => draw_drop_mask(drop, &x.device()).map(Some),
-            (true, false) => None,
-        };
-        if let Some(drop_mask) = drop_mask {
+        if let Some(drop_mask) = fused_drop_mask(drop, &x, autodiff) {
             let bias = conv.bias.as_ref().expect("checked: a bias").val();
             FAST_CALLS.fetch_add(1, Ordering::Relaxed);
             return flex_ops::conv2d_relu_pool(x, conv.weight.val(), bias, autodiff, drop_mask);
@@ -385,6 +378,22 @@ fn dropout_trains<const D: usize>(drop: &Dropout, x: &Tensor<D>) -> bool {
     drop.training.is_enabled() && drop.prob > 0.0 && x.device().is_autodiff()
 }
 
+/// The dropout a fused kernel applies to `x`: `Some(None)` when `drop` does not mask now,
+/// `Some(mask)` when it trains on an autodiff tensor, and `None` (do not fuse) when it trains on
+/// a tensor without autodiff, which the separate dropout kernel would not mask either, or when
+/// the draw failed.
+fn fused_drop_mask<const D: usize>(
+    drop: &Dropout,
+    x: &Tensor<D>,
+    autodiff: bool,
+) -> Option<Option<conv_pool::DropMask>> {
+    match (dropout_trains(drop, x), autodiff) {
+        (false, _) => Some(None),
+        (true, true) => draw_drop_mask(drop, &x.device()).map(Some),
+        (true, false) => None,
+    }
+}
+
 /// The hashed mask of one dropout call, its 32-bit seed from two 24-bit uniform draws of the
 /// device's generator (`None` if the draw failed).
 fn draw_drop_mask(drop: &Dropout, device: &Device) -> Option<conv_pool::DropMask> {
@@ -414,12 +423,7 @@ pub fn dense_relu_dropout(dense: &Linear, drop: &Dropout, x: Tensor<2>) -> Tenso
             let context = fast_context(&[&x, &w])
                 .zip(fast_context(&[&b]))
                 .and_then(|(a, b)| (a == b).then_some(a));
-            let mask = context.and_then(|autodiff| match (dropout_trains(drop, &x), autodiff) {
-                (false, _) => Some(None),
-                (true, true) => draw_drop_mask(drop, &x.device()).map(Some),
-                // The separate dropout kernel masks only autodiff flex tensors: so does this.
-                (true, false) => None,
-            });
+            let mask = context.and_then(|autodiff| fused_drop_mask(drop, &x, autodiff));
             if let (Some(autodiff), Some(mask)) = (context, mask) {
                 FAST_CALLS.fetch_add(1, Ordering::Relaxed);
                 return flex_ops::dense_relu_dropout(x, w, b, autodiff, mask);
